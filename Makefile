@@ -1,0 +1,45 @@
+# Common tasks. `make demo` and `make test` set everything up first, on a fresh machine too.
+PYTHON ?= python3.11
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+
+.PHONY: setup jars demo test test-fast lint format bench-validate bench-predict clean
+
+setup: $(STAMP) jars
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+# Resolve the Deequ jar (and its dependencies) from Maven Central into ~/.cache/lakegate/ivy.
+jars: $(STAMP)
+	$(PY) -m spark_jobs.jars
+
+demo: setup
+	$(VENV)/bin/lakegate run conf/pipelines/users.yaml
+
+test: setup
+	$(PY) -m pytest -q
+
+test-fast: setup
+	$(PY) -m pytest -q -m "not slow"
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+bench-validate: setup
+	$(PY) bench/bench_validate.py
+
+bench-predict: setup
+	$(PY) bench/bench_predict.py
+
+clean:
+	rm -rf .lakegate out spark-warehouse .pytest_cache .ruff_cache

@@ -1,0 +1,1 @@
+"""Check suites: the YAML format, PyDeequ compilation and row-level quarantine."""

@@ -1,0 +1,1 @@
+"""Job entry points (runnable by spark-submit) and the helpers they share."""

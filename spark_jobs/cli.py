@@ -1,0 +1,91 @@
+"""The `lakegate` command: one subcommand per job, user errors as messages and exit codes."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+import traceback
+from collections.abc import Sequence
+
+import click
+
+from checks.yaml_document import DocumentError
+from spark_jobs.errors import ExitCode, RowsLost, UserError
+
+# Subcommand name -> module that defines `command`; imported only when used, so that
+# `lakegate validate` never pays for importing MLflow.
+SUBCOMMANDS = {
+    "validate": "spark_jobs.validate",
+    "history": "spark_jobs.history",
+    "train": "spark_jobs.train",
+    "predict": "spark_jobs.predict",
+    "sql": "spark_jobs.sql",
+    "run": "spark_jobs.pipeline",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose subcommands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(SUBCOMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module_name = SUBCOMMANDS.get(cmd_name)
+        if module_name is None:
+            return None
+        return importlib.import_module(module_name).command
+
+
+@click.group(cls=LazyGroup)
+@click.version_option(package_name="lakegate")
+def cli() -> None:
+    """Lakegate: data-quality gates with PyDeequ, and MLflow models as Spark SQL functions."""
+
+
+def _user_error_types() -> tuple[type[BaseException], ...]:
+    types: list[type[BaseException]] = [UserError, DocumentError]
+    try:
+        from udfs.errors import ModelUsageError
+    except ImportError:  # the udfs room is optional for the quality gate alone
+        pass
+    else:
+        types.append(ModelUsageError)
+    return tuple(types)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI and return its exit code (used by the console script and by spark-submit)."""
+    try:
+        result = cli.main(args=list(argv) if argv is not None else None, standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.Abort:
+        click.echo("lakegate: aborted", err=True)
+        return ExitCode.USAGE
+    except click.ClickException as exc:
+        exc.show()
+        return ExitCode.USAGE
+    except RowsLost as exc:
+        click.echo(f"lakegate: rows lost: {exc}", err=True)
+        return ExitCode.ROWS_LOST
+    except _user_error_types() as exc:
+        code = getattr(exc, "exit_code", ExitCode.USAGE)
+        click.echo(f"lakegate: error: {exc}", err=True)
+        return int(code)
+    except Exception:
+        traceback.print_exc()
+        click.echo(
+            "lakegate: internal error (a bug; please report it with the trace above)", err=True
+        )
+        return ExitCode.INTERNAL
+    return int(result or 0)
+
+
+def run_as_script(subcommand: str) -> None:
+    """Entry for `spark-submit spark_jobs/<job>.py ARGS`: same arguments as the subcommand."""
+    sys.exit(main([subcommand, *sys.argv[1:]]))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

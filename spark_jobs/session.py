@@ -1,0 +1,117 @@
+"""The one place a SparkSession is built, from `conf/<env>.yaml`.
+
+It also owns the process environment Spark and PyDeequ need: workers run the driver's
+interpreter (pandas UDFs fail otherwise), `SPARK_VERSION` is set for PyDeequ, the Deequ jar is
+resolved from Maven Central into a cache outside the project (or taken from a local path), and
+PyDeequ's py4j callback server is started on a free port and shut down before `spark.stop()`.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import pyspark
+from py4j.java_gateway import quiet_shutdown
+from pyspark.errors import PySparkRuntimeError
+from pyspark.java_gateway import ensure_callback_server_started
+from pyspark.sql import SparkSession
+
+from spark_jobs.errors import EnvironmentProblem
+from spark_jobs.settings import Settings
+
+SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
+
+
+def prepare_process_environment() -> None:
+    """Set the variables Spark's Python workers and PyDeequ read; call before any session."""
+    os.environ["PYSPARK_PYTHON"] = sys.executable
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    os.environ.setdefault("SPARK_VERSION", SPARK_LINE)
+    # Bind to loopback unless a deployment says otherwise: nothing listens on the network.
+    os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+
+
+def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str]:
+    """Return the Spark configuration for `settings`, including how to find the Deequ jar."""
+    conf = {key: _conf_value(value) for key, value in settings.spark.conf.items()}
+    conf["spark.app.name"] = app_name or settings.spark.app_name
+    if settings.spark.master:
+        conf["spark.master"] = settings.spark.master
+    conf.setdefault("spark.sql.warehouse.dir", str(settings.state_path / "warehouse"))
+    conf.setdefault("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.state_path}")
+    if settings.deequ.jar is not None:
+        jar = settings.resolve(settings.deequ.jar)
+        if not jar.is_file():
+            raise EnvironmentProblem(
+                f"the Deequ jar configured as deequ.jar ({jar}) does not exist; copy the jar there "
+                f"or remove deequ.jar to resolve {settings.deequ.coordinate} from Maven Central"
+            )
+        conf["spark.jars"] = str(jar)
+    else:
+        conf["spark.jars.packages"] = settings.deequ.coordinate
+        conf["spark.jars.excludes"] = ",".join(settings.deequ.excludes)
+        conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
+    return conf
+
+
+def _conf_value(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
+def get_session(settings: Settings, app_name: str | None = None) -> SparkSession:
+    """Return the active session (a notebook's `spark`), or build one from `settings`.
+
+    Raises:
+        EnvironmentProblem: the JVM could not start, typically because the Deequ jar could not
+            be resolved (offline with an empty cache).
+    """
+    prepare_process_environment()
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    settings.state_path.mkdir(parents=True, exist_ok=True)
+    builder = SparkSession.builder
+    for key, value in spark_conf(settings, app_name).items():
+        builder = builder.config(key, value)
+    try:
+        spark = builder.getOrCreate()
+    except PySparkRuntimeError as exc:
+        raise EnvironmentProblem(
+            f"Spark could not start ({exc.getErrorClass()}). The usual cause is that the Deequ "
+            f"jar {settings.deequ.coordinate} could not be downloaded from Maven Central into "
+            f"{settings.resolve(settings.deequ.ivy_cache)}: connect once to fill the cache, or "
+            "set deequ.jar in conf/<env>.yaml to a local copy of the jar"
+        ) from None
+    spark.sparkContext.setLogLevel("ERROR")
+    ensure_callback_server_started(spark.sparkContext._gateway)
+    return spark
+
+
+def stop_session(spark: SparkSession) -> None:
+    """Shut PyDeequ's callback server down, then stop Spark.
+
+    The callback connections are shut at the socket first: closing their streams while a
+    reader thread blocks on them would hang the process.
+    """
+    gateway = spark.sparkContext._gateway
+    server = getattr(gateway, "_callback_server", None) if gateway is not None else None
+    if server is not None:
+        for connection in list(getattr(server, "connections", [])):
+            quiet_shutdown(connection.socket)
+        gateway.shutdown_callback_server()
+    spark.stop()
+
+
+@contextmanager
+def spark_session(settings: Settings, app_name: str | None = None) -> Iterator[SparkSession]:
+    """Build a session for a job and stop it afterwards, unless it was already running."""
+    owned = SparkSession.getActiveSession() is None
+    spark = get_session(settings, app_name)
+    try:
+        yield spark
+    finally:
+        if owned:
+            stop_session(spark)

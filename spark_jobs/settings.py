@@ -1,0 +1,140 @@
+"""Typed configuration read from `conf/<env>.yaml`.
+
+Relative paths in a configuration file are resolved against the project root (the folder that
+holds `conf/`), so a job behaves the same from whatever folder it is started.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from checks.yaml_document import DocumentError, load_yaml_document, parse_document
+
+DEFAULT_ENV = "local"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SparkSettings(_Strict):
+    """How the SparkSession is built."""
+
+    master: str | None = "local[2]"
+    app_name: str = "lakegate"
+    conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+
+
+class DeequSettings(_Strict):
+    """Where the Deequ jar comes from: a Maven coordinate, or a local jar for air-gapped hosts."""
+
+    coordinate: str = "com.amazon.deequ:deequ:2.1.0-spark-3.5"
+    excludes: list[str] = Field(
+        default_factory=lambda: [
+            "net.sourceforge.f2j:arpack_combined_all",
+            "software.amazon.glue:dqdl",
+        ]
+    )
+    jar: Path | None = None
+    ivy_cache: Path = Path("~/.cache/lakegate/ivy")
+
+
+class MlflowSettings(_Strict):
+    """The MLflow tracking store and registry; embedded sqlite by default."""
+
+    tracking_uri: str | None = None
+    registry_uri: str | None = None
+    artifact_root: Path | None = None
+    experiment: str = "lakegate"
+
+
+class Settings(_Strict):
+    """Everything a job needs to know about its environment."""
+
+    env: str = DEFAULT_ENV
+    project_root: Path = PROJECT_ROOT
+    state_dir: Path = Path(".lakegate")
+    spark: SparkSettings = Field(default_factory=SparkSettings)
+    deequ: DeequSettings = Field(default_factory=DeequSettings)
+    mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
+    metrics_repository: Path | None = None
+    output_format: Literal["parquet", "delta"] = "parquet"
+    models: dict[str, str] = Field(default_factory=dict)
+
+    def resolve(self, path: Path | str) -> Path:
+        """Resolve a configured path: `~` expanded, relative paths against the project root."""
+        path = Path(path).expanduser()
+        return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @property
+    def state_path(self) -> Path:
+        """The local state directory (metrics history, embedded MLflow store)."""
+        return self.resolve(self.state_dir)
+
+    @property
+    def metrics_repository_path(self) -> Path:
+        """The Deequ metrics repository file."""
+        configured = self.metrics_repository or self.state_path / "metrics" / "metrics.json"
+        return self.resolve(configured)
+
+    @property
+    def tracking_uri(self) -> str:
+        """MLFLOW_TRACKING_URI, else the configured URI, else sqlite under the state directory."""
+        return (
+            os.environ.get("MLFLOW_TRACKING_URI")
+            or self.mlflow.tracking_uri
+            or f"sqlite:///{self.state_path / 'mlflow.db'}"
+        )
+
+    @property
+    def registry_uri(self) -> str:
+        """MLFLOW_REGISTRY_URI, else the configured URI, else the tracking URI."""
+        return (
+            os.environ.get("MLFLOW_REGISTRY_URI") or self.mlflow.registry_uri or self.tracking_uri
+        )
+
+    @property
+    def artifact_root(self) -> str:
+        """Artifact location for new experiments, absolute so runs never scatter `mlruns/`."""
+        root = self.mlflow.artifact_root or self.state_path / "mlartifacts"
+        return self.resolve(root).as_uri()
+
+
+def conf_dir() -> Path:
+    """The configuration folder: LAKEGATE_CONF_DIR, else `./conf`, else the project's `conf/`."""
+    if configured := os.environ.get("LAKEGATE_CONF_DIR"):
+        return Path(configured).resolve()
+    here = Path.cwd() / "conf"
+    return here if here.is_dir() else PROJECT_ROOT / "conf"
+
+
+def load_settings(env: str | None = None, directory: Path | None = None) -> Settings:
+    """Load `conf/<env>.yaml` (env from the argument, LAKEGATE_ENV, or `local`).
+
+    Raises:
+        DocumentError: the file is missing or a field is wrong (the message names file and line).
+    """
+    env = env or os.environ.get("LAKEGATE_ENV") or DEFAULT_ENV
+    directory = directory or conf_dir()
+    path = directory / f"{env}.yaml"
+    if not path.is_file():
+        known = sorted(p.stem for p in directory.glob("*.yaml"))
+        raise DocumentError(
+            f"{path}: no configuration for environment {env!r}; known environments: "
+            f"{', '.join(known) or 'none'} (choose one with --env or LAKEGATE_ENV)"
+        )
+    document = load_yaml_document(path)
+    data = dict(document.data or {})
+    data.setdefault("env", env)
+    data.setdefault("project_root", str(directory.parent))
+    settings = parse_document(
+        type(document)(path=document.path, data=data, lines=document.lines), Settings
+    )
+    if state := os.environ.get("LAKEGATE_STATE_DIR"):
+        settings = settings.model_copy(update={"state_dir": Path(state)})
+    return settings

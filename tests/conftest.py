@@ -1,0 +1,33 @@
+"""One SparkSession for the whole run, built by lakegate's own session code from conf/test.yaml."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_jobs.session import get_session, stop_session
+from spark_jobs.settings import Settings, load_settings
+
+
+@pytest.fixture(scope="session")
+def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("lakegate-state")
+    os.environ["LAKEGATE_STATE_DIR"] = str(path)
+    os.environ["LAKEGATE_ENV"] = "test"
+    return path
+
+
+@pytest.fixture(scope="session")
+def settings(state_dir: Path) -> Settings:
+    return load_settings("test")
+
+
+@pytest.fixture(scope="session")
+def spark(settings: Settings) -> Iterator[SparkSession]:
+    session = get_session(settings)
+    yield session
+    stop_session(session)
