@@ -12,6 +12,7 @@ import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import pyspark
 from py4j.java_gateway import quiet_shutdown
@@ -50,11 +51,35 @@ def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str
                 f"or remove deequ.jar to resolve {settings.deequ.coordinate} from Maven Central"
             )
         conf["spark.jars"] = str(jar)
+    elif (cached := _cached_jars(settings)) is not None:
+        conf["spark.jars"] = ",".join(cached)
     else:
         conf["spark.jars.packages"] = settings.deequ.coordinate
         conf["spark.jars.excludes"] = ",".join(settings.deequ.excludes)
         conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
     return conf
+
+
+def _manifest(settings: Settings) -> Path:
+    name = settings.deequ.coordinate.replace(":", "_") + ".jars"
+    return settings.resolve(settings.deequ.ivy_cache) / "manifests" / name
+
+
+def _cached_jars(settings: Settings) -> list[str] | None:
+    """The jars resolved for the coordinate earlier, if all are still in the cache."""
+    manifest = _manifest(settings)
+    if not manifest.is_file():
+        return None
+    jars = [line for line in manifest.read_text().splitlines() if line]
+    return jars if jars and all(Path(jar.removeprefix("file:")).is_file() for jar in jars) else None
+
+
+def _remember_jars(spark: SparkSession, settings: Settings) -> None:
+    """After Ivy resolved the coordinate, record the jar files so later starts skip Ivy."""
+    jars = spark.sparkContext.getConf().get("spark.jars", "")
+    if settings.deequ.jar is None and "deequ" in jars and not _manifest(settings).is_file():
+        _manifest(settings).parent.mkdir(parents=True, exist_ok=True)
+        _manifest(settings).write_text("\n".join(jars.split(",")) + "\n")
 
 
 def _conf_value(value: object) -> str:
@@ -86,6 +111,7 @@ def get_session(settings: Settings, app_name: str | None = None) -> SparkSession
             "set deequ.jar in conf/<env>.yaml to a local copy of the jar"
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
+    _remember_jars(spark, settings)
     ensure_callback_server_started(spark.sparkContext._gateway)
     return spark
 
