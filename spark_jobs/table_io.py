@@ -1,0 +1,195 @@
+"""Reading inputs and writing outputs; the only module of the jobs that touches storage.
+
+Outputs are written to a staging folder beside their final place and moved in only when
+every output of the job is complete, so a failed or killed job never leaves a half-written table.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+from py4j.protocol import Py4JJavaError
+from pyspark.errors import AnalysisException
+from pyspark.sql import DataFrame, SparkSession
+
+from spark_jobs.errors import UserError
+
+FORMATS = ("parquet", "csv", "json", "delta", "orc")
+
+
+class InputError(UserError):
+    """An input that cannot be read as given."""
+
+
+def _first_line(exc: BaseException) -> str:
+    text = getattr(exc, "desc", None) or str(exc)
+    if isinstance(exc, Py4JJavaError):
+        text = exc.java_exception.toString()
+    return text.strip().splitlines()[0][:300] if text.strip() else type(exc).__name__
+
+
+class Storage:
+    """Hadoop FileSystem operations on any URI Spark can reach (local, HDFS, S3, ...)."""
+
+    def __init__(self, spark: SparkSession) -> None:
+        self._jvm = spark.sparkContext._jvm
+        self._conf = spark.sparkContext._jsc.hadoopConfiguration()
+
+    def _path(self, path: str) -> tuple[Any, Any]:
+        jpath = self._jvm.org.apache.hadoop.fs.Path(path)
+        return jpath, jpath.getFileSystem(self._conf)
+
+    def exists(self, path: str) -> bool:
+        """Whether anything exists at `path`."""
+        jpath, fs = self._path(path)
+        return bool(fs.exists(jpath))
+
+    def is_dir(self, path: str) -> bool:
+        """Whether `path` is a directory."""
+        jpath, fs = self._path(path)
+        return bool(fs.exists(jpath) and fs.getFileStatus(jpath).isDirectory())
+
+    def delete(self, path: str) -> None:
+        """Delete `path` recursively if it exists."""
+        jpath, fs = self._path(path)
+        if fs.exists(jpath):
+            fs.delete(jpath, True)
+
+    def rename(self, source: str, target: str) -> None:
+        """Move `source` to `target`, creating the parent folder."""
+        jsource, fs = self._path(source)
+        jtarget = self._jvm.org.apache.hadoop.fs.Path(target)
+        fs.mkdirs(jtarget.getParent())
+        if not fs.rename(jsource, jtarget):
+            raise OSError(f"could not move {source} to {target}")
+
+    def write_text(self, path: str, text: str) -> None:
+        """Write a small text file atomically (temporary file, then rename)."""
+        temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
+        jtemp, fs = self._path(temporary)
+        stream = fs.create(jtemp, True)
+        try:
+            stream.write(bytearray(text.encode("utf-8")))
+        finally:
+            stream.close()
+        self.delete(path)
+        self.rename(temporary, path)
+
+    def read_text(self, path: str) -> str:
+        """Read a small text file."""
+        jpath, fs = self._path(path)
+        stream = fs.open(jpath)
+        try:
+            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            lines = []
+            while (line := reader.readLine()) is not None:
+                lines.append(line)
+            return "\n".join(lines)
+        finally:
+            stream.close()
+
+
+def detect_format(source: str, storage: Storage, fmt: str | None = None) -> str | None:
+    """The format of a path from the flag, its suffix or its content; None for a table name."""
+    if fmt:
+        if fmt not in FORMATS:
+            raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
+        return fmt
+    lowered = source.rstrip("/").lower()
+    for candidate in FORMATS:
+        if lowered.endswith(f".{candidate}"):
+            return candidate
+    if "/" not in source and "\\" not in source and not storage.exists(source):
+        return None  # a catalog table name
+    if storage.exists(f"{source.rstrip('/')}/_delta_log"):
+        return "delta"
+    if storage.is_dir(source):
+        return "parquet"
+    raise InputError(
+        f"cannot tell the format of {source!r} from its name; pass --format "
+        f"({', '.join(FORMATS)})"
+    )
+
+
+def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> DataFrame:
+    """Read a path (parquet, csv, json, delta, orc) or a catalog table, resolving its schema now.
+
+    Raises:
+        InputError: the input is missing, unreadable or corrupt; the message says which.
+    """
+    storage = Storage(spark)
+    resolved = detect_format(source, storage, fmt)
+    try:
+        if resolved is None:
+            if not spark.catalog.tableExists(source):
+                raise InputError(
+                    f"input {source!r} is neither an existing path nor a table in the catalog; "
+                    "check the path (relative paths start from the current folder)"
+                )
+            df = spark.table(source)
+        else:
+            if not storage.exists(source):
+                raise InputError(f"input {source!r} does not exist")
+            reader = spark.read.format(resolved)
+            if resolved == "csv":
+                reader = reader.option("header", True).option("inferSchema", True)
+            df = reader.load(source)
+        df.schema  # noqa: B018  (forces schema resolution, where corrupt files show)
+    except InputError:
+        raise
+    except (AnalysisException, Py4JJavaError) as exc:
+        kind = resolved or "table"
+        raise InputError(
+            f"cannot read {source!r} as {kind}: {_first_line(exc)}; check that the file is "
+            "complete and of that format (or pass --format)"
+        ) from None
+    if not df.columns:
+        raise InputError(f"input {source!r} has no columns (is it empty or not {resolved}?)")
+    duplicated = sorted({c for c in df.columns if df.columns.count(c) > 1})
+    if duplicated:
+        raise InputError(f"input {source!r} has duplicate column names: {', '.join(duplicated)}")
+    return df
+
+
+class StagedOutputs:
+    """Outputs of one job, written under a staging folder and moved in together on commit."""
+
+    def __init__(self, spark: SparkSession, root: str, run_id: str) -> None:
+        self.storage = Storage(spark)
+        self.root = root.rstrip("/")
+        self.run_id = run_id
+        self.staging = f"{self.root}/_staging-{run_id}"
+        self._tables: list[str] = []
+        self._files: dict[str, str] = {}
+
+    def final(self, name: str) -> str:
+        """The final location of output `name`."""
+        return f"{self.root}/{name}"
+
+    def write_table(self, name: str, df: DataFrame, fmt: str = "parquet") -> None:
+        """Write `df` to the staging place of output `name` (overwriting an earlier attempt)."""
+        df.write.mode("overwrite").format(fmt).save(f"{self.staging}/{name}")
+        self._tables.append(name)
+
+    def add_json(self, name: str, data: Mapping[str, Any]) -> None:
+        """Stage a JSON document as output `name`."""
+        self._files[name] = json.dumps(data, indent=2, default=str) + "\n"
+
+    def commit(self) -> None:
+        """Move every staged output into place, replacing earlier versions."""
+        trash = f"{self.root}/_replaced-{self.run_id}"
+        for name in self._tables:
+            if self.storage.exists(self.final(name)):
+                self.storage.rename(self.final(name), f"{trash}/{name}")
+            self.storage.rename(f"{self.staging}/{name}", self.final(name))
+        for name, text in self._files.items():
+            self.storage.write_text(self.final(name), text)
+        self.storage.delete(trash)
+        self.storage.delete(self.staging)
+
+    def abort(self) -> None:
+        """Discard everything staged; earlier outputs stay as they were."""
+        self.storage.delete(self.staging)

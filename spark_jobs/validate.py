@@ -1,0 +1,211 @@
+"""`lakegate validate SUITE --input TABLE --output DIR`: check a table, split it, report.
+
+Also runnable as `spark-submit spark_jobs/validate.py SUITE --input ... --output ...`.
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import click
+from pyspark.errors import AnalysisException
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from checks.deequ_run import verify
+from checks.quarantine import ERRORS_COLUMN, split_rows
+from checks.row_rules import deequ_patterns
+from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
+from spark_jobs.errors import ExitCode, RowsLost
+from spark_jobs.reporting import Progress, validation_summary
+from spark_jobs.session import spark_session
+from spark_jobs.settings import Settings, load_settings
+from spark_jobs.table_io import StagedOutputs, read_table
+
+
+@dataclass(frozen=True)
+class ValidationRun:
+    """The result of one validation: the report (as written) and the exit code."""
+
+    report: dict[str, Any]
+    exit_code: ExitCode
+
+
+def check_filters(df: DataFrame, suite: Suite) -> None:
+    """Reject `where` filters that do not analyse against the table (no Spark job runs).
+
+    Raises:
+        SuiteError: naming the suite line and the filter.
+    """
+    for c in suite.constraints:
+        if c.args.where:
+            try:
+                df.where(c.args.where).schema  # noqa: B018
+            except AnalysisException as exc:
+                reason = (exc.getMessage() or str(exc)).splitlines()[0]
+                raise SuiteError(
+                    f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} "
+                    f"({c.kind}): where {c.args.where!r} is not a valid filter here: {reason}"
+                ) from None
+
+
+def _rows_breaking(constraint_id: str) -> Column:
+    """Aggregate: how many quarantined rows broke `constraint_id`."""
+    broke = F.exists(ERRORS_COLUMN, lambda e: e["constraint"] == F.lit(constraint_id))
+    return F.sum(broke.cast("long")).alias(constraint_id)
+
+
+def run_validation(
+    spark: SparkSession,
+    settings: Settings,
+    suite: Suite,
+    source: str,
+    output: str,
+    *,
+    fmt: str | None = None,
+    keep_history: bool = True,
+    progress: Progress | None = None,
+) -> ValidationRun:
+    """Validate `source` against `suite`, write valid/quarantine/report under `output`.
+
+    Raises:
+        SuiteError, InputError: before anything is written.
+        RowsLost: the outputs do not add up to the input; nothing is committed.
+    """
+    progress = progress or Progress(4, quiet=True)
+    run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
+    started = datetime.now(UTC)
+    clock = time.monotonic()
+
+    progress.step(f"reading {source}")
+    df = read_table(spark, source, fmt)
+    check_against_schema(suite, df.schema)
+    check_filters(df, suite)
+
+    progress.step(f"computing {len(suite.constraints)} constraint metrics with Deequ")
+    repository = settings.metrics_repository_path if keep_history else None
+    outcome = verify(
+        spark, df, suite, repository=repository, tags={"suite": suite.name, "run_id": run_id}
+    )
+    failing = [
+        c
+        for check in suite.checks
+        if check.level is Level.ERROR
+        for c, r in zip(check.constraints, outcome.results, strict=False)
+        if c.blames_rows
+    ]
+    failed_ids = {(r.check, r.constraint) for r in outcome.failed(Level.ERROR) if r.blames_rows}
+    failing = [c for c in failing if (c.check, c.id) in failed_ids]
+
+    progress.step("writing valid and quarantined rows")
+    outputs = StagedOutputs(spark, output, run_id)
+    input_obs, valid_obs, quarantine_obs = (Observation(n) for n in ("in", "valid", "quarantine"))
+    observed = df.observe(input_obs, F.count(F.lit(1)).alias("rows"))
+    split = split_rows(observed, failing, deequ_patterns(spark))
+    reasons = [_rows_breaking(c.id) for c in failing]
+    try:
+        outputs.write_table(
+            "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")), "parquet"
+        )
+        quarantine = split.quarantine.observe(
+            quarantine_obs, F.count(F.lit(1)).alias("rows"), *reasons
+        )
+        if not failing:
+            quarantine = spark.createDataFrame([], split.quarantine.schema).observe(
+                quarantine_obs, F.count(F.lit(1)).alias("rows")
+            )
+        outputs.write_table("quarantine", quarantine, "parquet")
+    except BaseException:
+        outputs.abort()
+        raise
+    finally:
+        split.release()
+
+    progress.step("checking row counts and writing the report")
+    rows_in = int(input_obs.get["rows"])
+    rows_valid = int(valid_obs.get["rows"])
+    quarantine_metrics = quarantine_obs.get
+    rows_quarantined = int(quarantine_metrics["rows"])
+    if rows_in != rows_valid + rows_quarantined:
+        outputs.abort()
+        raise RowsLost(
+            f"{rows_in} rows in but {rows_valid} valid + {rows_quarantined} quarantined; "
+            "nothing was written"
+        )
+    exit_code = ExitCode.CHECKS_FAILED if outcome.failed(Level.ERROR) else ExitCode.OK
+    report = {
+        "suite": suite.name,
+        "suite_file": str(suite.path),
+        "run_id": run_id,
+        "started_at": started.isoformat(),
+        "finished_at": datetime.now(UTC).isoformat(),
+        "duration_seconds": round(time.monotonic() - clock, 3),
+        "input": source,
+        "status": outcome.status,
+        "exit_code": int(exit_code),
+        "counts": {
+            "rows_in": rows_in,
+            "rows_valid": rows_valid,
+            "rows_quarantined": rows_quarantined,
+        },
+        "quarantine_reasons": {
+            c.id: int(quarantine_metrics.get(c.id) or 0) for c in failing
+        },
+        "constraints": [r.as_dict() for r in outcome.results],
+        "outputs": {
+            "valid": outputs.final("valid"),
+            "quarantine": outputs.final("quarantine"),
+            "report": outputs.final("report.json"),
+            "metrics_repository": str(repository) if repository else None,
+        },
+    }
+    outputs.add_json("report.json", report)
+    outputs.commit()
+    progress.done()
+    return ValidationRun(report, exit_code)
+
+
+@click.command("validate")
+@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--input", "source", required=True, help="Path (parquet, csv, json, delta) or table.")
+@click.option("--output", required=True, help="Folder for valid/, quarantine/ and report.json.")
+@click.option("--format", "fmt", default=None, help="Input format, when the suffix does not say.")
+@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
+@click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def command(
+    suite_file: Path,
+    source: str,
+    output: str,
+    fmt: str | None,
+    env: str | None,
+    no_history: bool,
+    quiet: bool,
+) -> int:
+    """Check a table against a suite; split it into valid and quarantined rows."""
+    settings = load_settings(env)
+    suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
+    with spark_session(settings, f"lakegate-validate-{suite.name}") as spark:
+        run = run_validation(
+            spark,
+            settings,
+            suite,
+            source,
+            output,
+            fmt=fmt,
+            keep_history=not no_history,
+            progress=Progress(4, quiet=quiet),
+        )
+    click.echo(validation_summary(run.report))
+    return int(run.exit_code)
+
+
+if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
+    run_as_script("validate")
