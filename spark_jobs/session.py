@@ -42,7 +42,11 @@ def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str
     if settings.spark.master:
         conf["spark.master"] = settings.spark.master
     conf.setdefault("spark.sql.warehouse.dir", str(settings.state_path / "warehouse"))
-    conf.setdefault("spark.driver.extraJavaOptions", f"-Dderby.system.home={settings.state_path}")
+    log_config = settings.project_root / "conf" / "log4j2.properties"
+    java_options = f"-Dderby.system.home={settings.state_path}"
+    if log_config.is_file():
+        java_options += f" -Dlog4j2.configurationFile={log_config.as_uri()}"
+    conf.setdefault("spark.driver.extraJavaOptions", java_options)
     if settings.deequ.jar is not None:
         jar = settings.resolve(settings.deequ.jar)
         if not jar.is_file():
