@@ -1,0 +1,10 @@
+"""The error a model function reports to people: bad call, unknown model, unusable signature."""
+
+from __future__ import annotations
+
+
+class ModelUsageError(ValueError):
+    """A model function is used in a way that cannot give right answers; the message says why.
+
+    The `lakegate` command maps it to exit code 2 with a one-line message.
+    """

@@ -1,0 +1,175 @@
+"""Worker-side scoring: a model is loaded once per Python process, then batches stream through.
+
+Everything here runs inside Spark's Python workers (and in plain pandas for tests). Rows with a
+null or NaN feature are not sent to the model: their prediction is null (documented policy).
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from udfs.errors import ModelUsageError
+
+# Loaded models by local path, one per Python worker process: Spark reuses its Python workers
+# across tasks, so a model is loaded once per process, never once per batch or per task.
+_LOADED_MODELS: dict[str, Any] = {}
+_LOAD_LOCK = threading.Lock()
+
+# Nullable pandas dtypes for integer and boolean outputs, so a null prediction stays an integer.
+_NULLABLE = {
+    "int8": "Int8",
+    "int16": "Int16",
+    "int32": "Int32",
+    "int64": "Int64",
+    "uint8": "UInt8",
+    "uint16": "UInt16",
+    "uint32": "UInt32",
+    "uint64": "UInt64",
+    "bool": "boolean",
+}
+
+
+def load_model_cached(path: str) -> Any:
+    """Return the MLflow pyfunc model stored at `path`, loading it once per process."""
+    model = _LOADED_MODELS.get(path)
+    if model is None:
+        with _LOAD_LOCK:
+            model = _LOADED_MODELS.get(path)
+            if model is None:
+                import mlflow.pyfunc
+
+                model = mlflow.pyfunc.load_model(path)
+                _LOADED_MODELS[path] = model
+    return model
+
+
+def loaded_model_paths() -> list[str]:
+    """Return the paths of the models loaded in this process (for diagnostics and tests)."""
+    return list(_LOADED_MODELS)
+
+
+@dataclass(frozen=True)
+class ScoringSpec:
+    """What a batch scorer needs to know about its model, picklable and model-free.
+
+    Attributes:
+        function_name: the SQL function name, for messages.
+        input_names: the signature's input columns, in order.
+        input_dtypes: the numpy dtype each input is cast to before `predict`.
+        output_names: the output columns when the function returns a struct, else None.
+
+    """
+
+    function_name: str
+    input_names: tuple[str, ...]
+    input_dtypes: tuple[str, ...]
+    output_names: tuple[str, ...] | None = None
+
+
+def bind_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec) -> pd.DataFrame:
+    """Bind UDF arguments to the model's inputs: one struct by field name, else by position.
+
+    Raises:
+        ModelUsageError: a struct lacks an input, or the argument count is wrong.
+
+    """
+    if len(args) == 1 and isinstance(args[0], pd.DataFrame):
+        struct = args[0]
+        missing = [name for name in spec.input_names if name not in struct.columns]
+        if missing:
+            raise ModelUsageError(
+                f"{spec.function_name}: the struct argument has no field "
+                f"{', '.join(repr(m) for m in missing)} (model inputs: "
+                f"{', '.join(spec.input_names)})"
+            )
+        return struct[list(spec.input_names)].reset_index(drop=True)
+    if len(args) != len(spec.input_names):
+        raise ModelUsageError(
+            f"{spec.function_name}: called with {len(args)} arguments but the model takes "
+            f"{len(spec.input_names)} ({', '.join(spec.input_names)})"
+        )
+    columns = {}
+    for name, arg in zip(spec.input_names, args, strict=True):
+        if isinstance(arg, pd.DataFrame):
+            raise ModelUsageError(
+                f"{spec.function_name}: input {name!r} was given a struct; pass one struct "
+                "as the only argument, or plain columns"
+            )
+        columns[name] = arg.reset_index(drop=True)
+    return pd.DataFrame(columns)
+
+
+def _as_output(raw: Any, rows: int, spec: ScoringSpec) -> pd.Series | pd.DataFrame:
+    """Normalise what `predict` returned into a Series (scalar) or DataFrame (struct)."""
+    if spec.output_names is None:
+        if isinstance(raw, pd.DataFrame):
+            if raw.shape[1] != 1:
+                raise ModelUsageError(
+                    f"{spec.function_name}: the model returned {raw.shape[1]} columns but its "
+                    "signature declares one output"
+                )
+            raw = raw.iloc[:, 0]
+        values = np.asarray(raw)
+        if values.ndim == 2 and values.shape[1] == 1:
+            values = values[:, 0]
+        return pd.Series(values)
+    if isinstance(raw, pd.DataFrame):
+        frame = raw.reset_index(drop=True)
+    else:
+        values = np.asarray(raw)
+        frame = pd.DataFrame(values.reshape(rows, -1), columns=list(spec.output_names))
+    return frame[list(spec.output_names)]
+
+
+def _nullable(series: pd.Series) -> pd.Series:
+    nullable = _NULLABLE.get(str(series.dtype))
+    return series.astype(nullable) if nullable else series
+
+
+def score_batch(
+    model: Any, args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec
+) -> pd.Series | pd.DataFrame:
+    """Score one batch: bind arguments, predict the complete rows, null for the others."""
+    frame = bind_arguments(args, spec)
+    rows = len(frame)
+    complete = ~frame.isna().any(axis=1).to_numpy()
+    dtypes = dict(zip(spec.input_names, spec.input_dtypes, strict=True))
+    if complete.all():
+        return _as_output(model.predict(frame.astype(dtypes)), rows, spec)
+    index = np.flatnonzero(complete)
+    if not index.size:  # no complete row: every prediction is null
+        if spec.output_names is None:
+            return pd.Series([None] * rows, dtype=object)
+        return pd.DataFrame({name: [None] * rows for name in spec.output_names}, dtype=object)
+    scored = _as_output(model.predict(frame.iloc[index].astype(dtypes)), index.size, spec)
+    scored.index = index
+    if isinstance(scored, pd.DataFrame):
+        return pd.DataFrame(
+            {name: _nullable(scored[name]).reindex(range(rows)) for name in scored.columns}
+        )
+    return _nullable(scored).reindex(range(rows))
+
+
+class BatchScorer:
+    """The body of an iterator pandas UDF: finds the shipped model, loads it once, scores."""
+
+    def __init__(self, spec: ScoringSpec, model_dir_name: str) -> None:
+        self.spec = spec
+        self.model_dir_name = model_dir_name
+
+    def __call__(
+        self, batches: Iterator[pd.Series | pd.DataFrame | tuple[pd.Series, ...]]
+    ) -> Iterator[pd.Series | pd.DataFrame]:
+        """Score each batch of arguments Spark hands over."""
+        from pyspark import SparkFiles
+
+        model = load_model_cached(SparkFiles.get(self.model_dir_name))
+        for batch in batches:
+            args = batch if isinstance(batch, tuple) else (batch,)
+            yield score_batch(model, args, self.spec)
