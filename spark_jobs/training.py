@@ -131,13 +131,14 @@ class TrainResult:
     seconds: float
 
     def to_json(self) -> str:
-        """The result as one JSON object."""
+        """Return the result as one JSON object."""
         return json.dumps(asdict(self), sort_keys=True)
 
     def summary(self) -> str:
-        """A few human lines about the run and the promotion decision."""
+        """Return a few human lines about the run and the promotion decision."""
         before = (
-            f"version {self.previous_champion_version} ({self.metric}={self.previous_champion_score:.4f})"
+            f"version {self.previous_champion_version} "
+            f"({self.metric}={self.previous_champion_score:.4f})"
             if self.previous_champion_version is not None
             and self.previous_champion_score is not None
             else "none"

@@ -221,21 +221,17 @@ def test_unknown_version_is_a_model_usage_error(spark, settings, classifier):
 def test_null_or_nan_feature_gives_a_null_prediction_and_others_are_scored(
     spark, settings, regressor
 ):
-    rows = pd.DataFrame(
-        {
-            "user_id": [1, 2, 3, 4],
-            "feature_1": [0.5, None, 0.1, float("nan")],
-            "feature_2": [1.0, 2.0, None, 0.3],
-            "feature_3": [0.25, 0.0, 0.01, 0.2],
-        }
-    )
+    nan = float("nan")
+    rows = [(1, 0.5, 1.0, 0.25), (2, None, 2.0, 0.0), (3, 0.1, None, 0.01), (4, nan, 0.3, 0.2)]
+    # From tuples, not pandas, so that None stays null and NaN stays NaN: both are covered.
     df = spark.createDataFrame(
         rows, "user_id long, feature_1 double, feature_2 double, feature_3 double"
     )
-    # createDataFrame turns None into null and keeps NaN as NaN: both kinds are covered.
     assert df.filter(F.isnan("feature_1")).count() == 1
+    assert df.filter(F.col("feature_1").isNull() | F.col("feature_2").isNull()).count() == 2
     actual = df.select("user_id", regressor("feature_1", "feature_2", "feature_3").alias("p"))
-    model = _sklearn_predictions(settings, "models:/udf_regressor/1", rows.fillna(0.0))
+    complete = pd.DataFrame([rows[0]], columns=["user_id", *FEATURES])
+    model = _sklearn_predictions(settings, "models:/udf_regressor/1", complete)
     expected = pd.DataFrame({"user_id": [1, 2, 3, 4], "p": [model["p"][0], None, None, None]})
     assertDataFrameEqual(actual, _expected(spark, expected, "user_id long, p double"))
 
