@@ -17,13 +17,13 @@ import pyspark
 
 os.environ.setdefault("SPARK_VERSION", ".".join(pyspark.__version__.split(".")[:2]))
 
-from pydeequ.checks import Check as DeequCheck  # noqa: E402  (needs SPARK_VERSION first)
-from pydeequ.checks import CheckLevel, ConstrainableDataTypes  # noqa: E402
-from pydeequ.repository import FileSystemMetricsRepository, ResultKey  # noqa: E402
-from pydeequ.verification import VerificationSuite  # noqa: E402
-from pyspark.sql import DataFrame, SparkSession  # noqa: E402
+from pydeequ.checks import Check as DeequCheck
+from pydeequ.checks import CheckLevel, ConstrainableDataTypes
+from pydeequ.repository import FileSystemMetricsRepository, ResultKey
+from pydeequ.verification import VerificationSuite
+from pyspark.sql import DataFrame, SparkSession
 
-from checks.suite import Constraint, Level, Suite, SuiteError  # noqa: E402
+from checks.suite import Constraint, Level, Suite, SuiteError
 
 _DEEQU_LEVEL = {Level.ERROR: CheckLevel.Error, Level.WARNING: CheckLevel.Warning}
 
@@ -70,9 +70,7 @@ class VerificationOutcome:
     def failed(self, level: Level | None = None) -> list[ConstraintResult]:
         """The failing constraints, optionally of one level."""
         return [
-            r
-            for r in self.results
-            if r.status == "failure" and (level is None or r.level == level)
+            r for r in self.results if r.status == "failure" and (level is None or r.level == level)
         ]
 
     @property
@@ -123,8 +121,17 @@ def _add_constraint(check: DeequCheck, c: Constraint) -> DeequCheck:
         check = check.hasPattern(a.column, a.pattern, test, None, hint)
     elif k == "hasApproxQuantile":
         check = check.hasApproxQuantile(a.column, a.quantile, test, hint)
-    elif k in {"hasMin", "hasMax", "hasMean", "hasSum", "hasStandardDeviation", "hasEntropy",
-               "hasMinLength", "hasMaxLength", "hasApproxCountDistinct"}:
+    elif k in {
+        "hasMin",
+        "hasMax",
+        "hasMean",
+        "hasSum",
+        "hasStandardDeviation",
+        "hasEntropy",
+        "hasMinLength",
+        "hasMaxLength",
+        "hasApproxCountDistinct",
+    }:
         check = getattr(check, k)(a.column, test, hint)
     elif k == "hasDataType":
         check = check.hasDataType(a.column, getattr(ConstrainableDataTypes, a.datatype), test, hint)
@@ -230,3 +237,11 @@ def verify(
                 )
             )
     return VerificationOutcome(outcomes)
+
+
+def load_history(spark: SparkSession, repository: Path, suite: str | None = None) -> DataFrame:
+    """The metrics stored in a Deequ repository, newest first, optionally for one suite."""
+    loader = FileSystemMetricsRepository(spark, str(repository)).load()
+    if suite is not None:
+        loader = loader.withTagValues({"suite": suite})
+    return loader.getSuccessMetricsAsDataFrame().orderBy("dataset_date", ascending=False)

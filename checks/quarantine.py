@@ -41,7 +41,11 @@ def duplicate_keys(df: DataFrame, constraint: Constraint, flag: str) -> DataFram
     key = constraint.columns
     scope = df.where(F.expr(constraint.args.where)) if constraint.args.where else df
     return (
-        scope.where(F.greatest(*[F.col(c).isNotNull() for c in key]) if len(key) > 1 else F.col(key[0]).isNotNull())
+        scope.where(
+            F.greatest(*[F.col(c).isNotNull() for c in key])
+            if len(key) > 1
+            else F.col(key[0]).isNotNull()
+        )
         .groupBy(*key)
         .count()
         .where(F.col("count") > 1)
@@ -70,7 +74,9 @@ def split_rows(
         dups = duplicate_keys(df, constraint, flag).cache()
         cached.append(dups)
         many = dups.count() > BROADCAST_DUPLICATE_KEYS
-        annotated = annotated.join(dups if many else F.broadcast(dups), on=constraint.columns, how="left")
+        annotated = annotated.join(
+            dups if many else F.broadcast(dups), on=constraint.columns, how="left"
+        )
         flags[constraint.id] = flag
     annotated = annotated.select(
         *original, failures_column(failing_constraints, patterns, flags).alias(ERRORS_COLUMN)

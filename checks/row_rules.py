@@ -1,5 +1,7 @@
-"""Row-level rules: for each constraint that can blame a row, a Column that is null when the row
-complies and a failure struct (check, constraint, column, message) when it does not.
+"""Row-level rules: which rows break a constraint, and a failure record saying why.
+
+For each constraint that can blame a row, a Column that is null when the row complies and a
+failure struct (check, constraint, column, message) when it does not.
 
 Each rule mirrors the predicate Deequ uses for the same constraint, so the rows a rule blames
 are the rows that pulled Deequ's metric below 1. Nothing here reads or writes.
@@ -53,7 +55,11 @@ def violation(
         fails = F.col(a.column).isNull()
         message = F.lit(f"{a.column} is null")
     elif k == "areComplete":
-        fails = F.greatest(*[F.col(c).isNull() for c in cols]) if len(cols) > 1 else F.col(cols[0]).isNull()
+        fails = (
+            F.greatest(*[F.col(c).isNull() for c in cols])
+            if len(cols) > 1
+            else F.col(cols[0]).isNull()
+        )
         nulls = [F.when(F.col(c).isNull(), F.lit(c)) for c in cols]
         message = F.concat(F.concat_ws(", ", *nulls), F.lit(" is null"))
     elif k == "isUnique":

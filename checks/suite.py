@@ -29,7 +29,12 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pyspark.sql.types import NumericType, StringType, StructType
 
-from checks.yaml_document import DocumentError, YamlDocument, describe_validation_error, load_yaml_document
+from checks.yaml_document import (
+    DocumentError,
+    YamlDocument,
+    describe_validation_error,
+    load_yaml_document,
+)
 
 
 class SuiteError(DocumentError):
@@ -46,7 +51,9 @@ class Level(StrEnum):
 class _Args(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    where: str | None = Field(default=None, description="SQL filter; the constraint sees only these rows")
+    where: str | None = Field(
+        default=None, description="SQL filter; the constraint sees only these rows"
+    )
     hint: str | None = None
 
 
@@ -62,7 +69,9 @@ class Assertion(_Args):
 
     def has_assertion(self) -> bool:
         """Whether any bound is given."""
-        return any(v is not None for v in (self.eq, self.min, self.max, self.gt, self.lt, self.between))
+        return any(
+            v is not None for v in (self.eq, self.min, self.max, self.gt, self.lt, self.between)
+        )
 
     def holds(self, value: float) -> bool:
         """Evaluate the assertion on a metric value."""
@@ -95,9 +104,10 @@ class Assertion(_Args):
 
     def is_all_rows(self) -> bool:
         """Whether the assertion is Deequ's default for ratio constraints: every row complies."""
-        return not self.has_assertion() or (self.eq == 1 and not any(
-            v is not None for v in (self.min, self.max, self.gt, self.lt, self.between)
-        ))
+        return not self.has_assertion() or (
+            self.eq == 1
+            and not any(v is not None for v in (self.min, self.max, self.gt, self.lt, self.between))
+        )
 
     @model_validator(mode="after")
     def _between_ordered(self) -> Assertion:
@@ -136,26 +146,35 @@ class UniqueArgs(_Args):
 
     @property
     def key(self) -> list[str]:
+        """The key columns."""
         return [self.column] if self.column is not None else list(self.columns or [])
 
 
 class SizeAssert(RequiredAssertion):
-    pass
+    """An assertion on the row count."""
 
 
 class ColumnAssert(RequiredAssertion):
+    """A column and an assertion on its metric."""
+
     column: str
 
 
 class ColumnsAssert(RequiredAssertion):
+    """Columns and an assertion on their metric."""
+
     columns: list[str] = Field(min_length=1)
 
 
 class ColumnRatio(Assertion):
+    """A column and an optional assertion on the share of complying rows."""
+
     column: str
 
 
 class ContainedInArgs(Assertion):
+    """A column and the values it may hold."""
+
     column: str
     values: list[str | int | float | bool] = Field(min_length=1)
 
@@ -175,6 +194,8 @@ class InRangeArgs(_Args):
 
 
 class PatternArgs(Assertion):
+    """A string column and a regular expression it must contain."""
+
     column: str
     pattern: str
 
@@ -191,21 +212,29 @@ class PatternArgs(Assertion):
 
 
 class QuantileArgs(RequiredAssertion):
+    """A numeric column, a quantile and an assertion on its value."""
+
     column: str
     quantile: float = Field(ge=0.0, le=1.0)
 
 
 class DataTypeArgs(Assertion):
+    """A string column and the data type its values should have."""
+
     column: str
     datatype: Literal["Null", "Fractional", "Integral", "Boolean", "String", "Numeric"]
 
 
 class PairArgs(Assertion):
+    """Two columns compared row by row."""
+
     column_a: str
     column_b: str
 
 
 class PairAssert(RequiredAssertion):
+    """Two columns and an assertion on a metric of the pair."""
+
     column_a: str
     column_b: str
 
@@ -281,6 +310,7 @@ class Constraint:
 
     @property
     def kind(self) -> str:
+        """The constraint's name in the suite format (a Deequ method name)."""
         return self.type.name
 
     @property
@@ -340,6 +370,7 @@ class Suite:
 
     @property
     def constraints(self) -> list[Constraint]:
+        """All constraints of all checks, in suite order."""
         return [c for check in self.checks for c in check.constraints]
 
     def columns(self) -> set[str]:
@@ -372,7 +403,7 @@ def _parse_constraint(
             f"{where}: {label}: write each constraint as a one-key mapping, "
             "such as `- isComplete: {column: id}`"
         )
-    (kind, raw), = entry.items()
+    ((kind, raw),) = entry.items()
     ctype = CONSTRAINT_TYPES.get(kind)
     if ctype is None:
         import difflib

@@ -70,6 +70,7 @@ class Storage:
         """Write a small text file atomically (temporary file, then rename)."""
         temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         jtemp, fs = self._path(temporary)
+        fs.setWriteChecksum(False)
         stream = fs.create(jtemp, True)
         try:
             stream.write(bytearray(text.encode("utf-8")))
@@ -83,7 +84,9 @@ class Storage:
         jpath, fs = self._path(path)
         stream = fs.open(jpath)
         try:
-            reader = self._jvm.java.io.BufferedReader(self._jvm.java.io.InputStreamReader(stream, "UTF-8"))
+            reader = self._jvm.java.io.BufferedReader(
+                self._jvm.java.io.InputStreamReader(stream, "UTF-8")
+            )
             lines = []
             while (line := reader.readLine()) is not None:
                 lines.append(line)
@@ -109,8 +112,7 @@ def detect_format(source: str, storage: Storage, fmt: str | None = None) -> str 
     if storage.is_dir(source):
         return "parquet"
     raise InputError(
-        f"cannot tell the format of {source!r} from its name; pass --format "
-        f"({', '.join(FORMATS)})"
+        f"cannot tell the format of {source!r} from its name; pass --format ({', '.join(FORMATS)})"
     )
 
 

@@ -47,7 +47,7 @@ def check_filters(df: DataFrame, suite: Suite) -> None:
             try:
                 df.where(c.args.where).schema  # noqa: B018
             except AnalysisException as exc:
-                reason = (exc.getMessage() or str(exc)).splitlines()[0]
+                reason = str(exc).splitlines()[0]
                 raise SuiteError(
                     f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} "
                     f"({c.kind}): where {c.args.where!r} is not a valid filter here: {reason}"
@@ -112,14 +112,15 @@ def run_validation(
         outputs.write_table(
             "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")), "parquet"
         )
-        quarantine = split.quarantine.observe(
-            quarantine_obs, F.count(F.lit(1)).alias("rows"), *reasons
+        # With no failing row-level constraint there is nothing to scan for: write no rows.
+        quarantine = (
+            split.quarantine if failing else spark.createDataFrame([], split.quarantine.schema)
         )
-        if not failing:
-            quarantine = spark.createDataFrame([], split.quarantine.schema).observe(
-                quarantine_obs, F.count(F.lit(1)).alias("rows")
-            )
-        outputs.write_table("quarantine", quarantine, "parquet")
+        outputs.write_table(
+            "quarantine",
+            quarantine.observe(quarantine_obs, F.count(F.lit(1)).alias("rows"), *reasons),
+            "parquet",
+        )
     except BaseException:
         outputs.abort()
         raise
@@ -153,9 +154,7 @@ def run_validation(
             "rows_valid": rows_valid,
             "rows_quarantined": rows_quarantined,
         },
-        "quarantine_reasons": {
-            c.id: int(quarantine_metrics.get(c.id) or 0) for c in failing
-        },
+        "quarantine_reasons": {c.id: int(quarantine_metrics.get(c.id) or 0) for c in failing},
         "constraints": [r.as_dict() for r in outcome.results],
         "outputs": {
             "valid": outputs.final("valid"),

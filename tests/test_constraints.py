@@ -79,9 +79,15 @@ AGGREGATE = {
         "hasStandardDeviation: {column: amount, lt: 2}",
         "hasStandardDeviation: {column: amount, lt: 2}",
     ),
-    "hasEntropy": ("hasEntropy: {column: category, gt: 0.5}", "hasEntropy: {column: category, min: 5}"),
+    "hasEntropy": (
+        "hasEntropy: {column: category, gt: 0.5}",
+        "hasEntropy: {column: category, min: 5}",
+    ),
     "hasMinLength": ("hasMinLength: {column: name, eq: 2}", "hasMinLength: {column: name, min: 2}"),
-    "hasMaxLength": ("hasMaxLength: {column: name, max: 2}", "hasMaxLength: {column: name, max: 0}"),
+    "hasMaxLength": (
+        "hasMaxLength: {column: name, max: 2}",
+        "hasMaxLength: {column: name, max: 0}",
+    ),
     "hasDataType": (
         "hasDataType: {column: num_text, datatype: Integral}",
         "hasDataType: {column: num_text, datatype: Integral}",
@@ -94,7 +100,10 @@ AGGREGATE = {
         "hasCorrelation: {column_a: amount, column_b: qty, min: 0.99}",
         "hasCorrelation: {column_a: amount, column_b: qty, min: 0.99}",
     ),
-    "containsURL ratio": ("containsURL: {column: site, min: 0.9}", "containsURL: {column: site, min: 0.9}"),
+    "containsURL ratio": (
+        "containsURL: {column: site, min: 0.9}",
+        "containsURL: {column: site, min: 0.9}",
+    ),
     "isComplete with where": (
         "isComplete: {column: name, where: \"category = 'x'\"}",
         "isComplete: {column: name, where: \"category = 'y'\"}",
@@ -130,7 +139,9 @@ def test_every_constraint_passes_on_clean_data(
 ) -> None:
     entries = list(ROW_LEVEL) + [passing for passing, _ in AGGREGATE.values()]
     outcome = run(spark, suite_of(tmp_path, "pass", entries), clean)
-    failures = {r.constraint: (r.metric, r.message) for r in outcome.results if r.status != "success"}
+    failures = {
+        r.constraint: (r.metric, r.message) for r in outcome.results if r.status != "success"
+    }
     assert failures == {}
     assert outcome.status == "success"
 
@@ -143,7 +154,9 @@ def test_every_aggregate_constraint_fails_on_dirty_data(
     statuses = {name: r.status for name, r in zip(AGGREGATE, outcome.results, strict=True)}
     assert statuses == dict.fromkeys(AGGREGATE, "failure")
     # Only the filtered completeness check can name rows; the rest judge the whole table.
-    assert [r.blames_rows for r in outcome.results] == [n == "isComplete with where" for n in AGGREGATE]
+    assert [r.blames_rows for r in outcome.results] == [
+        n == "isComplete with where" for n in AGGREGATE
+    ]
 
 
 def test_row_level_constraints_blame_exactly_the_breaking_rows(
@@ -157,12 +170,14 @@ def test_row_level_constraints_blame_exactly_the_breaking_rows(
     }
     assert {r.constraint: r.status for r in outcome.results} == expected_status
 
-    failing = [c for c, r in zip(suite.constraints, outcome.results, strict=True) if r.status == "failure"]
+    failing = [
+        c for c, r in zip(suite.constraints, outcome.results, strict=True) if r.status == "failure"
+    ]
     split = split_rows(dirty, failing, deequ_patterns(spark))
     try:
-        blamed = split.quarantine.select(
-            "rid", F.explode(ERRORS_COLUMN).alias("e")
-        ).select("rid", F.col("e.constraint").alias("constraint"))
+        blamed = split.quarantine.select("rid", F.explode(ERRORS_COLUMN).alias("e")).select(
+            "rid", F.col("e.constraint").alias("constraint")
+        )
         expected = [
             (rid, c.id)
             for c, rows in zip(suite.constraints, ROW_LEVEL.values(), strict=True)
@@ -174,8 +189,12 @@ def test_row_level_constraints_blame_exactly_the_breaking_rows(
         split.release()
 
 
-def test_quarantine_messages_name_the_value(spark: SparkSession, dirty: DataFrame, tmp_path: Path) -> None:
-    suite = suite_of(tmp_path, "msg", ["isContainedIn: {column: category, values: [x, y]}", "isUnique: id"])
+def test_quarantine_messages_name_the_value(
+    spark: SparkSession, dirty: DataFrame, tmp_path: Path
+) -> None:
+    suite = suite_of(
+        tmp_path, "msg", ["isContainedIn: {column: category, values: [x, y]}", "isUnique: id"]
+    )
     split = split_rows(dirty, suite.constraints, deequ_patterns(spark))
     try:
         messages = split.quarantine.select("rid", F.explode(ERRORS_COLUMN).alias("e")).select(
@@ -211,7 +230,12 @@ def test_items_example_reproduces_the_seed_result(spark: SparkSession) -> None:
     outcome = run(spark, suite, items)
     failed = [(r.constraint, r.metric) for r in outcome.failed()]
     assert failed == [("isComplete(productName)", 0.8), ("containsURL(description)", 0.4)]
-    assert outcome.failed()[0].deequ_constraint == "CompletenessConstraint(Completeness(productName,None,None))"
-    failing = [c for c in suite.constraints if c.blames_rows and c.id in {"isComplete(productName)"}]
+    assert (
+        outcome.failed()[0].deequ_constraint
+        == "CompletenessConstraint(Completeness(productName,None,None))"
+    )
+    failing = [
+        c for c in suite.constraints if c.blames_rows and c.id in {"isComplete(productName)"}
+    ]
     split = split_rows(items, failing, deequ_patterns(spark))
     assertDataFrameEqual(split.quarantine.select("id"), spark.createDataFrame([(3,)], "id long"))

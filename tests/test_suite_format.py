@@ -26,13 +26,7 @@ def write_suite(tmp_path: Path, body: str) -> Path:
 
 
 def suite_with(constraint_lines: str) -> str:
-    return (
-        "suite: s\n"
-        "checks:\n"
-        "  - name: c\n"
-        "    level: error\n"
-        "    constraints:\n" + constraint_lines
-    )
+    return "suite: s\nchecks:\n  - name: c\n    level: error\n    constraints:\n" + constraint_lines
 
 
 def test_items_example_loads_with_every_constraint_in_order() -> None:
@@ -58,7 +52,9 @@ def test_every_example_suite_is_valid(path: Path) -> None:
 
 
 def test_unknown_constraint_is_named_with_its_line_and_a_suggestion(tmp_path: Path) -> None:
-    path = write_suite(tmp_path, suite_with("      - isComplete: id\n      - isCompelte: productName\n"))
+    path = write_suite(
+        tmp_path, suite_with("      - isComplete: id\n      - isCompelte: productName\n")
+    )
     with pytest.raises(SuiteError) as err:
         load_suite(path)
     message = str(err.value)

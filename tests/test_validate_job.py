@@ -1,0 +1,278 @@
+"""The validate job end to end: outputs, report, exit codes, and no row ever lost."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from checks.suite import load_suite
+from spark_jobs.cli import main
+from spark_jobs.settings import Settings
+from spark_jobs.validate import run_validation
+
+ITEMS = "checks/examples/items.yaml"
+
+
+@pytest.fixture(scope="module")
+def items_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("items") / "items.csv"
+    path.write_text(Path("data/items.csv").read_text())
+    return path
+
+
+def read_report(output: Path) -> dict:
+    return json.loads((output / "report.json").read_text())
+
+
+def test_items_example_quarantines_item_3_and_exits_1(
+    spark: SparkSession, items_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    code = main(["validate", ITEMS, "--input", str(items_csv), "--output", str(output), "--quiet"])
+    assert code == 1
+    report = read_report(output)
+    assert report["status"] == "failure"
+    assert report["counts"] == {"rows_in": 5, "rows_valid": 4, "rows_quarantined": 1}
+    assert report["quarantine_reasons"] == {"isComplete(productName)": 1}
+    failed = {
+        c["constraint"]: c["metric"] for c in report["constraints"] if c["status"] == "failure"
+    }
+    assert failed == {"isComplete(productName)": 0.8, "containsURL(description)": 0.4}
+
+    quarantine = spark.read.parquet(str(output / "quarantine"))
+    assertDataFrameEqual(
+        quarantine.select("id", F.col("_lakegate_errors")[0]["message"].alias("why")),
+        spark.createDataFrame([(3, "productName is null")], "id int, why string"),
+    )
+    valid = spark.read.parquet(str(output / "valid"))
+    source = spark.read.option("header", True).option("inferSchema", True).csv(str(items_csv))
+    assert valid.schema == source.schema
+    assertDataFrameEqual(valid, source.where("id != 3"))
+
+    printed = capsys.readouterr().out
+    assert "FAIL  isComplete(productName)" in printed
+    assert "Rows: 5 in, 4 valid, 1 quarantined" in printed
+
+
+def test_metrics_are_appended_to_the_history(
+    spark: SparkSession, settings: Settings, items_csv: Path, tmp_path: Path
+) -> None:
+    before = (
+        settings.metrics_repository_path.read_text()
+        if settings.metrics_repository_path.exists()
+        else "[]"
+    )
+    main(["validate", ITEMS, "--input", str(items_csv), "--output", str(tmp_path / "o"), "--quiet"])
+    after = json.loads(settings.metrics_repository_path.read_text())
+    assert len(after) == len(json.loads(before)) + 1
+    assert after[-1]["resultKey"]["tags"]["suite"] == "items"
+
+
+def test_passing_suite_exits_0_with_an_empty_quarantine(
+    spark: SparkSession, items_csv: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "ok.yaml"
+    suite.write_text(
+        "suite: ok\nchecks:\n  - name: basics\n    constraints:\n"
+        "      - hasSize: {eq: 5}\n      - isUnique: id\n      - isNonNegative: numViews\n"
+    )
+    output = tmp_path / "out"
+    assert (
+        main(
+            ["validate", str(suite), "--input", str(items_csv), "--output", str(output), "--quiet"]
+        )
+        == 0
+    )
+    quarantine = spark.read.parquet(str(output / "quarantine"))
+    assert quarantine.count() == 0
+    assert "_lakegate_errors" in quarantine.columns
+    assert read_report(output)["counts"]["rows_valid"] == 5
+
+
+def test_warning_level_failures_do_not_quarantine_or_fail_the_run(
+    spark: SparkSession, items_csv: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "warn.yaml"
+    suite.write_text(
+        "suite: warn\nchecks:\n  - name: soft\n    level: warning\n    constraints:\n"
+        "      - isComplete: productName\n"
+    )
+    output = tmp_path / "out"
+    assert (
+        main(
+            ["validate", str(suite), "--input", str(items_csv), "--output", str(output), "--quiet"]
+        )
+        == 0
+    )
+    report = read_report(output)
+    assert report["status"] == "warning"
+    assert report["counts"]["rows_quarantined"] == 0
+
+
+@pytest.mark.parametrize(
+    ("suite_body", "message"),
+    [
+        ("      - isComplete: prodName\n", "unknown column 'prodName'"),
+        ("      - isCompleet: id\n", "unknown constraint 'isCompleet'"),
+        ("      - hasMean: {column: productName, max: 1}\n", "needs a numeric column"),
+        ("      - isComplete: {column: id, where: 'nosuch > 1'}\n", "is not a valid filter here"),
+    ],
+)
+def test_bad_suite_exits_2_and_writes_nothing(
+    spark: SparkSession,
+    items_csv: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    suite_body: str,
+    message: str,
+) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("suite: bad\nchecks:\n  - name: c\n    constraints:\n" + suite_body)
+    output = tmp_path / "out"
+    code = main(["validate", str(suite), "--input", str(items_csv), "--output", str(output)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert message in err
+    assert f"{suite}:5" in err
+    assert "Traceback" not in err
+    assert not output.exists()
+
+
+def test_missing_input_exits_2_and_writes_nothing(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    output = tmp_path / "out"
+    code = main(
+        ["validate", ITEMS, "--input", str(tmp_path / "nope.parquet"), "--output", str(output)]
+    )
+    assert code == 2
+    assert "does not exist" in capsys.readouterr().err
+    assert not output.exists()
+
+
+def test_corrupt_parquet_exits_2_and_writes_nothing(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    corrupt = tmp_path / "items.parquet"
+    corrupt.write_bytes(b"PAR1 this is not really parquet")
+    output = tmp_path / "out"
+    code = main(["validate", ITEMS, "--input", str(corrupt), "--output", str(output)])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert f"cannot read '{corrupt}' as parquet" in err
+    assert "Traceback" not in err
+    assert not output.exists()
+
+
+def _messy_table(spark: SparkSession, path: Path) -> DataFrame:
+    """20k rows over 6 files: duplicated ids across partitions, nulls, negatives."""
+    ids = [i if i % 997 else i - 1 for i in range(20_000)]  # every 997th id repeats its neighbour
+    frame = pd.DataFrame(
+        {
+            "id": ids,
+            "name": [None if i % 501 == 0 else f"n{i}" for i in range(20_000)],
+            "amount": [-1.0 if i % 733 == 0 else float(i % 50) for i in range(20_000)],
+        }
+    )
+    spark.createDataFrame(frame).repartition(6).write.parquet(str(path))
+    return spark.read.parquet(str(path))
+
+
+def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
+    spark: SparkSession, settings: Settings, tmp_path: Path
+) -> None:
+    table = _messy_table(spark, tmp_path / "messy.parquet")
+    suite_path = tmp_path / "messy.yaml"
+    suite_path.write_text(
+        "suite: messy\nchecks:\n  - name: rows\n    constraints:\n"
+        "      - isUnique: id\n      - isComplete: name\n      - isNonNegative: amount\n"
+    )
+    output = tmp_path / "out"
+    run = run_validation(
+        spark, settings, load_suite(suite_path), str(tmp_path / "messy.parquet"), str(output)
+    )
+    valid = spark.read.parquet(str(output / "valid"))
+    quarantine = spark.read.parquet(str(output / "quarantine"))
+
+    pdf = table.toPandas()
+    duplicated = pdf["id"].duplicated(keep=False)
+    bad = duplicated | pdf["name"].isna() | (pdf["amount"] < 0)
+    expected_quarantine = spark.createDataFrame(pdf[bad])
+    assertDataFrameEqual(quarantine.drop("_lakegate_errors"), expected_quarantine)
+    assertDataFrameEqual(valid, spark.createDataFrame(pdf[~bad]))
+    counts = run.report["counts"]
+    assert counts == {
+        "rows_in": 20_000,
+        "rows_valid": int((~bad).sum()),
+        "rows_quarantined": int(bad.sum()),
+    }
+    assert run.report["quarantine_reasons"]["isUnique(id)"] == int(duplicated.sum())
+
+
+def test_rerun_replaces_the_outputs_instead_of_adding_rows(
+    spark: SparkSession, items_csv: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    args = ["validate", ITEMS, "--input", str(items_csv), "--output", str(output), "--quiet"]
+    main(args)
+    main(args)
+    assert spark.read.parquet(str(output / "valid")).count() == 4
+    assert spark.read.parquet(str(output / "quarantine")).count() == 1
+    assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
+
+
+def test_job_script_runs_as_a_program_with_the_same_arguments(
+    items_csv: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "spark_jobs/validate.py",
+            ITEMS,
+            "--input",
+            str(items_csv),
+            "--output",
+            str(output),
+            "--quiet",
+            "--no-history",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert done.returncode == 1, done.stderr
+    assert "Rows: 5 in, 4 valid, 1 quarantined" in done.stdout
+    assert read_report(output)["counts"]["rows_quarantined"] == 1
+
+
+def test_bad_suite_fails_before_spark_starts_without_a_stack_trace(tmp_path: Path) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text("suite: bad\nchecks: []\n")
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.cli",
+            "validate",
+            str(suite),
+            "--input",
+            "x.parquet",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 2
+    assert f"{suite}:2: checks" in done.stderr
+    assert "Traceback" not in done.stderr
