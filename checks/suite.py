@@ -127,14 +127,20 @@ class RequiredAssertion(Assertion):
 
 
 class ColumnArgs(_Args):
+    """Arguments of a one-column row predicate."""
+
     column: str
 
 
 class ColumnsArgs(_Args):
+    """Arguments of a several-column row predicate."""
+
     columns: list[str] = Field(min_length=1)
 
 
 class UniqueArgs(_Args):
+    """A key of one column or several."""
+
     column: str | None = None
     columns: list[str] | None = None
 
@@ -180,6 +186,8 @@ class ContainedInArgs(Assertion):
 
 
 class InRangeArgs(_Args):
+    """A numeric column and its inclusive bounds."""
+
     column: str
     min: float | None = None
     max: float | None = None
