@@ -10,6 +10,7 @@ from __future__ import annotations
 import importlib
 import json
 import time
+import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -237,7 +238,10 @@ def fit_and_evaluate(frame: pd.DataFrame, config: TrainConfig) -> FittedModel:
         raise UserError(f"model {config.model_name}: fitting failed: {exc}") from None
     score = _score(config.metric_name, y_test, pipeline.predict(x_test))
     example = x_train.head(5)
-    signature = infer_signature(example, pd.Series(pipeline.predict(example), name="prediction"))
+    with warnings.catch_warnings():  # integer class labels: MLflow's hint is about inputs
+        warnings.simplefilter("ignore", UserWarning)
+        prediction = pd.Series(pipeline.predict(example), name="prediction")
+        signature = infer_signature(example, prediction)
     return FittedModel(
         pipeline=pipeline,
         metric=config.metric_name,
@@ -256,6 +260,18 @@ def _trusted_types(pipeline: Pipeline, configured: list[str]) -> list[str] | Non
     untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(pipeline))
     trusted = sorted({*configured, *(t for t in untrusted if t.startswith("sklearn."))})
     return trusted or None
+
+
+def pinned_requirements() -> list[str]:
+    """Pin the serving requirements from this environment.
+
+    Stating them skips MLflow's requirement inference, which re-imports the model in a
+    subprocess and costs seconds per logged model.
+    """
+    from importlib.metadata import version
+
+    packages = ("mlflow", "scikit-learn", "skops", "numpy", "pandas", "scipy")
+    return [f"{name}=={version(name)}" for name in packages]
 
 
 def _experiment_id(config: TrainConfig, settings: Settings) -> str:
@@ -354,6 +370,7 @@ def log_register_promote(
             signature=fitted.signature,
             input_example=fitted.example,
             skops_trusted_types=_trusted_types(fitted.pipeline, config.skops_trusted_types),
+            pip_requirements=pinned_requirements(),
         )
         run_id = run.info.run_id
     previous_version, previous_score = champion_score(client, config.model_name, fitted.metric)

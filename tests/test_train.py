@@ -1,0 +1,161 @@
+"""Training: pipeline from config, logging, registration, champion/challenger promotion, CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import yaml
+from mlflow import MlflowClient
+from model_fixtures import train, users_frame
+
+from checks.yaml_document import DocumentError
+from spark_jobs.cli import main
+from spark_jobs.settings import Settings
+from spark_jobs.training import build_pipeline, load_train_config
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="module")
+def client(settings: Settings) -> MlflowClient:
+    return MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
+
+
+def test_bundled_users_config_is_valid_and_builds_scaler_then_logistic_regression():
+    config = load_train_config(PROJECT_ROOT / "conf/jobs/train_users.yaml")
+    pipeline = build_pipeline(config)
+    assert [type(step).__name__ for _, step in pipeline.steps] == [
+        "StandardScaler",
+        "LogisticRegression",
+    ]
+    assert pipeline.steps[-1][1].C == 1.0
+    assert config.derived_features == {"feature_3": "feature_1 * feature_1"}
+
+
+def test_unknown_config_field_names_file_and_line(tmp_path):
+    path = tmp_path / "bad.yaml"
+    path.write_text(
+        "model_name: m\ninput: x.parquet\nfeatures: [a]\ntarget: y\ntask: regression\n"
+        "estimator: {class: sklearn.linear_model.LinearRegression}\nlearning_rate: 3\n"
+    )
+    with pytest.raises(DocumentError, match=r"bad.yaml:7: learning_rate"):
+        load_train_config(path)
+
+
+def test_first_model_becomes_champion_and_logs_params_metrics_and_signature(settings, client):
+    result = train(settings, "train_promotion")
+    assert result.promoted and result.version == "1"
+    assert result.aliases == ["challenger", "champion"]
+    run = client.get_run(result.run_id)
+    assert run.data.params["estimator"] == "sklearn.linear_model.LogisticRegression"
+    assert run.data.metrics["accuracy"] == pytest.approx(result.score)
+    assert run.data.metrics["rows"] == 200
+    assert run.data.tags["lakegate.data_source"] == "memory"
+    model = client.get_model_version("train_promotion", "1")
+    from mlflow.models import get_model_info
+
+    info = get_model_info(f"models:/train_promotion/{model.version}")
+    assert info.signature.inputs.input_names() == ["feature_1", "feature_2", "feature_3"]
+    assert info.saved_input_example_info is not None
+
+
+def test_worse_challenger_does_not_take_champion_but_better_one_does(settings, client):
+    first = train(settings, "train_ladder")
+    worse = train(
+        settings,
+        "train_ladder",
+        estimator={
+            "class": "sklearn.dummy.DummyClassifier",
+            "params": {"strategy": "constant", "constant": 0},
+        },
+    )
+    assert worse.score < first.score
+    assert not worse.promoted
+    assert (
+        str(client.get_model_version_by_alias("train_ladder", "champion").version) == first.version
+    )
+    assert (
+        str(client.get_model_version_by_alias("train_ladder", "challenger").version)
+        == worse.version
+    )
+    assert "champion stays version 1" in worse.summary()
+    better = train(
+        settings,
+        "train_ladder",
+        estimator={"class": "sklearn.linear_model.LogisticRegression", "params": {"C": 10.0}},
+    )
+    assert better.score >= first.score
+    assert better.promoted
+    assert (
+        str(client.get_model_version_by_alias("train_ladder", "champion").version) == better.version
+    )
+
+
+def test_regressor_is_scored_with_r2(settings):
+    result = train(settings, "train_regressor", "regression")
+    assert result.metric == "r2"
+    assert 0.9 < result.score <= 1.0
+
+
+def _write_config(tmp_path: Path, input_path: Path, **overrides: object) -> Path:
+    data = yaml.safe_load((PROJECT_ROOT / "conf/jobs/train_users.yaml").read_text())
+    data.update({"model_name": "train_cli", "input": str(input_path), **overrides})
+    path = tmp_path / "train.yaml"
+    path.write_text(yaml.safe_dump(data))
+    return path
+
+
+def test_train_cli_reads_parquet_with_spark_builds_feature_3_and_exits_0(
+    spark, settings, tmp_path, capsys, client
+):
+    raw = users_frame().drop(columns=["feature_3", "spend"])
+    spark.createDataFrame(raw).write.parquet(str(tmp_path / "users.parquet"))
+    config = _write_config(tmp_path, tmp_path / "users.parquet")
+    assert main(["train", str(config), "--json", str(tmp_path / "result.json")]) == 0
+    result = json.loads((tmp_path / "result.json").read_text())
+    assert result["model_name"] == "train_cli" and result["promoted"] is True
+    assert result["rows"] == 200
+    assert "champion -> version" in capsys.readouterr().out
+    run = client.get_run(result["run_id"])
+    assert run.data.params["features"] == "feature_1,feature_2,feature_3"
+
+
+def test_train_cli_missing_feature_column_exits_2_naming_it(spark, tmp_path, capsys):
+    raw = users_frame().drop(columns=["feature_2", "feature_3"])
+    spark.createDataFrame(raw).write.parquet(str(tmp_path / "users.parquet"))
+    config = _write_config(tmp_path, tmp_path / "users.parquet")
+    assert main(["train", str(config)]) == 2
+    assert "has no column 'feature_2'" in capsys.readouterr().err
+
+
+def test_train_cli_bad_estimator_class_exits_2(spark, tmp_path, capsys):
+    spark.createDataFrame(users_frame()).write.parquet(str(tmp_path / "users.parquet"))
+    config = _write_config(
+        tmp_path, tmp_path / "users.parquet", estimator={"class": "sklearn.linear_model.Nope"}
+    )
+    assert main(["train", str(config)]) == 2
+    assert "sklearn.linear_model.Nope" in capsys.readouterr().err
+
+
+def test_train_cli_missing_input_exits_2(tmp_path, spark, capsys):
+    config = _write_config(tmp_path, tmp_path / "absent.parquet")
+    assert main(["train", str(config)]) == 2
+    assert "absent.parquet" in capsys.readouterr().err
+
+
+def test_tree_model_is_logged_with_skops_and_loads_back(settings):
+    import mlflow
+
+    result = train(
+        settings,
+        "train_tree",
+        estimator={"class": "sklearn.tree.DecisionTreeClassifier", "params": {"max_depth": 3}},
+        preprocessing=[],
+    )
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.sklearn.load_model(result.model_uri)
+    predictions = model.predict(users_frame()[["feature_1", "feature_2", "feature_3"]])
+    assert set(pd.unique(predictions)) <= {0, 1}
