@@ -375,6 +375,7 @@ class Suite:
     path: Path | None
     description: str
     checks: tuple[Check, ...]
+    expected_schema: tuple[tuple[str, str], ...] = ()
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -397,6 +398,7 @@ class _SuiteDoc(BaseModel):
     model_config = ConfigDict(extra="forbid")
     suite: str = Field(min_length=1)
     description: str = ""
+    schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
     checks: list[_CheckDoc] = Field(min_length=1)
 
 
@@ -458,7 +460,9 @@ def parse_suite(document: YamlDocument) -> Suite:
             for i, entry in enumerate(check_doc.constraints)
         )
         checks.append(Check(check_doc.name, check_doc.level, constraints))
-    return Suite(doc.suite, document.path, doc.description, tuple(checks))
+    return Suite(
+        doc.suite, document.path, doc.description, tuple(checks), tuple(doc.schema_.items())
+    )
 
 
 def load_suite(path: str | Path) -> Suite:
@@ -483,6 +487,16 @@ def assertion_function(args: Any) -> Callable[[float], bool] | None:
     return None
 
 
+def type_family(type_name: str) -> str:
+    """Group Spark type names whose values are interchangeable for a check: int and bigint..."""
+    name = type_name.lower()
+    if name in {"tinyint", "smallint", "int", "integer", "bigint", "long", "short", "byte"}:
+        return "integral"
+    if name in {"float", "double", "real"} or name.startswith("decimal"):
+        return "fractional"
+    return name
+
+
 def check_against_schema(suite: Suite, schema: StructType) -> None:
     """Reject constraints on unknown columns or on columns of the wrong type.
 
@@ -493,6 +507,17 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
 
     types = {f.name: f.dataType for f in schema.fields}
     problems = []
+    for column, expected in suite.expected_schema:
+        if column not in types:
+            problems.append(
+                f"{suite.path}: schema: the table has no column {column!r} "
+                f"(expected {expected}); the table has {', '.join(types)}"
+            )
+        elif type_family(types[column].simpleString()) != type_family(expected):
+            problems.append(
+                f"{suite.path}: schema: column {column!r} is {types[column].simpleString()}, "
+                f"expected {expected}"
+            )
     for constraint in suite.constraints:
         where = f"{suite.path}:{constraint.line}" if constraint.line else str(suite.path)
         label = f"check {constraint.check!r}, constraint {constraint.index + 1} ({constraint.kind})"

@@ -21,6 +21,8 @@ SUBCOMMANDS = {
     "predict": "spark_jobs.predict",
     "sql": "spark_jobs.sql",
     "run": "spark_jobs.pipeline",
+    "features": "spark_jobs.features",
+    "sample-data": "spark_jobs.sample_data",
 }
 
 
