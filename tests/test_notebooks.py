@@ -1,0 +1,24 @@
+"""Every notebook runs end to end locally, in the test session, as a data scientist would."""
+
+from __future__ import annotations
+
+import runpy
+from pathlib import Path
+
+import pytest
+
+NOTEBOOKS = sorted(Path("notebooks").glob("*.py"))
+
+
+def test_notebooks_are_in_databricks_source_format() -> None:
+    assert NOTEBOOKS
+    for notebook in NOTEBOOKS:
+        text = notebook.read_text()
+        assert text.startswith("# Databricks notebook source\n"), notebook
+        assert "# COMMAND ----------" in text, notebook
+        assert "# MAGIC %md" in text, notebook
+
+
+@pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
+def test_notebook_runs_end_to_end(spark, notebook: Path) -> None:  # noqa: ANN001
+    runpy.run_path(str(notebook), run_name="__main__")
