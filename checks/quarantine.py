@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
-from checks.row_rules import DUPLICATE_FLAG_PREFIX, failures_column
+from checks.row_rules import DUPLICATE_FLAG_PREFIX, failures_column, malformed_line_failure
 from checks.suite import Constraint
 
 ERRORS_COLUMN = "_lakegate_errors"
@@ -57,15 +57,17 @@ def split_rows(
     df: DataFrame,
     failing_constraints: Sequence[Constraint],
     patterns: dict[str, str],
+    malformed_column: str | None = None,
 ) -> Split:
     """Annotate every row with the row-level constraints it breaks and split on that.
 
     Only `failing_constraints` are evaluated: a constraint Deequ found satisfied by every row
     cannot blame any row. `isUnique` blames every row sharing a duplicated key, whatever the
     number of partitions. The valid half keeps the input's schema; the quarantine half adds
-    `_lakegate_errors`.
+    `_lakegate_errors`. When `malformed_column` names a column holding the raw text of lines
+    that did not parse, those rows are quarantined with it and the column itself is dropped.
     """
-    original = df.columns
+    original = [c for c in df.columns if c != malformed_column]
     annotated = df
     flags: dict[str, str] = {}
     cached: list[DataFrame] = []
@@ -78,9 +80,10 @@ def split_rows(
             dups if many else F.broadcast(dups), on=constraint.columns, how="left"
         )
         flags[constraint.id] = flag
-    annotated = annotated.select(
-        *original, failures_column(failing_constraints, patterns, flags).alias(ERRORS_COLUMN)
-    )
+    failures = failures_column(failing_constraints, patterns, flags)
+    if malformed_column is not None:
+        failures = F.concat(malformed_line_failure(malformed_column), failures)
+    annotated = annotated.select(*original, failures.alias(ERRORS_COLUMN))
     is_quarantined = F.size(F.col(ERRORS_COLUMN)) > 0
     valid = annotated.where(~is_quarantined).select(*original)
     quarantine = annotated.where(is_quarantined)

@@ -143,3 +143,19 @@ def failures_column(
             "array<struct<check:string,constraint:string,column:string,message:string>>"
         )
     return F.filter(F.array(*items), lambda item: item.isNotNull())
+
+
+MALFORMED_CONSTRAINT = "parseable"
+
+
+def malformed_line_failure(raw_column: str) -> Column:
+    """A one-element failure array for rows whose source line did not parse, else empty."""
+    failure = F.struct(
+        F.lit("input").alias("check"),
+        F.lit(MALFORMED_CONSTRAINT).alias("constraint"),
+        F.lit("").alias("column"),
+        F.concat(F.lit("malformed line: "), F.col(raw_column)).alias("message"),
+    )
+    return F.filter(
+        F.array(F.when(F.col(raw_column).isNotNull(), failure)), lambda x: x.isNotNull()
+    )

@@ -14,10 +14,13 @@ from typing import Any
 from py4j.protocol import Py4JJavaError
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import StringType, StructField, StructType
 
 from spark_jobs.errors import UserError
 
 FORMATS = ("parquet", "csv", "json", "delta", "orc")
+# Text formats keep lines that do not parse here (the raw line), instead of dropping them.
+MALFORMED_COLUMN = "_lakegate_malformed"
 
 
 class InputError(UserError):
@@ -135,10 +138,7 @@ def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> Data
         else:
             if not storage.exists(source):
                 raise InputError(f"input {source!r} does not exist")
-            reader = spark.read.format(resolved)
-            if resolved == "csv":
-                reader = reader.option("header", True).option("inferSchema", True)
-            df = reader.load(source)
+            df = _read_path(spark, source, resolved)
         df.schema  # noqa: B018  (forces schema resolution, where corrupt files show)
     except InputError:
         raise
@@ -154,6 +154,24 @@ def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> Data
     if duplicated:
         raise InputError(f"input {source!r} has duplicate column names: {', '.join(duplicated)}")
     return df
+
+
+def _read_path(spark: SparkSession, source: str, fmt: str) -> DataFrame:
+    if fmt not in {"csv", "json"}:
+        return spark.read.format(fmt).load(source)
+    reader = spark.read.format(fmt)
+    if fmt == "csv":
+        reader = reader.option("header", True).option("inferSchema", True)
+    inferred = reader.load(source).schema
+    schema = StructType(
+        [f for f in inferred.fields if f.name not in {MALFORMED_COLUMN, "_corrupt_record"}]
+        + [StructField(MALFORMED_COLUMN, StringType(), True)]
+    )
+    reader = spark.read.format(fmt).schema(schema).option("mode", "PERMISSIVE")
+    reader = reader.option("columnNameOfCorruptRecord", MALFORMED_COLUMN)
+    if fmt == "csv":
+        reader = reader.option("header", True)
+    return reader.load(source)
 
 
 class StagedOutputs:

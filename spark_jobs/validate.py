@@ -19,13 +19,13 @@ from pyspark.sql import functions as F
 
 from checks.deequ_run import verify
 from checks.quarantine import ERRORS_COLUMN, split_rows
-from checks.row_rules import deequ_patterns
+from checks.row_rules import MALFORMED_CONSTRAINT, deequ_patterns
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
 from spark_jobs.errors import ExitCode, RowsLost
 from spark_jobs.reporting import Progress, validation_summary
 from spark_jobs.session import spark_session
 from spark_jobs.settings import Settings, load_settings
-from spark_jobs.table_io import StagedOutputs, read_table
+from spark_jobs.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
 
 
 @dataclass(frozen=True)
@@ -106,15 +106,19 @@ def run_validation(
     outputs = StagedOutputs(spark, output, run_id)
     input_obs, valid_obs, quarantine_obs = (Observation(n) for n in ("in", "valid", "quarantine"))
     observed = df.observe(input_obs, F.count(F.lit(1)).alias("rows"))
-    split = split_rows(observed, failing, deequ_patterns(spark))
-    reasons = [_rows_breaking(c.id) for c in failing]
+    malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None
+    split = split_rows(observed, failing, deequ_patterns(spark), malformed)
+    reason_ids = [c.id for c in failing] + ([MALFORMED_CONSTRAINT] if malformed else [])
+    reasons = [_rows_breaking(cid) for cid in reason_ids]
     try:
         outputs.write_table(
             "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")), "parquet"
         )
         # With no failing row-level constraint there is nothing to scan for: write no rows.
         quarantine = (
-            split.quarantine if failing else spark.createDataFrame([], split.quarantine.schema)
+            split.quarantine
+            if failing or malformed
+            else spark.createDataFrame([], split.quarantine.schema)
         )
         outputs.write_table(
             "quarantine",
@@ -154,7 +158,11 @@ def run_validation(
             "rows_valid": rows_valid,
             "rows_quarantined": rows_quarantined,
         },
-        "quarantine_reasons": {c.id: int(quarantine_metrics.get(c.id) or 0) for c in failing},
+        "quarantine_reasons": {
+            cid: n
+            for cid in reason_ids
+            if (n := int(quarantine_metrics.get(cid) or 0)) or cid != MALFORMED_CONSTRAINT
+        },
         "constraints": [r.as_dict() for r in outcome.results],
         "outputs": {
             "valid": outputs.final("valid"),

@@ -276,3 +276,33 @@ def test_bad_suite_fails_before_spark_starts_without_a_stack_trace(tmp_path: Pat
     assert done.returncode == 2
     assert f"{suite}:2: checks" in done.stderr
     assert "Traceback" not in done.stderr
+
+
+def test_malformed_csv_lines_are_quarantined_with_the_raw_line(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    source = tmp_path / "items.csv"
+    source.write_text("id,name,views\n1,a,0\n2,b,3,unexpected,extra\n3,c\n4,d,7\n")
+    suite = tmp_path / "s.yaml"
+    suite.write_text(
+        "suite: s\nchecks:\n  - name: c\n    constraints:\n      - isNonNegative: views\n"
+    )
+    output = tmp_path / "out"
+    assert (
+        main(["validate", str(suite), "--input", str(source), "--output", str(output), "--quiet"])
+        == 0
+    )
+    report = read_report(output)
+    assert report["counts"] == {"rows_in": 4, "rows_valid": 2, "rows_quarantined": 2}
+    assert report["quarantine_reasons"] == {"parseable": 2}
+    quarantine = spark.read.parquet(str(output / "quarantine"))
+    assertDataFrameEqual(
+        quarantine.select("id", F.col("_lakegate_errors")[0]["message"].alias("why")),
+        spark.createDataFrame(
+            [(2, "malformed line: 2,b,3,unexpected,extra"), (3, "malformed line: 3,c")],
+            "id int, why string",
+        ),
+    )
+    valid = spark.read.parquet(str(output / "valid"))
+    assert valid.columns == ["id", "name", "views"]
+    assertDataFrameEqual(valid.select("id"), spark.createDataFrame([(1,), (4,)], "id int"))
