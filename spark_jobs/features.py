@@ -63,7 +63,9 @@ def build_features(
             df.select(column).schema  # noqa: B018  (analyse now, name the feature on error)
         except (AnalysisException, ParseException) as exc:
             reason = str(exc).splitlines()[0]
-            raise UserError(f"feature {name!r} = {expression!r} is not valid here: {reason}") from None
+            raise UserError(
+                f"feature {name!r} = {expression!r} is not valid here: {reason}"
+            ) from None
         columns.append(column)
     columns += [F.col(c) for c in passthrough if c not in definitions]
     return df.select(*columns)
@@ -85,7 +87,12 @@ def run_features(spark: SparkSession, config: FeatureConfig) -> dict[str, object
     written = spark.read.parquet(output)
     if config.table:
         written.createOrReplaceTempView(config.table)
-    return {"output": output, "table": config.table, "rows": written.count(), "columns": written.columns}
+    return {
+        "output": output,
+        "table": config.table,
+        "rows": written.count(),
+        "columns": written.columns,
+    }
 
 
 @click.command("features")
@@ -97,7 +104,9 @@ def command(config_file: Path, env: str | None) -> int:
     config = load_feature_config(config_file)
     with spark_session(settings, "lakegate-features") as spark:
         result = run_features(spark, config)
-    click.echo(f"Wrote {result['rows']} rows with {', '.join(result['columns'])} to {result['output']}")
+    click.echo(
+        f"Wrote {result['rows']} rows with {', '.join(result['columns'])} to {result['output']}"
+    )
     return 0
 
 
