@@ -23,6 +23,7 @@ SUBCOMMANDS = {
     "run": "spark_jobs.pipeline",
     "features": "spark_jobs.features",
     "sample-data": "spark_jobs.sample_data",
+    "submit": "spark_jobs.submit",
 }
 
 

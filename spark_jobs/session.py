@@ -24,6 +24,7 @@ from spark_jobs.errors import EnvironmentProblem
 from spark_jobs.settings import Settings
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
+_SUBMIT_OWNED = ("spark.master", "spark.jars", "spark.driver.", "spark.app.name")
 
 
 def prepare_process_environment() -> None:
@@ -55,7 +56,7 @@ def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str
                 f"or remove deequ.jar to resolve {settings.deequ.coordinate} from Maven Central"
             )
         conf["spark.jars"] = str(jar)
-    elif (cached := _cached_jars(settings)) is not None:
+    elif (cached := cached_jars(settings)) is not None:
         conf["spark.jars"] = ",".join(cached)
     else:
         conf["spark.jars.packages"] = settings.deequ.coordinate
@@ -69,7 +70,7 @@ def _manifest(settings: Settings) -> Path:
     return settings.resolve(settings.deequ.ivy_cache) / "manifests" / name
 
 
-def _cached_jars(settings: Settings) -> list[str] | None:
+def cached_jars(settings: Settings) -> list[str] | None:
     """The jars resolved for the coordinate earlier, if all are still in the cache."""
     manifest = _manifest(settings)
     if not manifest.is_file():
@@ -103,7 +104,11 @@ def get_session(settings: Settings, app_name: str | None = None) -> SparkSession
         return active
     settings.state_path.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    for key, value in spark_conf(settings, app_name).items():
+    conf = spark_conf(settings, app_name)
+    if "PYSPARK_GATEWAY_PORT" in os.environ:
+        # Started by spark-submit: master, jars and driver options came from its command line.
+        conf = {k: v for k, v in conf.items() if not k.startswith(_SUBMIT_OWNED)}
+    for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()

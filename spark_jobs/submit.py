@@ -1,0 +1,122 @@
+"""`lakegate submit --master URL JOB ARGS...`: the spark-submit command a job needs, built from conf.
+
+Where users stumble with spark-submit is shipping things to the executors: the Deequ jar, the
+project's own Python code, and the interpreter the workers must run. This builds the command
+from `conf/<env>.yaml` and runs it (`--dry-run` prints it instead).
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+
+import click
+import pyspark
+
+from spark_jobs.errors import UserError
+from spark_jobs.session import cached_jars
+from spark_jobs.settings import PROJECT_ROOT, Settings, load_settings
+
+JOBS = {
+    "validate": "validate.py",
+    "train": "train.py",
+    "predict": "predict.py",
+    "sql": "sql.py",
+    "features": "features.py",
+    "run": "pipeline.py",
+}
+PACKAGES = ("checks", "udfs", "spark_jobs")
+# Deployment settings come from the command line; the rest of conf/<env>.yaml goes as --conf.
+_DEPLOYMENT_KEYS = {"spark.master", "spark.jars", "spark.jars.packages", "spark.submit.deployMode"}
+
+
+def spark_submit_path() -> Path:
+    """The spark-submit script of the installed PySpark."""
+    return Path(pyspark.__file__).parent / "bin" / "spark-submit"
+
+
+def package_code(settings: Settings) -> Path:
+    """Zip the project's packages for `--py-files`, so executors import the same code."""
+    target = settings.state_path / "dist" / "lakegate-code.zip"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    temporary = target.with_suffix(".tmp")
+    with zipfile.ZipFile(temporary, "w", zipfile.ZIP_DEFLATED) as archive:
+        for package in PACKAGES:
+            for path in sorted((PROJECT_ROOT / package).rglob("*")):
+                if path.is_file() and "__pycache__" not in path.parts:
+                    archive.write(path, path.relative_to(PROJECT_ROOT))
+    temporary.replace(target)
+    return target
+
+
+def build_command(
+    settings: Settings, master: str, job: str, args: list[str], code_zip: Path
+) -> list[str]:
+    """The full spark-submit command line for `job` with `args`.
+
+    Raises:
+        UserError: the job is unknown.
+    """
+    if job not in JOBS:
+        raise UserError(f"unknown job {job!r}; submit one of {', '.join(JOBS)}")
+    python = sys.executable
+    command = [str(spark_submit_path()), "--master", master, "--name", f"lakegate-{job}"]
+    if settings.deequ.jar is not None:
+        command += ["--jars", str(settings.resolve(settings.deequ.jar))]
+    elif (jars := cached_jars(settings)) is not None:
+        command += ["--jars", ",".join(jars)]
+    else:
+        command += [
+            "--packages",
+            settings.deequ.coordinate,
+            "--exclude-packages",
+            ",".join(settings.deequ.excludes),
+            "--conf",
+            f"spark.jars.ivy={settings.resolve(settings.deequ.ivy_cache)}",
+        ]
+    command += ["--py-files", str(code_zip)]
+    conf = {k: v for k, v in settings.spark.conf.items() if k not in _DEPLOYMENT_KEYS}
+    conf.setdefault("spark.pyspark.python", python)
+    conf.setdefault("spark.pyspark.driver.python", python)
+    log_config = settings.project_root / "conf" / "log4j2.properties"
+    if log_config.is_file():
+        conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}")
+    for key, value in conf.items():
+        command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
+    command += [str(PROJECT_ROOT / "spark_jobs" / JOBS[job]), *args]
+    return command
+
+
+def redact(text: str) -> str:
+    """Hide credentials in URIs (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
+    import re
+
+    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
+
+
+@click.command("submit", context_settings={"ignore_unknown_options": True})
+@click.option("--master", required=True, help="spark://host:port, yarn, k8s://..., local[N].")
+@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
+@click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
+@click.argument("job")
+@click.argument("args", nargs=-1, type=click.UNPROCESSED)
+def command(master: str, env: str | None, dry_run: bool, job: str, args: tuple[str, ...]) -> int:
+    """Run a lakegate job through spark-submit with its jars, code and interpreter shipped."""
+    settings = load_settings(env)
+    code_zip = package_code(settings)
+    argv = build_command(settings, master, job, list(args), code_zip)
+    click.echo(redact(shlex.join(argv)), err=not dry_run)
+    if dry_run:
+        return 0
+    environment = dict(os.environ, LAKEGATE_ENV=settings.env, PYSPARK_PYTHON=sys.executable)
+    return subprocess.run(argv, env=environment, check=False).returncode
+
+
+if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
+    run_as_script("submit")
