@@ -1,0 +1,209 @@
+"""The same jobs on a real Spark standalone cluster (a master and two workers on loopback).
+
+Outputs through `lakegate submit` equal the local run's, also when an executor is killed in the
+middle of the job.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psutil
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs.submit import spark_submit_path
+
+pytestmark = pytest.mark.slow
+SPARK_CLASS = spark_submit_path().parent / "spark-class"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_for(predicate, seconds: float, what: str) -> None:  # noqa: ANN001
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(0.2)
+    raise TimeoutError(f"timed out waiting for {what}")
+
+
+@pytest.fixture(scope="module")
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    logs = tmp_path_factory.mktemp("cluster")
+    env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_HOME=str(SPARK_CLASS.parent.parent))
+    port = _free_port()
+    master_log = logs / "master.log"
+    processes = [
+        subprocess.Popen(
+            [
+                str(SPARK_CLASS),
+                "org.apache.spark.deploy.master.Master",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--webui-port",
+                str(_free_port()),
+            ],
+            stdout=master_log.open("w"),
+            stderr=subprocess.STDOUT,
+            env=env,
+            start_new_session=True,
+        )
+    ]
+    url = f"spark://127.0.0.1:{port}"
+    try:
+        _wait_for(lambda: "I have been elected leader" in master_log.read_text(), 60, "the master")
+        for i in range(2):
+            processes.append(
+                subprocess.Popen(
+                    [
+                        str(SPARK_CLASS),
+                        "org.apache.spark.deploy.worker.Worker",
+                        url,
+                        "--host",
+                        "127.0.0.1",
+                        "--cores",
+                        "1",
+                        "--memory",
+                        "1g",
+                        "--webui-port",
+                        str(_free_port()),
+                        "--work-dir",
+                        str(logs / f"work{i}"),
+                    ],
+                    stdout=(logs / f"worker{i}.log").open("w"),
+                    stderr=subprocess.STDOUT,
+                    env=env,
+                    start_new_session=True,
+                )
+            )
+        _wait_for(
+            lambda: master_log.read_text().count("Registering worker") >= 2, 60, "two workers"
+        )
+        yield url
+    finally:
+        for process in processes:
+            for child in psutil.Process(process.pid).children(recursive=True):
+                child.kill()
+            process.kill()
+            process.wait()
+
+
+def submit(url: str, *args: str, state: Path) -> subprocess.Popen[str]:
+    env = dict(os.environ, LAKEGATE_STATE_DIR=str(state))
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.cli",
+            "submit",
+            "--master",
+            url,
+            "--env",
+            "local",
+            *args,
+        ],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+
+
+@pytest.fixture(scope="module")
+def users_table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from spark_jobs.sample_data import synthetic_users
+
+    path = tmp_path_factory.mktemp("users") / "users.parquet"
+    spark.createDataFrame(synthetic_users(60_000, seed=3)).repartition(6).write.parquet(str(path))
+    return path
+
+
+def _validate_args(table: Path, output: Path) -> list[str]:
+    return [
+        "validate",
+        "checks/examples/users_raw.yaml",
+        "--input",
+        str(table),
+        "--output",
+        str(output),
+        "--quiet",
+        "--no-history",
+    ]
+
+
+def _assert_same_outputs(spark: SparkSession, left: Path, right: Path) -> None:
+    for name in ("valid", "quarantine"):
+        assertDataFrameEqual(
+            spark.read.parquet(str(left / name)), spark.read.parquet(str(right / name))
+        )
+
+
+@pytest.fixture(scope="module")
+def local_run(users_table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    output = tmp_path_factory.mktemp("local") / "out"
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "spark_jobs.cli",
+            "validate",
+            *_validate_args(users_table, output)[1:],
+            "--env",
+            "local",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, LAKEGATE_STATE_DIR=str(output.parent / "state")),
+    )
+    assert done.returncode == 1, done.stderr  # the sample data has injected defects
+    return output
+
+
+def test_validate_on_the_cluster_equals_the_local_run(
+    spark: SparkSession, cluster: str, users_table: Path, local_run: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    job = submit(cluster, *_validate_args(users_table, output), state=tmp_path / "state")
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1, stderr
+    assert "Rows: 60000 in" in stdout
+    _assert_same_outputs(spark, output, local_run)
+
+
+def test_validate_survives_a_killed_executor(
+    spark: SparkSession, cluster: str, users_table: Path, local_run: Path, tmp_path: Path
+) -> None:
+    output = tmp_path / "out"
+    job = submit(cluster, *_validate_args(users_table, output), state=tmp_path / "state")
+
+    def executors() -> list[psutil.Process]:
+        return [
+            p
+            for p in psutil.process_iter(["cmdline"])
+            if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])
+        ]
+
+    _wait_for(lambda: len(executors()) >= 2, 120, "the job's executors")
+    time.sleep(3)  # into the Deequ scan
+    victim = executors()[0]
+    victim.kill()
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1, stderr
+    assert "Rows: 60000 in" in stdout
+    _assert_same_outputs(spark, output, local_run)
