@@ -18,7 +18,9 @@ from spark_jobs.cli import main
 
 ROWS_SUITE = (
     "suite: rows\nchecks:\n  - name: rows\n    constraints:\n"
-    "      - isComplete: id\n      - isNonNegative: amount\n      - hasPattern: {column: name, pattern: '^n'}\n"
+    "      - isComplete: id\n"
+    "      - isNonNegative: amount\n"
+    "      - hasPattern: {column: name, pattern: '^n'}\n"
 )
 
 
