@@ -110,9 +110,9 @@ def resolve_model(
     from mlflow.exceptions import MlflowException
 
     name, alias, version = match["name"], match["alias"], match["version"]
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
     where = registry_uri or tracking_uri or "the default MLflow registry"
     try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri or tracking_uri)
         registered = client.get_registered_model(name)
     except MlflowException as exc:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
