@@ -6,13 +6,20 @@ and writes the two results; nothing here reads or writes storage.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
+from functools import reduce
 
-from pyspark.sql import Column, DataFrame
+from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 
-from checks.row_rules import DUPLICATE_FLAG_PREFIX, failures_column, malformed_line_failure
+from checks.row_rules import (
+    DUPLICATE_FLAG_PREFIX,
+    failures_column,
+    malformed_line_failure,
+    violation,
+)
 from checks.suite import Constraint
 
 ERRORS_COLUMN = "_lakegate_errors"
@@ -22,12 +29,10 @@ BROADCAST_DUPLICATE_KEYS = 2_000_000
 
 @dataclass
 class Split:
-    """The annotated table and its two halves. `duplicates` must be released after writing."""
+    """The two halves of a table. `duplicates` must be released after writing."""
 
-    annotated: DataFrame
     valid: DataFrame
     quarantine: DataFrame
-    is_quarantined: Column
     duplicates: list[DataFrame]
 
     def release(self) -> None:
@@ -80,11 +85,15 @@ def split_rows(
             dups if many else F.broadcast(dups), on=constraint.columns, how="left"
         )
         flags[constraint.id] = flag
+    # Decide the split on plain boolean tests (code-generated); build the failure records,
+    # with their messages, only for the rows that go to quarantine.
+    tests = [violation(c, patterns, flags.get(c.id))[0] for c in failing_constraints]
+    if malformed_column is not None:
+        tests.append(F.col(malformed_column).isNotNull())
+    is_quarantined = reduce(operator.or_, tests, F.lit(False))
     failures = failures_column(failing_constraints, patterns, flags)
     if malformed_column is not None:
         failures = F.concat(malformed_line_failure(malformed_column), failures)
-    annotated = annotated.select(*original, failures.alias(ERRORS_COLUMN))
-    is_quarantined = F.size(F.col(ERRORS_COLUMN)) > 0
     valid = annotated.where(~is_quarantined).select(*original)
-    quarantine = annotated.where(is_quarantined)
-    return Split(annotated, valid, quarantine, is_quarantined, cached)
+    quarantine = annotated.where(is_quarantined).select(*original, failures.alias(ERRORS_COLUMN))
+    return Split(valid, quarantine, cached)
