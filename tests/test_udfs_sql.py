@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 
 import mlflow
@@ -11,6 +12,7 @@ import pytest
 from model_fixtures import train, users_frame
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.functions import pandas_udf
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.settings import Settings
@@ -270,3 +272,30 @@ def test_onnx_model_is_served_as_pyfunc_with_the_same_predictions(
     )
     expected = pd.DataFrame({"user_id": users["user_id"], "p": onnx_predictions})
     assertDataFrameEqual(actual, _expected(spark, expected, "user_id long, p float"))
+
+
+def test_model_is_loaded_once_per_worker_process_not_per_batch(spark, features_view, classifier):
+    @pandas_udf("string")
+    def load_counts(batches: Iterator[pd.Series]) -> Iterator[pd.Series]:
+        import json
+        import os
+
+        from udfs.scoring import model_load_counts
+
+        for batch in batches:
+            yield pd.Series([json.dumps([os.getpid(), model_load_counts()])] * len(batch))
+
+    spark.udf.register("load_counts", load_counts)
+    previous = spark.conf.get("spark.sql.execution.arrow.maxRecordsPerBatch")
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", "10")  # 24+ batches
+    try:
+        rows = spark.sql(
+            "SELECT load_counts(predict_udf_classifier(feature_1, feature_2, feature_3)) AS c "
+            "FROM udf_features"
+        ).collect()
+    finally:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", previous)
+    reports = [json.loads(row["c"]) for row in rows]
+    assert len(rows) == 240
+    counts = [count for _, by_path in reports for count in by_path.values()]
+    assert counts and all(count == 1 for count in counts)

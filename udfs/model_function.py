@@ -8,7 +8,9 @@ the model once per process (see `udfs.scoring`).
 
 from __future__ import annotations
 
+import atexit
 import re
+import shutil
 import tempfile
 import uuid
 import warnings
@@ -172,6 +174,8 @@ def download_model(
         f"{label}-{resolved.model_version or 'x'}-{uuid.uuid4().hex[:8]}"
     )
     folder.mkdir()
+    # Executors work on their own copy (addFile); the driver's copy goes when the process ends.
+    atexit.register(shutil.rmtree, folder.parent, ignore_errors=True)
     try:
         local = mlflow.artifacts.download_artifacts(
             artifact_uri=resolved.artifact_uri, dst_path=str(folder), tracking_uri=tracking_uri

@@ -19,6 +19,7 @@ from udfs.errors import ModelUsageError
 # Loaded models by local path, one per Python worker process: Spark reuses its Python workers
 # across tasks, so a model is loaded once per process, never once per batch or per task.
 _LOADED_MODELS: dict[str, Any] = {}
+_LOAD_COUNTS: dict[str, int] = {}
 _LOAD_LOCK = threading.Lock()
 
 # Nullable pandas dtypes for integer and boolean outputs, so a null prediction stays an integer.
@@ -46,12 +47,13 @@ def load_model_cached(path: str) -> Any:
 
                 model = mlflow.pyfunc.load_model(path)
                 _LOADED_MODELS[path] = model
+                _LOAD_COUNTS[path] = _LOAD_COUNTS.get(path, 0) + 1
     return model
 
 
-def loaded_model_paths() -> list[str]:
-    """Return the paths of the models loaded in this process (for diagnostics and tests)."""
-    return list(_LOADED_MODELS)
+def model_load_counts() -> dict[str, int]:
+    """Return how many times each model path was loaded in this process (diagnostics, tests)."""
+    return dict(_LOAD_COUNTS)
 
 
 @dataclass(frozen=True)
