@@ -7,7 +7,6 @@ then moved into place) and can be registered as a view for SQL.
 
 from __future__ import annotations
 
-import uuid
 from pathlib import Path
 
 import click
@@ -20,7 +19,7 @@ from checks.yaml_document import load_yaml_document, parse_document
 from spark_jobs.errors import UserError
 from spark_jobs.session import spark_session
 from spark_jobs.settings import load_settings
-from spark_jobs.table_io import StagedOutputs, read_table
+from spark_jobs.table_io import read_table, write_table_atomically
 
 
 class FeatureConfig(BaseModel):
@@ -75,15 +74,7 @@ def run_features(spark: SparkSession, config: FeatureConfig) -> dict[str, object
     """Build and write the feature table; register it as a view when `table` is set."""
     source = read_table(spark, config.input, config.format)
     features = build_features(source, config.key, config.definitions, config.passthrough)
-    output = config.output.rstrip("/")
-    root, name = output.rsplit("/", 1) if "/" in output else (".", output)
-    staged = StagedOutputs(spark, root, f"features-{uuid.uuid4().hex[:8]}")
-    try:
-        staged.write_table(name, features)
-        staged.commit()
-    except BaseException:
-        staged.abort()
-        raise
+    output = write_table_atomically(spark, features, config.output)
     written = spark.read.parquet(output)
     if config.table:
         written.createOrReplaceTempView(config.table)

@@ -9,13 +9,17 @@ output and a failure leaves none. Everything (model, alias, columns, types) is c
 anything is written. A JSON report is written to `<output>/_lakegate_report.json` (Spark ignores
 files starting with `_` when reading the output back): row counts, rows with a null or NaN
 feature (their prediction is null), the model URI and version, and timings.
+
+With `--gate`, the model's input gate (the suite derived from its training data, logged by
+`lakegate train`) is applied first: rows that break it are not scored but written to
+`<output>_quarantine` with their reasons, and `rows_in == rows + rows_gated` is checked.
 """
 
 from __future__ import annotations
 
 import json
 import time
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -25,8 +29,10 @@ import click
 from spark_jobs.cli import run_as_script
 
 if TYPE_CHECKING:
-    from pyspark.sql import Column, DataFrame
+    from pyspark.sql import Column, DataFrame, SparkSession
 
+    from checks.suite import Suite
+    from spark_jobs.settings import Settings
     from udfs import ModelFunction
 
 REPORT_NAME = "_lakegate_report.json"
@@ -51,6 +57,11 @@ class PredictReport:
     load_seconds: float
     score_seconds: float
     total_seconds: float
+    gated: bool = False
+    rows_in: int = 0
+    rows_gated: int = 0
+    gate_quarantine: str | None = None
+    gate_reasons: dict[str, int] = field(default_factory=dict)
 
 
 def null_feature_flag(df: DataFrame, columns: list[str]) -> Column:
@@ -114,6 +125,160 @@ def scored_frame(
     )
 
 
+def load_input_gate(function: ModelFunction, settings: Settings) -> Suite:
+    """The input-gate suite logged with the model's training run.
+
+    Raises:
+        ModelUsageError: the model version has no logged gate.
+    """
+    import mlflow
+    import yaml
+
+    from checks.input_gate import suite_from_data
+    from spark_jobs.training import INPUT_GATE_ARTIFACT
+    from udfs import ModelUsageError
+
+    model = function.model
+    try:
+        path = mlflow.artifacts.download_artifacts(
+            run_id=model.run_id,
+            artifact_path=INPUT_GATE_ARTIFACT,
+            tracking_uri=settings.tracking_uri,
+        )
+    except Exception:
+        raise ModelUsageError(
+            f"model {function.description} has no input gate ({INPUT_GATE_ARTIFACT} in run "
+            f"{model.run_id}); retrain it with `lakegate train`, or predict without --gate"
+        ) from None
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    return suite_from_data(data, f"{model.model_uri} {INPUT_GATE_ARTIFACT}")
+
+
+def run_batch_predict(
+    spark: SparkSession,
+    settings: Settings,
+    model_uri: str,
+    source: str,
+    output: str,
+    *,
+    keys: list[str],
+    input_format: str | None = None,
+    output_format: str = "parquet",
+    scored_at: datetime | None = None,
+    gate: bool = False,
+) -> PredictReport:
+    """Score `source` with `model_uri` and write keys + predictions to `output`.
+
+    Everything that can be wrong with the model, its alias or the columns is found before
+    anything is written.
+
+    Raises:
+        ModelUsageError, UserError: a bad model, alias, column or type; nothing written.
+        RowsLost: with the gate, scored + gated rows do not add up to the input.
+    """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    from checks.input_gate import apply_input_gate
+    from checks.quarantine import ERRORS_COLUMN
+    from checks.row_rules import deequ_patterns
+    from spark_jobs.errors import RowsLost
+    from spark_jobs.table_io import read_table, write_table_atomically
+    from udfs import check_model_calls, register_model_function
+    from udfs.model_function import resolve_model
+
+    started = time.perf_counter()
+    scored_at = (scored_at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
+    resolved = resolve_model(
+        model_uri, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+    )
+    df = read_table(spark, source, input_format, keep_malformed=False)
+    function = register_model_function(
+        spark,
+        f"predict_{resolved.model_name or 'model'}",
+        model_uri,
+        tracking_uri=settings.tracking_uri,
+        registry_uri=settings.registry_uri,
+    )
+    loaded = time.perf_counter()
+    check_columns(df, function, keys)
+    gate_obs = Observation("lakegate_gate_in")
+    to_score = df
+    split = None
+    if gate:
+        suite = load_input_gate(function, settings)
+        split = apply_input_gate(
+            df.observe(gate_obs, F.count(F.lit(1)).alias("rows")), suite, deequ_patterns(spark)
+        )
+        to_score = split.valid
+    observation = Observation("lakegate_predict")
+    observed = to_score.observe(
+        observation,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(null_feature_flag(df, list(function.input_names)), 1).otherwise(0)).alias(
+            "null_feature_rows"
+        ),
+    )
+    result = scored_frame(observed, function, keys, scored_at)
+    check_model_calls(result, [function])
+    quarantine_path = None
+    reasons: dict[str, int] = {}
+    rows_gated = 0
+    try:
+        if split is not None:
+            quarantine_obs = Observation("lakegate_gate_out")
+            quarantined = split.quarantine.observe(quarantine_obs, F.count(F.lit(1)).alias("rows"))
+            quarantine_path = write_table_atomically(
+                spark, quarantined, f"{output.rstrip('/')}_quarantine"
+            )
+            rows_gated = int(quarantine_obs.get["rows"])
+            reasons = {
+                row["constraint"]: row["count"]
+                for row in spark.read.parquet(quarantine_path)
+                .select(F.explode(ERRORS_COLUMN)["constraint"].alias("constraint"))
+                .groupBy("constraint")
+                .count()
+                .collect()
+            }
+        written = write_table_atomically(spark, result, output, output_format)
+    finally:
+        if split is not None:
+            split.release()
+    counts = observation.get
+    rows = int(counts.get("rows") or 0)
+    rows_in = int(gate_obs.get["rows"]) if split is not None else rows
+    if rows_in != rows + rows_gated:
+        raise RowsLost(f"{rows_in} rows in but {rows} scored + {rows_gated} gated")
+    finished = time.perf_counter()
+    report = PredictReport(
+        model_uri=model_uri,
+        model_name=function.model.model_name,
+        model_version=function.model.model_version,
+        run_id=function.model.run_id,
+        input=source,
+        output=str(written),
+        format=output_format,
+        keys=list(keys),
+        rows=rows,
+        null_feature_rows=int(counts.get("null_feature_rows") or 0),
+        scored_at=scored_at.isoformat(),
+        load_seconds=round(loaded - started, 3),
+        score_seconds=round(finished - loaded, 3),
+        total_seconds=round(finished - started, 3),
+        gated=gate,
+        rows_in=rows_in,
+        rows_gated=rows_gated,
+        gate_quarantine=quarantine_path,
+        gate_reasons=reasons,
+    )
+    from spark_jobs.table_io import Storage
+
+    Storage(spark).write_text(
+        f"{written}/{REPORT_NAME}", json.dumps(asdict(report), sort_keys=True) + "\n"
+    )
+    return report
+
+
 @click.command(name="predict")
 @click.option("--model", "model_uri", required=True, help="models:/name@alias or /version.")
 @click.option("--input", "source", required=True, help="A parquet/csv/json path or a table.")
@@ -123,7 +288,7 @@ def scored_frame(
     default=None,
     help="How to read the input when its suffix does not tell.",
 )
-@click.option("--output", type=click.Path(path_type=Path), required=True)
+@click.option("--output", required=True, help="Where the predictions table goes.")
 @click.option(
     "--format",
     "output_format",
@@ -138,81 +303,44 @@ def scored_frame(
     default=None,
     help="Pin the scoring time (UTC), for a byte-identical re-run; default: now.",
 )
+@click.option("--gate", is_flag=True, help="Apply the model's input gate before scoring.")
 @click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
 def command(
     model_uri: str,
     source: str,
     input_format: str | None,
-    output: Path,
+    output: str,
     output_format: str,
     keys: tuple[str, ...],
     scored_at: datetime | None,
+    gate: bool,
     env: str | None,
 ) -> None:
     """Score INPUT with MODEL and write keys, predictions, model version and scoring time."""
-    from pyspark.sql import Observation
-    from pyspark.sql import functions as F
-
-    from spark_jobs.dataset_io import read_input, write_atomically
     from spark_jobs.session import spark_session
     from spark_jobs.settings import load_settings
-    from udfs import check_model_calls, register_model_function
-    from udfs.model_function import resolve_model
 
-    started = time.perf_counter()
-    scored_at = (scored_at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
     settings = load_settings(env)
-    resolved = resolve_model(
-        model_uri, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
-    )
-    function_name = f"predict_{resolved.model_name or 'model'}"
     with spark_session(settings, "lakegate-predict") as spark:
-        df = read_input(spark, source, input_format)
-        function = register_model_function(
+        report = run_batch_predict(
             spark,
-            function_name,
+            settings,
             model_uri,
-            tracking_uri=settings.tracking_uri,
-            registry_uri=settings.registry_uri,
+            source,
+            output,
+            keys=list(keys),
+            input_format=input_format,
+            output_format=output_format,
+            scored_at=scored_at,
+            gate=gate,
         )
-        loaded = time.perf_counter()
-        check_columns(df, function, list(keys))
-        observation = Observation("lakegate_predict")
-        observed = df.observe(
-            observation,
-            F.count(F.lit(1)).alias("rows"),
-            F.sum(F.when(null_feature_flag(df, list(function.input_names)), 1).otherwise(0)).alias(
-                "null_feature_rows"
-            ),
-        )
-        result = scored_frame(observed, function, list(keys), scored_at)
-        check_model_calls(result, [function])
-        written = write_atomically(result, output, output_format)  # type: ignore[arg-type]
-        counts = observation.get
-    finished = time.perf_counter()
-    report = PredictReport(
-        model_uri=model_uri,
-        model_name=function.model.model_name,
-        model_version=function.model.model_version,
-        run_id=function.model.run_id,
-        input=source,
-        output=str(written),
-        format=output_format,
-        keys=list(keys),
-        rows=int(counts.get("rows") or 0),
-        null_feature_rows=int(counts.get("null_feature_rows") or 0),
-        scored_at=scored_at.isoformat(),
-        load_seconds=round(loaded - started, 3),
-        score_seconds=round(finished - loaded, 3),
-        total_seconds=round(finished - started, 3),
-    )
-    report_json = json.dumps(asdict(report), sort_keys=True)
-    (written / REPORT_NAME).write_text(report_json + "\n", encoding="utf-8")
+    gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
     click.echo(
-        f"scored {report.rows} rows with {function.description} -> {written} "
-        f"({report.null_feature_rows} rows with a null feature got a null prediction)"
+        f"scored {report.rows} rows with {report.model_name} version {report.model_version} -> "
+        f"{report.output} ({report.null_feature_rows} rows with a null feature got a null "
+        f"prediction{gated})"
     )
-    click.echo(report_json)
+    click.echo(json.dumps(asdict(report), sort_keys=True))
 
 
 if __name__ == "__main__":

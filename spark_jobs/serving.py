@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from spark_jobs.dataset_io import read_input
 from spark_jobs.errors import UserError
 from spark_jobs.settings import Settings
+from spark_jobs.table_io import read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -66,4 +66,4 @@ def register_views(spark: SparkSession, tables: Mapping[str, str]) -> None:
         UserError: a path does not exist or its format cannot be told.
     """
     for name, path in tables.items():
-        read_input(spark, path).createOrReplaceTempView(name)
+        read_table(spark, path, keep_malformed=False).createOrReplaceTempView(name)

@@ -52,7 +52,6 @@ def command(
     """Run one SQL statement with the configured models as predict_<name> functions."""
     from pyspark.errors import AnalysisException
 
-    from spark_jobs.dataset_io import write_atomically
     from spark_jobs.errors import UserError
     from spark_jobs.serving import (
         models_used_by,
@@ -62,6 +61,7 @@ def command(
     )
     from spark_jobs.session import spark_session
     from spark_jobs.settings import load_settings
+    from spark_jobs.table_io import write_table_atomically
     from udfs import run_checked_sql
 
     if (query is None) == (query_file is None):
@@ -83,7 +83,7 @@ def command(
         if output is None:
             df.show(n=limit, truncate=False)
             return
-        written = write_atomically(df, output, output_format)  # type: ignore[arg-type]
+        written = write_table_atomically(spark, df, str(output), output_format)
         click.echo(f"wrote {output_format} to {written}")
 
 

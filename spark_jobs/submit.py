@@ -1,4 +1,4 @@
-"""`lakegate submit --master URL JOB ARGS...`: the spark-submit command a job needs, built from conf.
+"""`lakegate submit --master URL JOB ARGS...`: spark-submit, with what the job needs, from conf.
 
 Where users stumble with spark-submit is shipping things to the executors: the Deequ jar, the
 project's own Python code, and the interpreter the workers must run. This builds the command
@@ -84,7 +84,9 @@ def build_command(
     conf.setdefault("spark.pyspark.driver.python", python)
     log_config = settings.project_root / "conf" / "log4j2.properties"
     if log_config.is_file():
-        conf.setdefault("spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}")
+        conf.setdefault(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+        )
     for key, value in conf.items():
         command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     command += [str(PROJECT_ROOT / "spark_jobs" / JOBS[job]), *args]

@@ -100,6 +100,8 @@ class Storage:
 
 def detect_format(source: str, storage: Storage, fmt: str | None = None) -> str | None:
     """The format of a path from the flag, its suffix or its content; None for a table name."""
+    if fmt == "table":
+        return None
     if fmt:
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r}; use one of {', '.join(FORMATS)}")
@@ -119,8 +121,14 @@ def detect_format(source: str, storage: Storage, fmt: str | None = None) -> str 
     )
 
 
-def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> DataFrame:
+def read_table(
+    spark: SparkSession, source: str, fmt: str | None = None, *, keep_malformed: bool = True
+) -> DataFrame:
     """Read a path (parquet, csv, json, delta, orc) or a catalog table, resolving its schema now.
+
+    Lines of a CSV or JSON file that do not parse are kept, with their raw text in
+    `_lakegate_malformed`, when `keep_malformed` is true (the quality gate quarantines them);
+    otherwise Spark's permissive reading applies and that column is not added.
 
     Raises:
         InputError: the input is missing, unreadable or corrupt; the message says which.
@@ -138,7 +146,7 @@ def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> Data
         else:
             if not storage.exists(source):
                 raise InputError(f"input {source!r} does not exist")
-            df = _read_path(spark, source, resolved)
+            df = _read_path(spark, source, resolved, keep_malformed)
         df.schema  # noqa: B018  (forces schema resolution, where corrupt files show)
     except InputError:
         raise
@@ -156,12 +164,14 @@ def read_table(spark: SparkSession, source: str, fmt: str | None = None) -> Data
     return df
 
 
-def _read_path(spark: SparkSession, source: str, fmt: str) -> DataFrame:
+def _read_path(spark: SparkSession, source: str, fmt: str, keep_malformed: bool) -> DataFrame:
     if fmt not in {"csv", "json"}:
         return spark.read.format(fmt).load(source)
     reader = spark.read.format(fmt)
     if fmt == "csv":
         reader = reader.option("header", True).option("inferSchema", True)
+    if not keep_malformed:
+        return reader.load(source)
     inferred = reader.load(source).schema
     schema = StructType(
         [f for f in inferred.fields if f.name not in {MALFORMED_COLUMN, "_corrupt_record"}]
@@ -191,7 +201,10 @@ class StagedOutputs:
 
     def write_table(self, name: str, df: DataFrame, fmt: str = "parquet") -> None:
         """Write `df` to the staging place of output `name` (overwriting an earlier attempt)."""
-        df.write.mode("overwrite").format(fmt).save(f"{self.staging}/{name}")
+        writer = df.write.mode("overwrite").format(fmt)
+        if fmt == "csv":
+            writer = writer.option("header", True)
+        writer.save(f"{self.staging}/{name}")
         self._tables.append(name)
 
     def add_json(self, name: str, data: Mapping[str, Any]) -> None:
@@ -213,3 +226,25 @@ class StagedOutputs:
     def abort(self) -> None:
         """Discard everything staged; earlier outputs stay as they were."""
         self.storage.delete(self.staging)
+
+
+def write_table_atomically(
+    spark: SparkSession, df: DataFrame, output: str, fmt: str = "parquet"
+) -> str:
+    """Write one table to `output` through a staging folder moved into place; return `output`.
+
+    Raises:
+        InputError: the format is unknown.
+    """
+    if fmt not in FORMATS:
+        raise InputError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
+    output = output.rstrip("/")
+    root, name = output.rsplit("/", 1) if "/" in output else (".", output)
+    staged = StagedOutputs(spark, root, uuid.uuid4().hex[:12])
+    try:
+        staged.write_table(name, df, fmt)
+        staged.commit()
+    except BaseException:
+        staged.abort()
+        raise
+    return output

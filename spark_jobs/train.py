@@ -1,6 +1,8 @@
 """`lakegate train CONFIG`: read a feature table with Spark, train, register, maybe promote.
 
-Also runnable as `spark-submit spark_jobs/train.py CONFIG`.
+Also runnable as `spark-submit spark_jobs/train.py CONFIG`. Besides the model, the run logs the
+model's input gate (`input_gate/suite.yaml`): a check suite derived from the training data that
+`lakegate predict --gate` applies before scoring.
 """
 
 from __future__ import annotations
@@ -13,9 +15,10 @@ import click
 from spark_jobs.cli import run_as_script
 
 if TYPE_CHECKING:
-    from pyspark.sql import DataFrame
+    from pyspark.sql import DataFrame, SparkSession
 
-    from spark_jobs.training import TrainConfig
+    from spark_jobs.settings import Settings
+    from spark_jobs.training import TrainConfig, TrainResult
 
 
 def build_training_frame(df: DataFrame, config: TrainConfig) -> DataFrame:
@@ -25,6 +28,40 @@ def build_training_frame(df: DataFrame, config: TrainConfig) -> DataFrame:
     for name, expression in config.derived_features.items():
         df = df.withColumn(name, F.expr(expression))
     return df.select(*config.features, config.target)
+
+
+def run_training(
+    spark: SparkSession, settings: Settings, config: TrainConfig, *, source: str | None = None
+) -> TrainResult:
+    """Read the features (`source` overrides the config's input), train, log, register, promote.
+
+    Raises:
+        UserError: the input lacks a feature or the target.
+    """
+    from checks.input_gate import derive_input_suite
+    from spark_jobs.errors import UserError
+    from spark_jobs.table_io import read_table
+    from spark_jobs.training import train_model
+
+    source = source or config.input
+    if config.format != "table" and "://" not in source and "/" in source:
+        source = str(settings.resolve(source))
+    df = read_table(spark, source, config.format, keep_malformed=False)
+    missing = [
+        c
+        for c in (*config.features, config.target)
+        if c not in df.columns and c not in config.derived_features
+    ]
+    if missing:
+        raise UserError(
+            f"model {config.model_name}: input {source!r} has no column "
+            f"{', '.join(repr(m) for m in missing)} (columns: {', '.join(df.columns)})"
+        )
+    training = build_training_frame(df, config)
+    gate = derive_input_suite(
+        training, list(config.features), name=f"{config.model_name}_input_gate"
+    )
+    return train_model(training.toPandas(), config, settings, source=source, input_gate=gate)
 
 
 @click.command(name="train")
@@ -39,31 +76,14 @@ def build_training_frame(df: DataFrame, config: TrainConfig) -> DataFrame:
 )
 def command(config_path: Path, env: str | None, json_path: Path | None) -> None:
     """Train the model CONFIG_PATH describes, register it, and promote it if it is better."""
-    from spark_jobs.dataset_io import input_format, read_input
-    from spark_jobs.errors import UserError
     from spark_jobs.session import spark_session
     from spark_jobs.settings import load_settings
-    from spark_jobs.training import load_train_config, train_model
+    from spark_jobs.training import load_train_config
 
     config = load_train_config(config_path)
     settings = load_settings(env)
     with spark_session(settings, f"lakegate-train-{config.model_name}") as spark:
-        source = config.input
-        if input_format(source, config.format) != "table" and "://" not in source:
-            source = str(settings.resolve(source))
-        df = read_input(spark, source, config.format)
-        missing = [
-            c
-            for c in (*config.features, config.target)
-            if c not in df.columns and c not in config.derived_features
-        ]
-        if missing:
-            raise UserError(
-                f"model {config.model_name}: input {config.input!r} has no column "
-                f"{', '.join(repr(m) for m in missing)} (columns: {', '.join(df.columns)})"
-            )
-        frame = build_training_frame(df, config).toPandas()
-    result = train_model(frame, config, settings, source=source)
+        result = run_training(spark, settings, config)
     click.echo(result.summary())
     click.echo(result.to_json())
     if json_path is not None:

@@ -26,6 +26,7 @@ if TYPE_CHECKING:
     from sklearn.pipeline import Pipeline
 
 CHAMPION = "champion"
+INPUT_GATE_ARTIFACT = "input_gate/suite.yaml"
 CHALLENGER = "challenger"
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
 # Every metric here is "higher is better", which promotion relies on.
@@ -308,8 +309,11 @@ def log_register_promote(
     source: str,
     rows: int,
     started: float | None = None,
+    input_gate: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Log the run and model, register a version as `challenger`, promote it if good enough.
+
+    `input_gate`, a suite derived from the training data, is logged as `input_gate/suite.yaml`.
 
     Raises:
         EnvironmentProblem: the tracking store cannot be reached.
@@ -364,6 +368,8 @@ def log_register_promote(
         )
         mlflow.set_tags({"lakegate.data_source": source, "lakegate.job": "train"})
         mlflow.log_dict(metadata, "training_metadata.json")
+        if input_gate is not None:
+            mlflow.log_dict(input_gate, INPUT_GATE_ARTIFACT)
         info = mlflow.sklearn.log_model(
             fitted.pipeline,
             name="model",
@@ -401,11 +407,22 @@ def log_register_promote(
 
 
 def train_model(
-    frame: pd.DataFrame, config: TrainConfig, settings: Settings, *, source: str
+    frame: pd.DataFrame,
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    source: str,
+    input_gate: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Fit, evaluate, log, register and (maybe) promote; the whole training step."""
     started = time.perf_counter()
     fitted = fit_and_evaluate(frame, config)
     return log_register_promote(
-        fitted, config, settings, source=source, rows=len(frame), started=started
+        fitted,
+        config,
+        settings,
+        source=source,
+        rows=len(frame),
+        started=started,
+        input_gate=input_gate,
     )
