@@ -38,7 +38,18 @@ def parse_args() -> argparse.Namespace:
         help="spark.sql.execution.arrow.maxRecordsPerBatch",
     )
     parser.add_argument("--partitions", type=int, default=8, help="files in the feature table")
-    parser.add_argument("--skip", default="", help="comma-separated methods to skip (a,b,c,d)")
+    parser.add_argument("--skip", default="", help="comma-separated methods to skip (a,b,c,d,e)")
+    parser.add_argument(
+        "--batch-sweep",
+        default="10000,100000,500000",
+        help="Arrow batch sizes to time (a) with, besides --arrow-batch ('' to skip)",
+    )
+    parser.add_argument(
+        "--naive-rows",
+        type=int,
+        default=20_000,
+        help="rows for (e), a row-at-a-time UDF calling the model's predict per row (slow)",
+    )
     parser.add_argument("--json", type=Path, default=None, help="also write results here")
     return parser.parse_args()
 
@@ -106,6 +117,19 @@ def row_at_a_time_udf(pipeline):
     return udf(predict_row, "long")
 
 
+def naive_model_udf(pipeline):
+    """The common naive pattern: call the model's own predict on each row."""
+    import pandas as pd
+    from pyspark.sql.functions import udf
+
+    def predict_row(f1: float, f2: float, f3: float) -> int | None:
+        if f1 is None or f2 is None or f3 is None:
+            return None
+        return int(pipeline.predict(pd.DataFrame([[f1, f2, f3]], columns=FEATURES))[0])
+
+    return udf(predict_row, "long")
+
+
 def timed(action) -> float:
     started = time.perf_counter()
     action()
@@ -151,11 +175,16 @@ def main() -> int:
     from udfs import register_model_function, run_checked_sql
 
     register_model_function(spark, "predict_bench", model_uri, tracking_uri=settings.tracking_uri)
+    registered = time.perf_counter()
     first = run_checked_sql(spark, "SELECT predict_bench(0.1D, 0.2D, 0.3D) AS p").collect()[0]["p"]
     cold_start = time.perf_counter() - session_started
+    first_batch = cold_start - (registered - session_started)
+    register_seconds = registered - session_ready
     print(
         f"cold start (session start -> first prediction): {cold_start:.1f} s "
-        f"(session {session_ready - session_started:.1f} s), first prediction {first}",
+        f"(session {session_ready - session_started:.1f} s, register "
+        f"{registered - session_ready:.1f} s, first batch incl. worker start and model load "
+        f"{first_batch:.1f} s), first prediction {first}",
         flush=True,
     )
 
@@ -196,25 +225,68 @@ def main() -> int:
     disagreements = {key: int((sample[key] != sample["a"]).sum()) for key in methods}
     print(f"disagreements with (a) on 20,000 rows: {disagreements}", flush=True)
 
-    results = {}
-    for key, (label, expression) in methods.items():
-        if key in skip:
-            continue
-        query = f"SELECT id, {expression} AS p FROM features"
+    # Runs are timed round-robin (a, b, c, d, a, b, ...) so that a busy machine slows every
+    # method alike instead of whichever happened to run at the busy moment.
+    runs = {
+        key: (label, f"SELECT id, {expression} AS p FROM features", args.arrow_batch)
+        for key, (label, expression) in methods.items()
+        if key not in skip
+    }
+    if "a" in runs:
+        for size in [int(v) for v in args.batch_sweep.split(",") if v.strip()]:
+            if size != args.arrow_batch:
+                runs[f"a@{size}"] = (f"(a) with Arrow batch {size:,}", runs["a"][1], size)
+
+    def run_once(query: str, batch: int) -> float:
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
+        return timed(
+            lambda: run_checked_sql(spark, query).write.format("noop").mode("overwrite").save()
+        )
+
+    for _label, query, batch in runs.values():  # warm-up: Python workers start, models load
+        spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(batch))
         run_checked_sql(spark, query + " WHERE id % 100000 = 0").write.format("noop").mode(
             "overwrite"
-        ).save()  # warm-up: every Python worker starts and loads its model
-        times = [
-            timed(
-                lambda q=query: (
-                    run_checked_sql(spark, q).write.format("noop").mode("overwrite").save()
-                )
-            )
-            for _ in range(args.repeats)
-        ]
-        median = statistics.median(times)
-        results[key] = {"label": label, "times": times, "median": median}
-        print(f"({key}) {label}: median {median:.2f} s of {times}", flush=True)
+        ).save()
+    timings: dict[str, list[float]] = {key: [] for key in runs}
+    for round_number in range(args.repeats):
+        for key, (_label, query, batch) in runs.items():
+            timings[key].append(run_once(query, batch))
+        print(
+            f"round {round_number + 1}: "
+            + ", ".join(f"{key} {times[-1]:.2f} s" for key, times in timings.items()),
+            flush=True,
+        )
+    spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(args.arrow_batch))
+    results = {
+        key: {"label": runs[key][0], "times": times, "median": statistics.median(times)}
+        for key, times in timings.items()
+        if "@" not in key
+    }
+    sweep = {
+        runs[key][2]: statistics.median(times)
+        for key, times in timings.items()
+        if key == "a" or key.startswith("a@")
+    }
+    sweep = {size: sweep[size] for size in sorted(sweep)}
+
+    naive = {}
+    if "e" not in skip and args.naive_rows:
+        sample_path = workdir / "sample.parquet"
+        spark.table("features").limit(args.naive_rows).write.parquet(str(sample_path))
+        spark.read.parquet(str(sample_path)).createOrReplaceTempView("sample")
+        spark.udf.register("naive_bench", naive_model_udf(pipeline))
+        for key, expression in (("a", methods["a"][1]), ("e", f"naive_bench({args_sql})")):
+            query = f"SELECT id, {expression} AS p FROM sample"
+            times = [
+                timed(lambda q=query: spark.sql(q).write.format("noop").mode("overwrite").save())
+                for _ in range(args.repeats)
+            ]
+            naive[key] = statistics.median(times)
+        print(
+            f"on {args.naive_rows:,} rows: (a) {naive['a']:.2f} s, (e) row-at-a-time UDF calling "
+            f"the model's predict per row {naive['e']:.2f} s ({naive['e'] / naive['a']:.0f}x)"
+        )
 
     base = results.get("a", {}).get("median")
     print()
@@ -228,7 +300,19 @@ def main() -> int:
         ratio = f"{result['median'] / base:.2f}x" if base else "-"
         rate = args.rows / result["median"]
         print(f"| ({key}) {result['label']} | {result['median']:.2f} | {rate:,.0f} | {ratio} |")
+    if naive:
+        rate = args.naive_rows / naive["e"]
+        print(
+            f"| (e) row-at-a-time UDF calling model.predict per row, on {args.naive_rows:,} rows "
+            f"| {naive['e']:.2f} | {rate:,.0f} | {naive['e'] / naive['a']:.0f}x (vs (a) on the "
+            "same rows) |"
+        )
+    print(
+        "(a) by Arrow batch size: "
+        + ", ".join(f"{size:,}: {median:.2f} s" for size, median in sweep.items())
+    )
     print(f"\ncold start, session start -> first prediction with (a): {cold_start:.1f} s")
+    print(f"  of which registration {register_seconds:.1f} s, first batch {first_batch:.1f} s")
     print(f"first use of mlflow spark_udf (create + first prediction): {mlflow_first_use:.1f} s")
     if args.json:
         args.json.write_text(
@@ -239,6 +323,11 @@ def main() -> int:
                     "repeats": args.repeats,
                     "results": results,
                     "cold_start_seconds": cold_start,
+                    "register_seconds": register_seconds,
+                    "first_batch_seconds": first_batch,
+                    "arrow_batch_sweep": sweep,
+                    "naive_rows": args.naive_rows,
+                    "naive_seconds": naive,
                     "mlflow_first_use_seconds": mlflow_first_use,
                     "disagreements": disagreements,
                 },
