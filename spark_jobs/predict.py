@@ -235,7 +235,8 @@ def run_batch_predict(
             reasons = {
                 row["constraint"]: row["count"]
                 for row in spark.read.parquet(quarantine_path)
-                .select(F.explode(ERRORS_COLUMN)["constraint"].alias("constraint"))
+                .select(F.explode(ERRORS_COLUMN).alias("error"))
+                .select("error.constraint")
                 .groupBy("constraint")
                 .count()
                 .collect()

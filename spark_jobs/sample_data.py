@@ -50,19 +50,23 @@ def synthetic_users(rows: int = 100_000, seed: int = 7) -> pd.DataFrame:
     return frame
 
 
+def write_sample(path: Path, rows: int, seed: int) -> Path:
+    """Write the users table to a parquet file at `path` (whole or not at all)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    synthetic_users(rows, seed).to_parquet(temporary, index=False)
+    temporary.replace(path)
+    return path
+
+
 @click.command("sample-data")
 @click.option("--rows", default=100_000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--output", default="data/generated/users.parquet", show_default=True)
 def command(rows: int, seed: int, output: str) -> int:
     """Write the synthetic users table (parquet) used by the demo pipeline."""
-    path = Path(output)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    frame = synthetic_users(rows, seed)
-    temporary = path.with_name(path.name + ".tmp")
-    frame.to_parquet(temporary, index=False)
-    temporary.replace(path)
-    click.echo(f"Wrote {len(frame)} users to {path}")
+    path = write_sample(Path(output), rows, seed)
+    click.echo(f"Wrote {rows} users to {path}")
     return 0
 
 
