@@ -20,5 +20,5 @@ def test_notebooks_are_in_databricks_source_format() -> None:
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
-def test_notebook_runs_end_to_end(spark, notebook: Path) -> None:  # noqa: ANN001
+def test_notebook_runs_end_to_end(spark, notebook: Path) -> None:
     runpy.run_path(str(notebook), run_name="__main__")
