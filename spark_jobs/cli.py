@@ -13,6 +13,7 @@ import click
 
 from checks.yaml_document import DocumentError
 from spark_jobs.errors import ExitCode, RowsLost, UserError
+from spark_jobs.reporting import redact
 
 # Subcommand name -> module that defines `command`; imported only when used, so that
 # `lakegate validate` never pays for importing MLflow.
@@ -76,11 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         exc.show()
         return ExitCode.USAGE
     except RowsLost as exc:
-        click.echo(f"lakegate: rows lost: {exc}", err=True)
+        click.echo(f"lakegate: rows lost: {redact(str(exc))}", err=True)
         return ExitCode.ROWS_LOST
     except _user_error_types() as exc:
         code = getattr(exc, "exit_code", ExitCode.USAGE)
-        click.echo(f"lakegate: error: {exc}", err=True)
+        click.echo(f"lakegate: error: {redact(str(exc))}", err=True)
         return int(code)
     except Exception:
         traceback.print_exc()

@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from checks.yaml_document import load_yaml_document, parse_document
 from spark_jobs.errors import ExitCode, UserError
-from spark_jobs.reporting import Progress
+from spark_jobs.reporting import Progress, redact
 from spark_jobs.settings import Settings, load_settings
 
 
@@ -237,7 +237,7 @@ def run_pipeline(
             raise
     progress.done()
     report["seconds"] = round(time.monotonic() - started, 1)
-    report["tracking_uri"] = settings.tracking_uri
+    report["tracking_uri"] = redact(settings.tracking_uri)
     if config.report:
         target = path(config.report)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -183,6 +183,7 @@ def run_batch_predict(
     from checks.quarantine import ERRORS_COLUMN
     from checks.row_rules import deequ_patterns
     from spark_jobs.errors import RowsLost
+    from spark_jobs.reporting import redact
     from spark_jobs.table_io import read_table, write_table_atomically
     from udfs import check_model_calls, register_model_function
     from udfs.model_function import resolve_model
@@ -252,11 +253,11 @@ def run_batch_predict(
         raise RowsLost(f"{rows_in} rows in but {rows} scored + {rows_gated} gated")
     finished = time.perf_counter()
     report = PredictReport(
-        model_uri=model_uri,
+        model_uri=redact(model_uri),
         model_name=function.model.model_name,
         model_version=function.model.model_version,
         run_id=function.model.run_id,
-        input=source,
+        input=redact(source),
         output=str(written),
         format=output_format,
         keys=list(keys),

@@ -18,6 +18,7 @@ import click
 import pyspark
 
 from spark_jobs.errors import UserError
+from spark_jobs.reporting import redact
 from spark_jobs.session import cached_jars
 from spark_jobs.settings import PROJECT_ROOT, Settings, load_settings
 
@@ -91,13 +92,6 @@ def build_command(
         command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
     command += [str(PROJECT_ROOT / "spark_jobs" / JOBS[job]), *args]
     return command
-
-
-def redact(text: str) -> str:
-    """Hide credentials in URIs (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
-    import re
-
-    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
 
 
 @click.command("submit", context_settings={"ignore_unknown_options": True})

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
-from pyspark.errors import AnalysisException
+from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
@@ -134,8 +134,9 @@ def read_table(
         InputError: the input is missing, unreadable or corrupt; the message says which.
     """
     storage = Storage(spark)
-    resolved = detect_format(source, storage, fmt)
+    resolved = fmt
     try:
+        resolved = detect_format(source, storage, fmt)
         if resolved is None:
             if not spark.catalog.tableExists(source):
                 raise InputError(
@@ -150,7 +151,7 @@ def read_table(
         df.schema  # noqa: B018  (forces schema resolution, where corrupt files show)
     except InputError:
         raise
-    except (AnalysisException, Py4JJavaError) as exc:
+    except (CapturedException, Py4JJavaError) as exc:
         kind = resolved or "table"
         raise InputError(
             f"cannot read {source!r} as {kind}: {_first_line(exc)}; check that the file is "

@@ -22,7 +22,7 @@ from checks.quarantine import ERRORS_COLUMN, split_rows
 from checks.row_rules import MALFORMED_CONSTRAINT, deequ_patterns
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
 from spark_jobs.errors import ExitCode, RowsLost
-from spark_jobs.reporting import Progress, validation_summary
+from spark_jobs.reporting import Progress, redact, validation_summary
 from spark_jobs.session import spark_session
 from spark_jobs.settings import Settings, load_settings
 from spark_jobs.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
@@ -82,7 +82,7 @@ def run_validation(
     started = datetime.now(UTC)
     clock = time.monotonic()
 
-    progress.step(f"reading {source}")
+    progress.step(f"reading {redact(source)}")
     df = read_table(spark, source, fmt)
     check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
     check_filters(df, suite)
@@ -150,7 +150,7 @@ def run_validation(
         "started_at": started.isoformat(),
         "finished_at": datetime.now(UTC).isoformat(),
         "duration_seconds": round(time.monotonic() - clock, 3),
-        "input": source,
+        "input": redact(source),
         "status": outcome.status,
         "exit_code": int(exit_code),
         "counts": {

@@ -230,3 +230,20 @@ def test_unknown_environment_is_a_usage_error(capsys) -> None:
     )
     assert code == 2
     assert "no configuration for environment 'nosuch'" in capsys.readouterr().err
+
+
+def test_credentials_in_an_input_uri_never_reach_the_error_message(capsys) -> None:
+    code = main(
+        [
+            "validate",
+            "checks/examples/items.yaml",
+            "--input",
+            "http://alice:s3cret@example.invalid/items.csv",
+            "--output",
+            "/tmp/lakegate-never-written",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "s3cret" not in err
+    assert "alice:***@" in err
