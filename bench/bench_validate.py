@@ -186,7 +186,7 @@ class Run:
 
 def _uniform(salt: int, seed: int) -> str:
     """A deterministic uniform [0, 1) value per row, independent of partitioning."""
-    return f"(pmod(xxhash64(n, {salt + seed * 1000}), 1000000) / 1000000.0)"
+    return f"(CAST(pmod(xxhash64(n, {salt + seed * 1000}), 1000000) AS DOUBLE) / 1e6)"
 
 
 def _pick(values: tuple[str, ...], salt: int, seed: int) -> str:
