@@ -134,6 +134,12 @@ def _nullable(series: pd.Series) -> pd.Series:
     return series.astype(nullable) if nullable else series
 
 
+def _cast(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
+    """Cast to the signature's dtypes, converting only the columns that differ."""
+    differing = {name: dtype for name, dtype in dtypes.items() if str(frame[name].dtype) != dtype}
+    return frame.astype(differing) if differing else frame
+
+
 def score_batch(
     model: Any, args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec
 ) -> pd.Series | pd.DataFrame:
@@ -143,13 +149,13 @@ def score_batch(
     complete = ~frame.isna().any(axis=1).to_numpy()
     dtypes = dict(zip(spec.input_names, spec.input_dtypes, strict=True))
     if complete.all():
-        return _as_output(model.predict(frame.astype(dtypes)), rows, spec)
+        return _as_output(model.predict(_cast(frame, dtypes)), rows, spec)
     index = np.flatnonzero(complete)
     if not index.size:  # no complete row: every prediction is null
         if spec.output_names is None:
             return pd.Series([None] * rows, dtype=object)
         return pd.DataFrame({name: [None] * rows for name in spec.output_names}, dtype=object)
-    scored = _as_output(model.predict(frame.iloc[index].astype(dtypes)), index.size, spec)
+    scored = _as_output(model.predict(_cast(frame.iloc[index], dtypes)), index.size, spec)
     scored.index = index
     if isinstance(scored, pd.DataFrame):
         return pd.DataFrame(
