@@ -74,6 +74,11 @@ class ScoringSpec:
     output_names: tuple[str, ...] | None = None
 
 
+def _has_default_index(data: pd.Series | pd.DataFrame) -> bool:
+    index = data.index
+    return isinstance(index, pd.RangeIndex) and index.start == 0 and index.step == 1
+
+
 def bind_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec) -> pd.DataFrame:
     """Bind UDF arguments to the model's inputs: one struct by field name, else by position.
 
@@ -90,7 +95,8 @@ def bind_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec) 
                 f"{', '.join(repr(m) for m in missing)} (model inputs: "
                 f"{', '.join(spec.input_names)})"
             )
-        return struct[list(spec.input_names)].reset_index(drop=True)
+        frame = struct[list(spec.input_names)]
+        return frame if _has_default_index(frame) else frame.reset_index(drop=True)
     if len(args) != len(spec.input_names):
         raise ModelUsageError(
             f"{spec.function_name}: called with {len(args)} arguments but the model takes "
@@ -103,8 +109,8 @@ def bind_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec) 
                 f"{spec.function_name}: input {name!r} was given a struct; pass one struct "
                 "as the only argument, or plain columns"
             )
-        columns[name] = arg.reset_index(drop=True)
-    return pd.DataFrame(columns)
+        columns[name] = arg if _has_default_index(arg) else arg.reset_index(drop=True)
+    return pd.DataFrame(columns, copy=False)
 
 
 def _as_output(raw: Any, rows: int, spec: ScoringSpec) -> pd.Series | pd.DataFrame:
@@ -146,10 +152,10 @@ def score_batch(
     """Score one batch: bind arguments, predict the complete rows, null for the others."""
     frame = bind_arguments(args, spec)
     rows = len(frame)
-    complete = ~frame.isna().any(axis=1).to_numpy()
     dtypes = dict(zip(spec.input_names, spec.input_dtypes, strict=True))
-    if complete.all():
+    if not any(frame[name].hasnans for name in spec.input_names):  # the usual, fast case
         return _as_output(model.predict(_cast(frame, dtypes)), rows, spec)
+    complete = ~frame.isna().any(axis=1).to_numpy()
     index = np.flatnonzero(complete)
     if not index.size:  # no complete row: every prediction is null
         if spec.output_names is None:
