@@ -82,6 +82,13 @@ class Storage:
         self.delete(path)
         self.rename(temporary, path)
 
+    def children(self, path: str) -> list[str]:
+        """The names directly under a folder (none if it does not exist)."""
+        jpath, fs = self._path(path)
+        if not fs.exists(jpath):
+            return []
+        return [status.getPath().getName() for status in fs.listStatus(jpath)]
+
     def read_text(self, path: str) -> str:
         """Read a small text file."""
         jpath, fs = self._path(path)
@@ -195,6 +202,23 @@ class StagedOutputs:
         self.staging = f"{self.root}/_staging-{run_id}"
         self._tables: list[str] = []
         self._files: dict[str, str] = {}
+        self.recover()
+
+    def recover(self) -> None:
+        """Finish what a killed job left: put back outputs it had moved aside, drop its staging.
+
+        A job killed inside `commit` may have moved an earlier output to `_replaced-<run>` and
+        not yet moved the new one in; that earlier output goes back to its place.
+        """
+        for entry in self.storage.children(self.root):
+            folder = f"{self.root}/{entry}"
+            if entry.startswith("_replaced-"):
+                for name in self.storage.children(folder):
+                    if not self.storage.exists(self.final(name)):
+                        self.storage.rename(f"{folder}/{name}", self.final(name))
+                self.storage.delete(folder)
+            elif entry.startswith("_staging-"):
+                self.storage.delete(folder)
 
     def final(self, name: str) -> str:
         """The final location of output `name`."""

@@ -92,15 +92,13 @@ def run_validation(
     outcome = verify(
         spark, df, suite, repository=repository, tags={"suite": suite.name, "run_id": run_id}
     )
+    # Results come in suite order. Only error-level row rules that Deequ found broken can blame
+    # rows; a rule every row meets is not evaluated again.
     failing = [
         c
-        for check in suite.checks
-        if check.level is Level.ERROR
-        for c, r in zip(check.constraints, outcome.results, strict=False)
-        if c.blames_rows
+        for c, r in zip(suite.constraints, outcome.results, strict=True)
+        if r.level is Level.ERROR and r.status == "failure" and c.blames_rows
     ]
-    failed_ids = {(r.check, r.constraint) for r in outcome.failed(Level.ERROR) if r.blames_rows}
-    failing = [c for c in failing if (c.check, c.id) in failed_ids]
 
     progress.step("writing valid and quarantined rows")
     outputs = StagedOutputs(spark, output, run_id)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -306,3 +307,49 @@ def test_malformed_csv_lines_are_quarantined_with_the_raw_line(
     valid = spark.read.parquet(str(output / "valid"))
     assert valid.columns == ["id", "name", "views"]
     assertDataFrameEqual(valid.select("id"), spark.createDataFrame([(1,), (4,)], "id int"))
+
+
+def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_completes(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    import signal
+    import time
+
+    from spark_jobs.sample_data import synthetic_users
+
+    table = tmp_path / "users.parquet"
+    spark.createDataFrame(synthetic_users(300_000, seed=9)).repartition(4).write.parquet(str(table))
+    output = tmp_path / "out"
+    args = [
+        sys.executable,
+        "-m",
+        "spark_jobs.cli",
+        "validate",
+        "checks/examples/users_raw.yaml",
+        "--input",
+        str(table),
+        "--output",
+        str(output),
+        "--quiet",
+        "--no-history",
+    ]
+    assert subprocess.run(args, capture_output=True, timeout=300).returncode == 1
+    before = read_report(output)
+    valid_before = spark.read.parquet(str(output / "valid")).count()
+
+    job = subprocess.Popen(
+        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+    )
+    deadline = time.monotonic() + 240
+    while not any(p.name.startswith("_staging-") for p in output.iterdir()):
+        assert time.monotonic() < deadline and job.poll() is None, "the job never started writing"
+        time.sleep(0.05)
+    os.killpg(job.pid, signal.SIGKILL)  # the driver and its JVM, in the middle of the write
+    job.wait()
+
+    assert read_report(output) == before
+    assert spark.read.parquet(str(output / "valid")).count() == valid_before
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 1, done.stderr
+    assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
+    assert read_report(output)["counts"] == before["counts"]
