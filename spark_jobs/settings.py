@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -63,7 +62,6 @@ class Settings(_Strict):
     deequ: DeequSettings = Field(default_factory=DeequSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics_repository: Path | None = None
-    output_format: Literal["parquet", "delta"] = "parquet"
     models: dict[str, str] = Field(default_factory=dict)
 
     def resolve(self, path: Path | str) -> Path:

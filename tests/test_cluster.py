@@ -207,3 +207,84 @@ def test_validate_survives_a_killed_executor(
     assert job.returncode == 1, stderr
     assert "Rows: 60000 in" in stdout
     _assert_same_outputs(spark, output, local_run)
+
+
+@pytest.fixture(scope="module")
+def features_table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    from spark_jobs.sample_data import synthetic_users
+
+    path = tmp_path_factory.mktemp("features") / "features.parquet"
+    users = (
+        spark.createDataFrame(synthetic_users(20_000, seed=4)).dropna().dropDuplicates(["user_id"])
+    )
+    users.selectExpr(
+        "user_id", "feature_1", "feature_2", "feature_1 * feature_1 AS feature_3", "target"
+    ).repartition(4).write.parquet(str(path))
+    return path
+
+
+def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
+    spark: SparkSession,
+    settings,
+    cluster: str,
+    features_table: Path,
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from spark_jobs.predict import run_batch_predict
+    from spark_jobs.train import run_training
+    from spark_jobs.training import TrainConfig
+
+    train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
+    train.update(model_name="cluster_users", input=str(features_table), derived_features={})
+    config_path = tmp_path / "train.yaml"
+    config_path.write_text(yaml.safe_dump(train))
+    state = tmp_path / "state"
+
+    def run(*args: str) -> str:
+        job = submit(cluster, *args, state=state)
+        stdout, stderr = job.communicate(timeout=300)
+        assert job.returncode == 0, (stdout + stderr)[-4000:]
+        return stdout
+
+    trained = run("train", str(config_path))
+    local = run_training(spark, settings, TrainConfig.model_validate(train))
+    assert f"accuracy={local.score:.4f}" in trained
+
+    run(
+        "predict",
+        "--model",
+        "models:/cluster_users@champion",
+        "--input",
+        str(features_table),
+        "--output",
+        str(tmp_path / "predictions"),
+        "--key",
+        "user_id",
+    )
+    local_predictions = run_batch_predict(
+        spark,
+        settings,
+        f"models:/cluster_users/{local.version}",
+        str(features_table),
+        str(tmp_path / "local_predictions"),
+        keys=["user_id"],
+    )
+    expected = spark.read.parquet(local_predictions.output).select("user_id", "prediction")
+    assertDataFrameEqual(
+        spark.read.parquet(str(tmp_path / "predictions")).select("user_id", "prediction"), expected
+    )
+
+    run(
+        "sql",
+        "--model",
+        "users=models:/cluster_users@champion",
+        "--table",
+        f"features={features_table}",
+        "-e",
+        "SELECT user_id, predict_users(struct(*)) AS prediction FROM features",
+        "--output",
+        str(tmp_path / "sql"),
+    )
+    assertDataFrameEqual(spark.read.parquet(str(tmp_path / "sql")), expected)

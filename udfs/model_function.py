@@ -1,7 +1,7 @@
 """An MLflow model as a Spark SQL function: resolve, download once, ship, register.
 
 `register_model_function(spark, "predict_users", "models:/users@champion")` downloads the
-model's artifacts on the driver once, ships them to the executors with `addFile`, and registers
+model's artifacts on the driver once, ships them to the executors with `addArchive`, and registers
 an iterator pandas UDF whose return type follows the model's signature. Each Python worker loads
 the model once per process (see `udfs.scoring`).
 """
@@ -174,7 +174,7 @@ def download_model(
         f"{label}-{resolved.model_version or 'x'}-{uuid.uuid4().hex[:8]}"
     )
     folder.mkdir()
-    # Executors work on their own copy (addFile); the driver's copy goes when the process ends.
+    # Executors work on their own copy (addArchive); the driver's copy goes when the process ends.
     atexit.register(shutil.rmtree, folder.parent, ignore_errors=True)
     try:
         local = mlflow.artifacts.download_artifacts(
@@ -341,8 +341,11 @@ def register_model_function(
         input_dtypes=tuple(item.numpy_dtype for item in inputs),
         output_names=output_names,
     )
-    spark.sparkContext.addFile(str(ship_folder), recursive=True)
-    shipped_name = (Path(ship_folder.name) / local_path.relative_to(ship_folder)).as_posix()
+    # One archive, unpacked by Spark next to each executor's files: `addFile` of a folder is
+    # refused outside local mode.
+    archive = shutil.make_archive(str(ship_folder), "zip", root_dir=ship_folder)
+    spark.sparkContext.addArchive(archive)
+    shipped_name = (Path(archive).name / local_path.relative_to(ship_folder)).as_posix()
     scorer = BatchScorer(spec, shipped_name)
     udf = spark.udf.register(name, _iterator_pandas_udf(scorer, return_type))
     function = ModelFunction(
