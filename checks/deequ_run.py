@@ -28,6 +28,28 @@ from checks.suite import Constraint, Level, Suite, SuiteError
 _DEEQU_LEVEL = {Level.ERROR: CheckLevel.Error, Level.WARNING: CheckLevel.Warning}
 
 
+class DeequNotOnClasspath(RuntimeError):
+    """The JVM has no Deequ classes: the jar was not given to Spark."""
+
+    exit_code = 3  # an environment problem, not the user's input
+
+
+def ensure_deequ(spark: SparkSession) -> None:
+    """Fail clearly when the Deequ jar is not on the driver's classpath.
+
+    Raises:
+        DeequNotOnClasspath: naming the ways to provide the jar.
+    """
+    from py4j.java_gateway import JavaClass
+
+    if not isinstance(spark.sparkContext._jvm.com.amazon.deequ.checks.Check, JavaClass):
+        raise DeequNotOnClasspath(
+            "Deequ is not on Spark's classpath. Run the job through `lakegate submit`, which "
+            "adds it, or give spark-submit the jar (--jars or --packages "
+            "com.amazon.deequ:deequ:2.1.0-spark-3.5)"
+        )
+
+
 @dataclass(frozen=True)
 class ConstraintResult:
     """Deequ's verdict on one constraint."""
@@ -203,6 +225,7 @@ def verify(
     When `repository` is given, the metrics are appended to a Deequ FileSystemMetricsRepository
     there, keyed by the current time and `tags`.
     """
+    ensure_deequ(spark)
     checks = compile_checks(spark, suite)
     builder = VerificationSuite(spark).onData(df)
     for check in checks:

@@ -11,6 +11,7 @@ from collections.abc import Sequence
 
 import click
 
+from checks.deequ_run import DeequNotOnClasspath
 from checks.yaml_document import DocumentError
 from spark_jobs.errors import ExitCode, RowsLost, UserError
 from spark_jobs.reporting import redact
@@ -52,7 +53,7 @@ def cli() -> None:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [UserError, DocumentError]
+    types: list[type[BaseException]] = [UserError, DocumentError, DeequNotOnClasspath]
     try:
         from udfs.errors import ModelUsageError
     except ImportError:  # the udfs room is optional for the quality gate alone

@@ -247,3 +247,30 @@ def test_credentials_in_an_input_uri_never_reach_the_error_message(capsys) -> No
     assert code == 2
     assert "s3cret" not in err
     assert "alice:***@" in err
+
+
+def test_plain_spark_submit_without_the_deequ_jar_says_how_to_add_it(tmp_path: Path) -> None:
+    from spark_jobs.submit import spark_submit_path
+
+    done = subprocess.run(
+        [
+            str(spark_submit_path()),
+            "--master",
+            "local[1]",
+            "spark_jobs/validate.py",
+            "checks/examples/items.yaml",
+            "--input",
+            "data/items.csv",
+            "--output",
+            str(tmp_path / "out"),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env=dict(os.environ, LAKEGATE_STATE_DIR=str(tmp_path / "s"), PYSPARK_PYTHON=sys.executable),
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 3, output[-3000:]
+    assert "Deequ is not on Spark's classpath" in output and "lakegate submit" in output
+    assert "Traceback" not in output
+    assert not (tmp_path / "out").exists()
