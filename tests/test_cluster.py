@@ -288,3 +288,71 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
         str(tmp_path / "sql"),
     )
     assertDataFrameEqual(spark.read.parquet(str(tmp_path / "sql")), expected)
+
+
+def test_predict_survives_a_killed_executor(
+    spark: SparkSession,
+    settings,
+    cluster: str,
+    features_table: Path,
+    tmp_path: Path,
+) -> None:
+    import yaml
+
+    from spark_jobs.predict import run_batch_predict
+
+    scoring = tmp_path / "scoring.parquet"
+    spark.range(0, 1_500_000, 1, 6).selectExpr(
+        "CAST(id AS STRING) AS user_id", "randn(1) AS feature_1", "randn(2) AS feature_2"
+    ).selectExpr("*", "feature_1 * feature_1 AS feature_3").write.parquet(str(scoring))
+    state = tmp_path / "state"
+    train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
+    train.update(model_name="kill_users", input=str(features_table), derived_features={})
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    trained = submit(cluster, "train", str(tmp_path / "train.yaml"), state=state)
+    out, err = trained.communicate(timeout=300)
+    assert trained.returncode == 0, (out + err)[-3000:]
+    model = "models:/kill_users@champion"
+
+    job = submit(
+        cluster,
+        "predict",
+        "--model",
+        model,
+        "--input",
+        str(scoring),
+        "--output",
+        str(tmp_path / "predictions"),
+        "--key",
+        "user_id",
+        state=state,
+    )
+
+    def executors_scoring() -> list[psutil.Process]:
+        found = []
+        for process in psutil.process_iter(["cmdline"]):
+            if "CoarseGrainedExecutorBackend" in " ".join(process.info["cmdline"] or []):
+                children = process.children(recursive=True)
+                if any("pyspark" in " ".join(c.cmdline()) for c in children):
+                    found.append(process)
+        return found
+
+    _wait_for(lambda: bool(executors_scoring()), 240, "Python workers scoring")
+    executors_scoring()[0].kill()
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 0, (stdout + stderr)[-3000:]
+
+    same_store = settings.model_copy(
+        update={
+            "mlflow": settings.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{state / 'mlflow.db'}"}
+            )
+        }
+    )
+    local = run_batch_predict(
+        spark, same_store, model, str(scoring), str(tmp_path / "local"), keys=["user_id"]
+    )
+    assertDataFrameEqual(
+        spark.read.parquet(str(tmp_path / "predictions")).select("user_id", "prediction"),
+        spark.read.parquet(local.output).select("user_id", "prediction"),
+    )
