@@ -11,7 +11,6 @@ from collections.abc import Sequence
 
 import click
 
-from checks.deequ_run import DeequNotOnClasspath
 from checks.yaml_document import DocumentError
 from spark_jobs.errors import ExitCode, RowsLost, UserError
 from spark_jobs.reporting import redact
@@ -53,6 +52,8 @@ def cli() -> None:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
+    from checks.deequ_run import DeequNotOnClasspath
+
     types: list[type[BaseException]] = [UserError, DocumentError, DeequNotOnClasspath]
     try:
         from udfs.errors import ModelUsageError
