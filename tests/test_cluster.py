@@ -6,6 +6,7 @@ middle of the job.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import subprocess
@@ -103,6 +104,18 @@ def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             process.wait()
 
 
+def executor_processes() -> list[psutil.Process]:
+    """The Spark executor JVMs running now."""
+    found = []
+    for process in psutil.process_iter(["cmdline"]):
+        try:
+            if "CoarseGrainedExecutorBackend" in " ".join(process.info["cmdline"] or []):
+                found.append(process)
+        except psutil.Error:
+            continue
+    return found
+
+
 def submit(url: str, *args: str, state: Path) -> subprocess.Popen[str]:
     env = dict(os.environ, LAKEGATE_STATE_DIR=str(state))
     return subprocess.Popen(
@@ -192,17 +205,10 @@ def test_validate_survives_a_killed_executor(
     output = tmp_path / "out"
     job = submit(cluster, *_validate_args(users_table, output), state=tmp_path / "state")
 
-    def executors() -> list[psutil.Process]:
-        return [
-            p
-            for p in psutil.process_iter(["cmdline"])
-            if "CoarseGrainedExecutorBackend" in " ".join(p.info["cmdline"] or [])
-        ]
-
-    _wait_for(lambda: len(executors()) >= 2, 120, "the job's executors")
+    _wait_for(lambda: len(executor_processes()) >= 2, 120, "the job's executors")
     time.sleep(3)  # into the Deequ scan
-    victim = executors()[0]
-    victim.kill()
+    with contextlib.suppress(psutil.NoSuchProcess):
+        executor_processes()[0].kill()
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 1, stderr
     assert "Rows: 60000 in" in stdout
@@ -330,15 +336,18 @@ def test_predict_survives_a_killed_executor(
 
     def executors_scoring() -> list[psutil.Process]:
         found = []
-        for process in psutil.process_iter(["cmdline"]):
-            if "CoarseGrainedExecutorBackend" in " ".join(process.info["cmdline"] or []):
-                children = process.children(recursive=True)
-                if any("pyspark" in " ".join(c.cmdline()) for c in children):
-                    found.append(process)
+        for process in executor_processes():
+            try:
+                children = [" ".join(c.cmdline()) for c in process.children(recursive=True)]
+            except psutil.Error:  # a process that ended (or is a zombie) meanwhile
+                continue
+            if any("pyspark" in child for child in children):
+                found.append(process)
         return found
 
     _wait_for(lambda: bool(executors_scoring()), 240, "Python workers scoring")
-    executors_scoring()[0].kill()
+    with contextlib.suppress(psutil.NoSuchProcess):  # it may end on its own meanwhile
+        executors_scoring()[0].kill()
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, (stdout + stderr)[-3000:]
 
