@@ -345,9 +345,15 @@ def test_predict_survives_a_killed_executor(
                 found.append(process)
         return found
 
-    _wait_for(lambda: bool(executors_scoring()), 240, "Python workers scoring")
+    victims: list[psutil.Process] = []
+
+    def scoring_started() -> bool:
+        victims[:] = executors_scoring()
+        return bool(victims)
+
+    _wait_for(scoring_started, 240, "Python workers scoring")
     with contextlib.suppress(psutil.NoSuchProcess):  # it may end on its own meanwhile
-        executors_scoring()[0].kill()
+        victims[0].kill()
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, (stdout + stderr)[-3000:]
 
