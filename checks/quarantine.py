@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import reduce
 
-from pyspark.sql import DataFrame
+from pyspark.sql import Column, DataFrame
 from pyspark.sql import functions as F
 
 from checks.row_rules import (
@@ -34,6 +34,7 @@ class Split:
     valid: DataFrame
     quarantine: DataFrame
     duplicates: list[DataFrame]
+    constraints: list[Constraint]
 
     def release(self) -> None:
         """Drop the cached duplicate-key tables."""
@@ -96,4 +97,10 @@ def split_rows(
         failures = F.concat(malformed_line_failure(malformed_column), failures)
     valid = annotated.where(~is_quarantined).select(*original)
     quarantine = annotated.where(is_quarantined).select(*original, failures.alias(ERRORS_COLUMN))
-    return Split(valid, quarantine, cached)
+    return Split(valid, quarantine, cached, list(failing_constraints))
+
+
+def rows_breaking(constraint_id: str) -> Column:
+    """Aggregate over quarantined rows: how many broke `constraint_id` (named after it)."""
+    broke = F.exists(ERRORS_COLUMN, lambda e: e["constraint"] == F.lit(constraint_id))
+    return F.sum(broke.cast("long")).alias(constraint_id)

@@ -180,7 +180,7 @@ def run_batch_predict(
     from pyspark.sql import functions as F
 
     from checks.input_gate import apply_input_gate
-    from checks.quarantine import ERRORS_COLUMN
+    from checks.quarantine import rows_breaking
     from checks.row_rules import deequ_patterns
     from spark_jobs.errors import RowsLost
     from spark_jobs.reporting import redact
@@ -228,20 +228,19 @@ def run_batch_predict(
     try:
         if split is not None:
             quarantine_obs = Observation("lakegate_gate_out")
-            quarantined = split.quarantine.observe(quarantine_obs, F.count(F.lit(1)).alias("rows"))
+            # Reasons are counted in the same pass that writes the quarantined rows.
+            gate_ids = [c.id for c in split.constraints]
+            quarantined = split.quarantine.observe(
+                quarantine_obs,
+                F.count(F.lit(1)).alias("rows"),
+                *[rows_breaking(cid) for cid in gate_ids],
+            )
             quarantine_path = write_table_atomically(
                 spark, quarantined, f"{output.rstrip('/')}_quarantine"
             )
-            rows_gated = int(quarantine_obs.get["rows"])
-            reasons = {
-                row["constraint"]: row["count"]
-                for row in spark.read.parquet(quarantine_path)
-                .select(F.explode(ERRORS_COLUMN).alias("error"))
-                .select("error.constraint")
-                .groupBy("constraint")
-                .count()
-                .collect()
-            }
+            counted = quarantine_obs.get
+            rows_gated = int(counted["rows"])
+            reasons = {cid: n for cid in gate_ids if (n := int(counted.get(cid) or 0))}
         written = write_table_atomically(spark, result, output, output_format)
     finally:
         if split is not None:

@@ -14,11 +14,11 @@ from typing import Any
 
 import click
 from pyspark.errors import AnalysisException
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.deequ_run import verify
-from checks.quarantine import ERRORS_COLUMN, split_rows
+from checks.quarantine import rows_breaking, split_rows
 from checks.row_rules import MALFORMED_CONSTRAINT, deequ_patterns
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
 from spark_jobs.errors import ExitCode, RowsLost
@@ -52,12 +52,6 @@ def check_filters(df: DataFrame, suite: Suite) -> None:
                     f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} "
                     f"({c.kind}): where {c.args.where!r} is not a valid filter here: {reason}"
                 ) from None
-
-
-def _rows_breaking(constraint_id: str) -> Column:
-    """Aggregate: how many quarantined rows broke `constraint_id`."""
-    broke = F.exists(ERRORS_COLUMN, lambda e: e["constraint"] == F.lit(constraint_id))
-    return F.sum(broke.cast("long")).alias(constraint_id)
 
 
 def run_validation(
@@ -107,7 +101,7 @@ def run_validation(
     malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None
     split = split_rows(observed, failing, deequ_patterns(spark), malformed)
     reason_ids = [c.id for c in failing] + ([MALFORMED_CONSTRAINT] if malformed else [])
-    reasons = [_rows_breaking(cid) for cid in reason_ids]
+    reasons = [rows_breaking(cid) for cid in reason_ids]
     try:
         outputs.write_table(
             "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")), "parquet"
