@@ -67,7 +67,7 @@ run = run_validation(
     spark, settings, items_suite, f"{workdir}/items.parquet", f"{workdir}/items", keep_history=False
 )
 print(run.report["counts"])
-quarantine = spark.read.parquet(f"{workdir}/items/quarantine")
+quarantine = spark.read.format("delta").load(f"{workdir}/items/quarantine")
 quarantine.select("id", f"{ERRORS_COLUMN}.message").show(truncate=False)
 assert [row.id for row in quarantine.collect()] == [3]
 

@@ -21,7 +21,7 @@ except NameError:
 
 MODEL_NAME = "notebook_users"
 workdir = settings.state_path / "notebooks"
-spark.read.parquet(str(workdir / "features")).createOrReplaceTempView("features")
+spark.read.format("delta").load(str(workdir / "features")).createOrReplaceTempView("features")
 
 # COMMAND ----------
 

@@ -1,8 +1,8 @@
 """`lakegate features CONFIG`: a feature table keyed by the entity id, from named definitions.
 
 Each feature is a Spark SQL expression over the input (`feature_3: feature_1 * feature_1`),
-as the seeds' feature store registers features as functions. The table is written (staged,
-then moved into place) and can be registered as a view for SQL.
+as the seeds' feature store registers features as functions. The table is written whole or
+not at all (a Delta overwrite by default) and can be registered as a view for SQL.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from pathlib import Path
 import click
 from pydantic import BaseModel, ConfigDict, Field
 from pyspark.errors import AnalysisException, ParseException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.yaml_document import load_yaml_document, parse_document
@@ -70,19 +70,22 @@ def build_features(
     return df.select(*columns)
 
 
-def run_features(spark: SparkSession, config: FeatureConfig) -> dict[str, object]:
+def run_features(
+    spark: SparkSession, config: FeatureConfig, output_format: str = "delta"
+) -> dict[str, object]:
     """Build and write the feature table; register it as a view when `table` is set."""
     source = read_table(spark, config.input, config.format)
     features = build_features(source, config.key, config.definitions, config.passthrough)
-    output = write_table_atomically(spark, features, config.output)
-    written = spark.read.parquet(output)
+    counted = Observation("lakegate_features")
+    observed = features.observe(counted, F.count(F.lit(1)).alias("rows"))
+    output = write_table_atomically(spark, observed, config.output, output_format)
     if config.table:
-        written.createOrReplaceTempView(config.table)
+        read_table(spark, output, output_format).createOrReplaceTempView(config.table)
     return {
         "output": output,
         "table": config.table,
-        "rows": written.count(),
-        "columns": written.columns,
+        "rows": int(counted.get["rows"]),
+        "columns": features.columns,
     }
 
 
@@ -94,7 +97,7 @@ def command(config_file: Path, env: str | None) -> int:
     settings = load_settings(env)
     config = load_feature_config(config_file)
     with spark_session(settings, "lakegate-features") as spark:
-        result = run_features(spark, config)
+        result = run_features(spark, config, settings.outputs.format)
     click.echo(
         f"Wrote {result['rows']} rows with {', '.join(result['columns'])} to {result['output']}"
     )

@@ -1,4 +1,4 @@
-"""Resolve the Deequ jar into the local cache now, so the first job starts quickly and offline."""
+"""Resolve the Deequ and Delta jars into the local cache now, so later jobs start offline."""
 
 from __future__ import annotations
 
@@ -19,15 +19,18 @@ def main() -> int:
     except UserError as exc:
         print(f"lakegate: error: {exc}", file=sys.stderr)
         return int(exc.exit_code)
-    found = isinstance(spark.sparkContext._jvm.com.amazon.deequ.checks.Check, JavaClass)
+    jvm = spark.sparkContext._jvm
+    libraries = {
+        f"Deequ ({settings.deequ.coordinate})": jvm.com.amazon.deequ.checks.Check,
+        f"Delta Lake ({settings.delta.coordinate})": jvm.io.delta.tables.DeltaTable,
+    }
+    missing = [name for name, cls in libraries.items() if not isinstance(cls, JavaClass)]
     stop_session(spark)
-    if not found:
-        print(
-            f"lakegate: error: Deequ ({settings.deequ.coordinate}) is not on the classpath",
-            file=sys.stderr,
-        )
+    for name in missing:
+        print(f"lakegate: error: {name} is not on the classpath", file=sys.stderr)
+    if missing:
         return 3
-    print(f"Deequ is on the classpath ({settings.deequ.coordinate})")
+    print(f"On the classpath: {', '.join(libraries)}")
     return 0
 
 

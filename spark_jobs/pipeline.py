@@ -131,6 +131,7 @@ def run_pipeline(
     """
     from spark_jobs.features import FeatureConfig, run_features
     from spark_jobs.predict import run_batch_predict
+    from spark_jobs.table_io import read_table
     from spark_jobs.train import run_training
     from spark_jobs.training import load_train_config
     from spark_jobs.validate import run_validation
@@ -187,6 +188,7 @@ def run_pipeline(
                 output=str(path(step.output)),
                 table=step.table,
             ),
+            settings.outputs.format,
         )
         return result
 
@@ -209,7 +211,7 @@ def run_pipeline(
             keys=step.key,
             gate=step.gate,
         )
-        sample = spark.read.parquet(outcome.output).limit(step.sample_rows).toPandas()
+        sample = read_table(spark, outcome.output).limit(step.sample_rows).toPandas()
         return {**asdict(outcome), "sample": sample.to_string(index=False)}
 
     runners: dict[str, Callable[[Any], dict[str, Any]]] = {

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import time
+import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -62,6 +63,7 @@ class PredictReport:
     rows_gated: int = 0
     gate_quarantine: str | None = None
     gate_reasons: dict[str, int] = field(default_factory=dict)
+    table_versions: dict[str, int] = field(default_factory=dict)
 
 
 def null_feature_flag(df: DataFrame, columns: list[str]) -> Column:
@@ -163,7 +165,7 @@ def run_batch_predict(
     *,
     keys: list[str],
     input_format: str | None = None,
-    output_format: str = "parquet",
+    output_format: str | None = None,
     scored_at: datetime | None = None,
     gate: bool = False,
 ) -> PredictReport:
@@ -184,7 +186,7 @@ def run_batch_predict(
     from checks.row_rules import deequ_patterns
     from spark_jobs.errors import RowsLost
     from spark_jobs.reporting import redact
-    from spark_jobs.table_io import read_table, write_table_atomically
+    from spark_jobs.table_io import StagedOutputs, read_table
     from udfs import check_model_calls, register_model_function
     from udfs.model_function import resolve_model
 
@@ -222,6 +224,10 @@ def run_batch_predict(
     )
     result = scored_frame(observed, function, keys, scored_at)
     check_model_calls(result, [function])
+    output = output.rstrip("/")
+    root, name = output.rsplit("/", 1) if "/" in output else (".", output)
+    output_format = output_format or settings.outputs.format
+    outputs = StagedOutputs(spark, root, uuid.uuid4().hex[:12], output_format)
     quarantine_path = None
     reasons: dict[str, int] = {}
     rows_gated = 0
@@ -235,48 +241,50 @@ def run_batch_predict(
                 F.count(F.lit(1)).alias("rows"),
                 *[rows_breaking(cid) for cid in gate_ids],
             )
-            quarantine_path = write_table_atomically(
-                spark, quarantined, f"{output.rstrip('/')}_quarantine"
-            )
+            outputs.write_table(f"{name}_quarantine", quarantined)
+            quarantine_path = outputs.final(f"{name}_quarantine")
             counted = quarantine_obs.get
             rows_gated = int(counted["rows"])
             reasons = {cid: n for cid in gate_ids if (n := int(counted.get(cid) or 0))}
-        written = write_table_atomically(spark, result, output, output_format)
+        outputs.write_table(name, result)
+        counts = observation.get
+        rows = int(counts.get("rows") or 0)
+        rows_in = int(gate_obs.get["rows"]) if split is not None else rows
+        if rows_in != rows + rows_gated:
+            raise RowsLost(
+                f"{rows_in} rows in but {rows} scored + {rows_gated} gated; nothing was written"
+            )
+        finished = time.perf_counter()
+        report = PredictReport(
+            model_uri=redact(model_uri),
+            model_name=function.model.model_name,
+            model_version=function.model.model_version,
+            run_id=function.model.run_id,
+            input=redact(source),
+            output=outputs.final(name),
+            format=output_format,
+            keys=list(keys),
+            rows=rows,
+            null_feature_rows=int(counts.get("null_feature_rows") or 0),
+            scored_at=scored_at.isoformat(),
+            load_seconds=round(loaded - started, 3),
+            score_seconds=round(finished - loaded, 3),
+            total_seconds=round(finished - started, 3),
+            gated=gate,
+            rows_in=rows_in,
+            rows_gated=rows_gated,
+            gate_quarantine=quarantine_path,
+            gate_reasons=reasons,
+            table_versions=outputs.table_versions(),
+        )
+        outputs.add_json(f"{name}/{REPORT_NAME}", asdict(report))
+        outputs.commit()
+    except BaseException:
+        outputs.abort()
+        raise
     finally:
         if split is not None:
             split.release()
-    counts = observation.get
-    rows = int(counts.get("rows") or 0)
-    rows_in = int(gate_obs.get["rows"]) if split is not None else rows
-    if rows_in != rows + rows_gated:
-        raise RowsLost(f"{rows_in} rows in but {rows} scored + {rows_gated} gated")
-    finished = time.perf_counter()
-    report = PredictReport(
-        model_uri=redact(model_uri),
-        model_name=function.model.model_name,
-        model_version=function.model.model_version,
-        run_id=function.model.run_id,
-        input=redact(source),
-        output=str(written),
-        format=output_format,
-        keys=list(keys),
-        rows=rows,
-        null_feature_rows=int(counts.get("null_feature_rows") or 0),
-        scored_at=scored_at.isoformat(),
-        load_seconds=round(loaded - started, 3),
-        score_seconds=round(finished - loaded, 3),
-        total_seconds=round(finished - started, 3),
-        gated=gate,
-        rows_in=rows_in,
-        rows_gated=rows_gated,
-        gate_quarantine=quarantine_path,
-        gate_reasons=reasons,
-    )
-    from spark_jobs.table_io import Storage
-
-    Storage(spark).write_text(
-        f"{written}/{REPORT_NAME}", json.dumps(asdict(report), sort_keys=True) + "\n"
-    )
     return report
 
 
@@ -285,7 +293,7 @@ def run_batch_predict(
 @click.option("--input", "source", required=True, help="A parquet/csv/json path or a table.")
 @click.option(
     "--input-format",
-    type=click.Choice(["parquet", "csv", "json", "table"]),
+    type=click.Choice(["delta", "parquet", "csv", "json", "table"]),
     default=None,
     help="How to read the input when its suffix does not tell.",
 )
@@ -293,9 +301,9 @@ def run_batch_predict(
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["parquet", "csv", "json"]),
-    default="parquet",
-    show_default=True,
+    type=click.Choice(["delta", "parquet", "csv", "json"]),
+    default=None,
+    help="Output table format (default: outputs.format in conf, delta).",
 )
 @click.option("--key", "keys", multiple=True, help="A key column to carry over (repeatable).")
 @click.option(
@@ -311,7 +319,7 @@ def command(
     source: str,
     input_format: str | None,
     output: str,
-    output_format: str,
+    output_format: str | None,
     keys: tuple[str, ...],
     scored_at: datetime | None,
     gate: bool,

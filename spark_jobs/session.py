@@ -1,8 +1,9 @@
 """The one place a SparkSession is built, from `conf/<env>.yaml`.
 
 It also owns the process environment Spark and PyDeequ need: workers run the driver's
-interpreter (pandas UDFs fail otherwise), `SPARK_VERSION` is set for PyDeequ, the Deequ jar is
-resolved from Maven Central into a cache outside the project (or taken from a local path), and
+interpreter (pandas UDFs fail otherwise), `SPARK_VERSION` is set for PyDeequ, the Deequ and
+Delta Lake jars are resolved from Maven Central into a cache outside the project (or taken from
+local paths), Delta's session extension and catalog are set, and
 PyDeequ's py4j callback server is started on a free port and shut down before `spark.stop()`.
 """
 
@@ -24,6 +25,9 @@ from spark_jobs.errors import EnvironmentProblem
 from spark_jobs.settings import Settings
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
+DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
+DELTA_CATALOG = "org.apache.spark.sql.delta.catalog.DeltaCatalog"
+CATALOG_KEY = "spark.sql.catalog.spark_catalog"
 _SUBMIT_OWNED = ("spark.master", "spark.jars", "spark.driver.", "spark.app.name")
 
 
@@ -48,30 +52,62 @@ def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str
     if log_config.is_file():
         java_options += f" -Dlog4j2.configurationFile={log_config.as_uri()}"
     conf.setdefault("spark.driver.extraJavaOptions", java_options)
-    if settings.deequ.jar is not None:
-        jar = settings.resolve(settings.deequ.jar)
-        if not jar.is_file():
-            raise EnvironmentProblem(
-                f"the Deequ jar configured as deequ.jar ({jar}) does not exist; copy the jar there "
-                f"or remove deequ.jar to resolve {settings.deequ.coordinate} from Maven Central"
-            )
-        conf["spark.jars"] = str(jar)
-    elif (cached := cached_jars(settings)) is not None:
-        conf["spark.jars"] = ",".join(cached)
-    else:
-        conf["spark.jars.packages"] = settings.deequ.coordinate
+    jars, packages = jar_sources(settings)
+    if jars:
+        conf["spark.jars"] = ",".join(jars)
+    if packages:
+        conf["spark.jars.packages"] = ",".join(packages)
         conf["spark.jars.excludes"] = ",".join(settings.deequ.excludes)
         conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
+    conf.update(delta_conf(conf))
     return conf
 
 
+def delta_conf(conf: dict[str, str]) -> dict[str, str]:
+    """The session settings Delta Lake needs, keeping extensions configured elsewhere."""
+    extensions = [e for e in conf.get("spark.sql.extensions", "").split(",") if e]
+    if DELTA_EXTENSION not in extensions:
+        extensions.append(DELTA_EXTENSION)
+    return {
+        "spark.sql.extensions": ",".join(extensions),
+        CATALOG_KEY: conf.get(CATALOG_KEY, DELTA_CATALOG),
+    }
+
+
+def jar_sources(settings: Settings) -> tuple[list[str], list[str]]:
+    """The jar files and the Maven coordinates a session (or spark-submit) needs.
+
+    Local jars (`deequ.jar`, `delta.jars`) are used as they are; coordinates resolved before
+    come from the cache manifest, so later starts work offline; the rest Ivy resolves.
+
+    Raises:
+        EnvironmentProblem: a configured local jar does not exist.
+    """
+    jars = []
+    for jar in settings.local_jars:
+        if not jar.is_file():
+            raise EnvironmentProblem(
+                f"the jar {jar} configured in conf/{settings.env}.yaml (deequ.jar or delta.jars) "
+                "does not exist; copy the jar there or remove the setting to resolve "
+                f"{', '.join([settings.deequ.coordinate, settings.delta.coordinate])} from Maven "
+                "Central"
+            )
+        jars.append(str(jar))
+    if not settings.jar_coordinates:
+        return jars, []
+    cached = cached_jars(settings)
+    if cached is not None:
+        return jars + cached, []
+    return jars, settings.jar_coordinates
+
+
 def _manifest(settings: Settings) -> Path:
-    name = settings.deequ.coordinate.replace(":", "_") + ".jars"
+    name = "+".join(c.replace(":", "_") for c in settings.jar_coordinates) + ".jars"
     return settings.resolve(settings.deequ.ivy_cache) / "manifests" / name
 
 
 def cached_jars(settings: Settings) -> list[str] | None:
-    """The jars resolved for the coordinate earlier, if all are still in the cache."""
+    """The jars resolved for the configured coordinates earlier, if all are still cached."""
     manifest = _manifest(settings)
     if not manifest.is_file():
         return None
@@ -80,11 +116,24 @@ def cached_jars(settings: Settings) -> list[str] | None:
 
 
 def _remember_jars(spark: SparkSession, settings: Settings) -> None:
-    """After Ivy resolved the coordinate, record the jar files so later starts skip Ivy."""
+    """After Ivy resolved the coordinates, record the jar files so later starts skip Ivy."""
+    if not settings.jar_coordinates or _manifest(settings).is_file():
+        return
+    local = {Path(jar).resolve().as_uri() for jar in settings.local_jars}
+    local |= {str(jar) for jar in settings.local_jars}
     jars = spark.sparkContext.getConf().get("spark.jars", "")
-    if settings.deequ.jar is None and "deequ" in jars and not _manifest(settings).is_file():
+    resolved = [jar for jar in jars.split(",") if jar and jar not in local]
+    if resolved:
         _manifest(settings).parent.mkdir(parents=True, exist_ok=True)
-        _manifest(settings).write_text("\n".join(jars.split(",")) + "\n")
+        _manifest(settings).write_text("\n".join(resolved) + "\n")
+
+
+def _driver_can_load(class_name: str) -> bool:
+    """Whether the running driver JVM (spark-submit's) has `class_name` on its classpath."""
+    from pyspark import SparkContext
+
+    SparkContext._ensure_initialized()
+    return bool(SparkContext._jvm.org.apache.spark.util.Utils.classIsLoadable(class_name))
 
 
 def _conf_value(value: object) -> str:
@@ -108,16 +157,23 @@ def get_session(settings: Settings, app_name: str | None = None) -> SparkSession
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Started by spark-submit: master, jars and driver options came from its command line.
         conf = {k: v for k, v in conf.items() if not k.startswith(_SUBMIT_OWNED)}
+        if not _driver_can_load(DELTA_EXTENSION):
+            # Without the Delta jar, naming its classes would break every query; writing a
+            # Delta output then fails with a clear error instead.
+            for key in delta_conf({}):
+                conf.pop(key)
+                if key in settings.spark.conf:
+                    conf[key] = _conf_value(settings.spark.conf[key])
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:
         spark = builder.getOrCreate()
     except PySparkRuntimeError as exc:
         raise EnvironmentProblem(
-            f"Spark could not start ({exc.getErrorClass()}). The usual cause is that the Deequ "
-            f"jar {settings.deequ.coordinate} could not be downloaded from Maven Central into "
-            f"{settings.resolve(settings.deequ.ivy_cache)}: connect once to fill the cache, or "
-            "set deequ.jar in conf/<env>.yaml to a local copy of the jar"
+            f"Spark could not start ({exc.getErrorClass()}). The usual cause is that the jars "
+            f"{', '.join(settings.jar_coordinates)} could not be downloaded from Maven Central "
+            f"into {settings.resolve(settings.deequ.ivy_cache)}: connect once to fill the cache, "
+            "or set deequ.jar and delta.jars in conf/<env>.yaml to local copies of the jars"
         ) from None
     spark.sparkContext.setLogLevel("ERROR")
     _remember_jars(spark, settings)

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
@@ -43,6 +44,22 @@ class DeequSettings(_Strict):
     ivy_cache: Path = Path("~/.cache/lakegate/ivy")
 
 
+class DeltaSettings(_Strict):
+    """Where the Delta Lake jars come from: a Maven coordinate, or local jars for air-gapped hosts.
+
+    The coordinate's version must match the installed `delta-spark` Python package.
+    """
+
+    coordinate: str = "io.delta:delta-spark_2.12:3.3.3"
+    jars: list[Path] = Field(default_factory=list)
+
+
+class OutputSettings(_Strict):
+    """How jobs write their tables."""
+
+    format: Literal["delta", "parquet"] = "delta"
+
+
 class MlflowSettings(_Strict):
     """The MLflow tracking store and registry; embedded sqlite by default."""
 
@@ -60,6 +77,8 @@ class Settings(_Strict):
     state_dir: Path = Path(".lakegate")
     spark: SparkSettings = Field(default_factory=SparkSettings)
     deequ: DeequSettings = Field(default_factory=DeequSettings)
+    delta: DeltaSettings = Field(default_factory=DeltaSettings)
+    outputs: OutputSettings = Field(default_factory=OutputSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics_repository: Path | None = None
     models: dict[str, str] = Field(default_factory=dict)
@@ -68,6 +87,18 @@ class Settings(_Strict):
         """Resolve a configured path: `~` expanded, relative paths against the project root."""
         path = Path(path).expanduser()
         return path if path.is_absolute() else (self.project_root / path).resolve()
+
+    @property
+    def local_jars(self) -> list[Path]:
+        """Jars configured as local files (`deequ.jar`, `delta.jars`), resolved."""
+        configured = ([self.deequ.jar] if self.deequ.jar is not None else []) + self.delta.jars
+        return [self.resolve(jar) for jar in configured]
+
+    @property
+    def jar_coordinates(self) -> list[str]:
+        """Maven coordinates to resolve: those not replaced by local jars."""
+        coordinates = [] if self.deequ.jar is not None else [self.deequ.coordinate]
+        return coordinates + ([] if self.delta.jars else [self.delta.coordinate])
 
     @property
     def state_path(self) -> Path:

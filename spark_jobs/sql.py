@@ -1,7 +1,7 @@
 """`lakegate sql`: run SQL in a session where every configured model is a SQL function.
 
     lakegate sql -e "SELECT user_id, predict_users(struct(*)) AS p FROM features" \
-        --table features=data/users_features.parquet [--output out/p --format parquet]
+        --table features=data/users_features.parquet [--output out/p --format delta]
 
 Each model in `settings.models` that the query mentions is registered as `predict_<name>`;
 `--model NAME=URI` adds one. Every call is checked against the model's signature before any task
@@ -33,9 +33,9 @@ from spark_jobs.cli import run_as_script
 @click.option(
     "--format",
     "output_format",
-    type=click.Choice(["parquet", "csv", "json"]),
-    default="parquet",
-    show_default=True,
+    type=click.Choice(["delta", "parquet", "csv", "json"]),
+    default=None,
+    help="Output table format (default: outputs.format in conf, delta).",
 )
 @click.option("--limit", type=click.IntRange(min=1), default=20, show_default=True)
 @click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
@@ -45,7 +45,7 @@ def command(
     models: tuple[str, ...],
     tables: tuple[str, ...],
     output: Path | None,
-    output_format: str,
+    output_format: str | None,
     limit: int,
     env: str | None,
 ) -> None:
@@ -83,6 +83,7 @@ def command(
         if output is None:
             df.show(n=limit, truncate=False)
             return
+        output_format = output_format or settings.outputs.format
         written = write_table_atomically(spark, df, str(output), output_format)
         click.echo(f"wrote {output_format} to {written}")
 

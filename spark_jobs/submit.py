@@ -1,8 +1,8 @@
 """`lakegate submit --master URL JOB ARGS...`: spark-submit, with what the job needs, from conf.
 
-Where users stumble with spark-submit is shipping things to the executors: the Deequ jar, the
-project's own Python code, and the interpreter the workers must run. This builds the command
-from `conf/<env>.yaml` and runs it (`--dry-run` prints it instead).
+Where users stumble with spark-submit is shipping things to the executors: the Deequ and
+Delta jars, the project's own Python code, and the interpreter the workers must run. This
+builds the command from `conf/<env>.yaml` and runs it (`--dry-run` prints it instead).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import pyspark
 
 from spark_jobs.errors import UserError
 from spark_jobs.reporting import redact
-from spark_jobs.session import cached_jars
+from spark_jobs.session import delta_conf, jar_sources
 from spark_jobs.settings import PROJECT_ROOT, Settings, load_settings
 
 JOBS = {
@@ -66,14 +66,13 @@ def build_command(
         raise UserError(f"unknown job {job!r}; submit one of {', '.join(JOBS)}")
     python = sys.executable
     command = [str(spark_submit_path()), "--master", master, "--name", f"lakegate-{job}"]
-    if settings.deequ.jar is not None:
-        command += ["--jars", str(settings.resolve(settings.deequ.jar))]
-    elif (jars := cached_jars(settings)) is not None:
+    jars, packages = jar_sources(settings)
+    if jars:
         command += ["--jars", ",".join(jars)]
-    else:
+    if packages:
         command += [
             "--packages",
-            settings.deequ.coordinate,
+            ",".join(packages),
             "--exclude-packages",
             ",".join(settings.deequ.excludes),
             "--conf",
@@ -81,6 +80,7 @@ def build_command(
         ]
     command += ["--py-files", str(code_zip)]
     conf = {k: v for k, v in settings.spark.conf.items() if k not in _DEPLOYMENT_KEYS}
+    conf.update(delta_conf({k: str(v) for k, v in conf.items()}))
     conf.setdefault("spark.pyspark.python", python)
     conf.setdefault("spark.pyspark.driver.python", python)
     log_config = settings.project_root / "conf" / "log4j2.properties"

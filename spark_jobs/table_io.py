@@ -1,11 +1,14 @@
 """Reading inputs and writing outputs; the only module of the jobs that touches storage.
 
-Outputs are written to a staging folder beside their final place and moved in only when
-every output of the job is complete, so a failed or killed job never leaves a half-written table.
+Outputs are Delta tables by default: each overwrite is one transaction, and a journal lets a
+failed or killed job's tables go back to their earlier versions. Parquet and the other formats
+are written to a staging folder and moved in only when every output of the job is complete.
+Either way a job never leaves a half-written table, and all of its outputs change together.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import uuid
 from collections.abc import Mapping
@@ -16,9 +19,10 @@ from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_jobs.errors import UserError
+from spark_jobs.errors import EnvironmentProblem, UserError
 
 FORMATS = ("parquet", "csv", "json", "delta", "orc")
+OUTPUT_FORMATS = ("delta", "parquet", "csv", "json", "orc")
 # Text formats keep lines that do not parse here (the raw line), instead of dropping them.
 MALFORMED_COLUMN = "_lakegate_malformed"
 
@@ -192,25 +196,129 @@ def _read_path(spark: SparkSession, source: str, fmt: str, keep_malformed: bool)
     return reader.load(source)
 
 
-class StagedOutputs:
-    """Outputs of one job, written under a staging folder and moved in together on commit."""
+def require_delta(spark: SparkSession) -> None:
+    """Fail clearly when Delta Lake is not on the session's classpath.
 
-    def __init__(self, spark: SparkSession, root: str, run_id: str) -> None:
+    Raises:
+        EnvironmentProblem: the Delta jar is missing (a hand-written spark-submit, usually).
+    """
+    jvm = spark.sparkContext._jvm
+    if not jvm.org.apache.spark.util.Utils.classIsLoadable("io.delta.tables.DeltaTable"):
+        raise EnvironmentProblem(
+            "Delta Lake is not on Spark's classpath, and outputs are written as Delta tables. "
+            "Run the job through `lakegate submit`, which adds it, or give spark-submit "
+            "--packages io.delta:delta-spark_2.12:<version> with the Delta session settings, "
+            "or set outputs.format: parquet in conf/<env>.yaml"
+        )
+
+
+def delta_version(spark: SparkSession, path: str) -> int | None:
+    """The latest committed version of the Delta table at `path`, or None if it is not one."""
+    from delta.tables import DeltaTable
+
+    if not DeltaTable.isDeltaTable(spark, path):
+        return None
+    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+
+
+class StagedOutputs:
+    """The outputs of one job: all of them replace the earlier ones, or none does.
+
+    A journal beside the outputs (`_journal-<run>.json`) is the job's write-ahead log. Delta
+    tables are overwritten in place, each in one transaction, after the journal noted the
+    version they had; other formats are written to a staging folder. `commit` marks the journal
+    committed (with the small files to write), then moves staged tables in and writes the files.
+    If the job fails, `abort` restores each Delta table to its noted version; if it is killed,
+    the next job's `recover` does the same, or finishes the moves of a committed journal.
+    One job writes to an output folder at a time.
+    """
+
+    def __init__(self, spark: SparkSession, root: str, run_id: str, fmt: str = "delta") -> None:
+        if fmt not in OUTPUT_FORMATS:
+            raise InputError(
+                f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}"
+            )
+        self.spark = spark
         self.storage = Storage(spark)
         self.root = root.rstrip("/")
         self.run_id = run_id
-        self.staging = f"{self.root}/_staging-{run_id}"
-        self._tables: list[str] = []
+        self.format = fmt
+        self._tables: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}
         self.recover()
 
-    def recover(self) -> None:
-        """Finish what a killed job left: put back outputs it had moved aside, drop its staging.
+    def final(self, name: str) -> str:
+        """The final location of output `name`."""
+        return f"{self.root}/{name}"
 
-        A job killed inside `commit` may have moved an earlier output to `_replaced-<run>` and
-        not yet moved the new one in; that earlier output goes back to its place.
-        """
-        for entry in self.storage.children(self.root):
+    def _staging(self, run_id: str) -> str:
+        return f"{self.root}/_staging-{run_id}"
+
+    def _aside(self, run_id: str) -> str:
+        return f"{self.root}/_replaced-{run_id}"
+
+    def _journal_path(self, run_id: str) -> str:
+        return f"{self.root}/_journal-{run_id}.json"
+
+    def _save_journal(self, state: str) -> None:
+        journal = {"run_id": self.run_id, "state": state, "tables": self._tables}
+        if state == "committed":
+            journal["files"] = self._files
+        self.storage.write_text(self._journal_path(self.run_id), json.dumps(journal, indent=2))
+
+    def write_table(self, name: str, df: DataFrame, fmt: str | None = None) -> None:
+        """Write `df` as output `name`: a Delta overwrite in place, or a staged copy."""
+        fmt = fmt or self.format
+        entry: dict[str, Any] = {"format": fmt}
+        self._tables[name] = entry
+        if fmt != "delta":
+            self._save_journal("writing")
+            writer = df.write.mode("overwrite").format(fmt)
+            if fmt == "csv":
+                writer = writer.option("header", True)
+            writer.save(f"{self._staging(self.run_id)}/{name}")
+            return
+        require_delta(self.spark)
+        final = self.final(name)
+        entry["previous_version"] = delta_version(self.spark, final)
+        entry["moved_aside"] = entry["previous_version"] is None and self.storage.exists(final)
+        self._save_journal("writing")
+        if entry["moved_aside"]:  # not a Delta table (say, parquet): keep it until commit
+            self.storage.rename(final, f"{self._aside(self.run_id)}/{name}")
+        (
+            df.write.format("delta")
+            .mode("overwrite")
+            .option("overwriteSchema", "true")
+            .option("userMetadata", f"lakegate run {self.run_id}")
+            .save(final)
+        )
+        entry["version"] = delta_version(self.spark, final)
+
+    def table_versions(self) -> dict[str, int]:
+        """The Delta version each table written so far was committed as."""
+        return {n: e["version"] for n, e in self._tables.items() if e.get("version") is not None}
+
+    def add_json(self, name: str, data: Mapping[str, Any]) -> None:
+        """Stage a JSON document as output `name`."""
+        self._files[name] = json.dumps(data, indent=2, default=str) + "\n"
+
+    def commit(self) -> None:
+        """Make every output of the job the current one."""
+        self._save_journal("committed")
+        self._finish(self.run_id, self._tables, self._files)
+
+    def abort(self) -> None:
+        """Discard what the job wrote; earlier outputs are current again."""
+        self._undo(self.run_id, self._tables)
+
+    def recover(self) -> None:
+        """Complete or undo what jobs killed while writing to this folder left."""
+        for run_id, journal in self._left_journals().items():
+            if journal.get("state") == "committed":
+                self._finish(run_id, journal["tables"], journal.get("files", {}))
+            else:
+                self._undo(run_id, journal.get("tables", {}))
+        for entry in self.storage.children(self.root):  # left by a job without a journal
             folder = f"{self.root}/{entry}"
             if entry.startswith("_replaced-"):
                 for name in self.storage.children(folder):
@@ -220,54 +328,73 @@ class StagedOutputs:
             elif entry.startswith("_staging-"):
                 self.storage.delete(folder)
 
-    def final(self, name: str) -> str:
-        """The final location of output `name`."""
-        return f"{self.root}/{name}"
+    def _left_journals(self) -> dict[str, dict[str, Any]]:
+        """Journals in the folder, by run.
 
-    def write_table(self, name: str, df: DataFrame, fmt: str = "parquet") -> None:
-        """Write `df` to the staging place of output `name` (overwriting an earlier attempt)."""
-        writer = df.write.mode("overwrite").format(fmt)
-        if fmt == "csv":
-            writer = writer.option("header", True)
-        writer.save(f"{self.staging}/{name}")
-        self._tables.append(name)
+        A journal being replaced at the moment of a kill is read from the complete temporary
+        file that was about to replace it.
+        """
+        names = [e for e in self.storage.children(self.root) if e.startswith("_journal-")]
+        journals: dict[str, dict[str, Any]] = {}
+        for name in sorted(names, key=lambda n: ".tmp-" in n):
+            run_id = name.removeprefix("_journal-").split(".json", 1)[0]
+            path = f"{self.root}/{name}"
+            if run_id not in journals:
+                # A temporary file cut short is skipped: its journal still existed then.
+                with contextlib.suppress(ValueError):
+                    journals[run_id] = json.loads(self.storage.read_text(path))
+            if ".tmp-" in name:
+                self.storage.delete(path)
+        return journals
 
-    def add_json(self, name: str, data: Mapping[str, Any]) -> None:
-        """Stage a JSON document as output `name`."""
-        self._files[name] = json.dumps(data, indent=2, default=str) + "\n"
-
-    def commit(self) -> None:
-        """Move every staged output into place, replacing earlier versions."""
-        trash = f"{self.root}/_replaced-{self.run_id}"
-        for name in self._tables:
-            if self.storage.exists(self.final(name)):
-                self.storage.rename(self.final(name), f"{trash}/{name}")
-            self.storage.rename(f"{self.staging}/{name}", self.final(name))
-        for name, text in self._files.items():
+    def _finish(self, run_id: str, tables: Mapping[str, Any], files: Mapping[str, str]) -> None:
+        staging, aside = self._staging(run_id), self._aside(run_id)
+        for name, entry in tables.items():
+            staged = f"{staging}/{name}"
+            if entry["format"] != "delta" and self.storage.exists(staged):
+                if self.storage.exists(self.final(name)):
+                    self.storage.rename(self.final(name), f"{aside}/{name}")
+                self.storage.rename(staged, self.final(name))
+        for name, text in files.items():
             self.storage.write_text(self.final(name), text)
-        self.storage.delete(trash)
-        self.storage.delete(self.staging)
+        self.storage.delete(aside)
+        self.storage.delete(staging)
+        self.storage.delete(self._journal_path(run_id))
 
-    def abort(self) -> None:
-        """Discard everything staged; earlier outputs stay as they were."""
-        self.storage.delete(self.staging)
+    def _undo(self, run_id: str, tables: Mapping[str, Any]) -> None:
+        from delta.tables import DeltaTable
+
+        aside = self._aside(run_id)
+        for name, entry in tables.items():
+            if entry["format"] != "delta":
+                continue
+            final, previous = self.final(name), entry.get("previous_version")
+            if previous is None and entry.get("moved_aside"):
+                if self.storage.exists(f"{aside}/{name}"):  # else it was never moved
+                    self.storage.delete(final)
+                    self.storage.rename(f"{aside}/{name}", final)
+            elif previous is None:
+                self.storage.delete(final)
+            elif delta_version(self.spark, final) != previous:
+                DeltaTable.forPath(self.spark, final).restoreToVersion(previous)
+        self.storage.delete(aside)
+        self.storage.delete(self._staging(run_id))
+        self.storage.delete(self._journal_path(run_id))
 
 
 def write_table_atomically(
-    spark: SparkSession, df: DataFrame, output: str, fmt: str = "parquet"
+    spark: SparkSession, df: DataFrame, output: str, fmt: str = "delta"
 ) -> str:
-    """Write one table to `output` through a staging folder moved into place; return `output`.
+    """Write one table to `output`, replacing the earlier one whole or not at all; return `output`.
 
     Raises:
         InputError: the format is unknown.
     """
-    if fmt not in FORMATS:
-        raise InputError(f"unknown output format {fmt!r}; use one of {', '.join(FORMATS)}")
     output = output.rstrip("/")
     root, name = output.rsplit("/", 1) if "/" in output else (".", output)
-    staged = StagedOutputs(spark, root, uuid.uuid4().hex[:12])
+    staged = StagedOutputs(spark, root, uuid.uuid4().hex[:12], fmt)
     try:
-        staged.write_table(name, df, fmt)
+        staged.write_table(name, df)
         staged.commit()
     except BaseException:
         staged.abort()

@@ -52,7 +52,7 @@ class TrainConfig(_Strict):
 
     model_name: str = Field(pattern=r"^[A-Za-z_][\w]*$")
     input: str
-    format: Literal["parquet", "csv", "json", "table"] | None = None
+    format: Literal["delta", "parquet", "csv", "json", "table"] | None = None
     features: list[str] = Field(min_length=1)
     derived_features: dict[str, str] = Field(default_factory=dict)
     target: str

@@ -95,7 +95,7 @@ def run_validation(
     ]
 
     progress.step("writing valid and quarantined rows")
-    outputs = StagedOutputs(spark, output, run_id)
+    outputs = StagedOutputs(spark, output, run_id, settings.outputs.format)
     input_obs, valid_obs, quarantine_obs = (Observation(n) for n in ("in", "valid", "quarantine"))
     observed = df.observe(input_obs, F.count(F.lit(1)).alias("rows"))
     malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None
@@ -104,7 +104,7 @@ def run_validation(
     reasons = [rows_breaking(cid) for cid in reason_ids]
     try:
         outputs.write_table(
-            "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")), "parquet"
+            "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows"))
         )
         # With no failing row-level constraint there is nothing to scan for: write no rows.
         quarantine = (
@@ -115,7 +115,6 @@ def run_validation(
         outputs.write_table(
             "quarantine",
             quarantine.observe(quarantine_obs, F.count(F.lit(1)).alias("rows"), *reasons),
-            "parquet",
         )
     except BaseException:
         outputs.abort()
@@ -160,6 +159,8 @@ def run_validation(
             "valid": outputs.final("valid"),
             "quarantine": outputs.final("quarantine"),
             "report": outputs.final("report.json"),
+            "format": outputs.format,
+            "table_versions": outputs.table_versions(),
             "metrics_repository": str(repository) if repository else None,
         },
     }

@@ -162,7 +162,8 @@ def _validate_args(table: Path, output: Path) -> list[str]:
 def _assert_same_outputs(spark: SparkSession, left: Path, right: Path) -> None:
     for name in ("valid", "quarantine"):
         assertDataFrameEqual(
-            spark.read.parquet(str(left / name)), spark.read.parquet(str(right / name))
+            spark.read.format("delta").load(str(left / name)),
+            spark.read.format("delta").load(str(right / name)),
         )
 
 
@@ -277,9 +278,14 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
         str(tmp_path / "local_predictions"),
         keys=["user_id"],
     )
-    expected = spark.read.parquet(local_predictions.output).select("user_id", "prediction")
+    expected = (
+        spark.read.format("delta").load(local_predictions.output).select("user_id", "prediction")
+    )
     assertDataFrameEqual(
-        spark.read.parquet(str(tmp_path / "predictions")).select("user_id", "prediction"), expected
+        spark.read.format("delta")
+        .load(str(tmp_path / "predictions"))
+        .select("user_id", "prediction"),
+        expected,
     )
 
     run(
@@ -293,7 +299,7 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
         "--output",
         str(tmp_path / "sql"),
     )
-    assertDataFrameEqual(spark.read.parquet(str(tmp_path / "sql")), expected)
+    assertDataFrameEqual(spark.read.format("delta").load(str(tmp_path / "sql")), expected)
 
 
 def test_predict_survives_a_killed_executor(
@@ -368,6 +374,8 @@ def test_predict_survives_a_killed_executor(
         spark, same_store, model, str(scoring), str(tmp_path / "local"), keys=["user_id"]
     )
     assertDataFrameEqual(
-        spark.read.parquet(str(tmp_path / "predictions")).select("user_id", "prediction"),
-        spark.read.parquet(local.output).select("user_id", "prediction"),
+        spark.read.format("delta")
+        .load(str(tmp_path / "predictions"))
+        .select("user_id", "prediction"),
+        spark.read.format("delta").load(local.output).select("user_id", "prediction"),
     )

@@ -86,7 +86,7 @@ def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
     champion = client.get_model_version_by_alias("pipeline_users", "champion")
     assert str(champion.version) == trained["version"]
 
-    features = spark.read.parquet(str(tmp_path / "out/features"))
+    features = spark.read.format("delta").load(str(tmp_path / "out/features"))
     assert spark.sql("SELECT COUNT(*) AS n FROM features").first().n == features.count()
     model = mlflow.pyfunc.load_model(f"models:/pipeline_users/{trained['version']}")
     frame = features.toPandas()
@@ -94,7 +94,7 @@ def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
     expected = spark.createDataFrame(frame[["user_id", "expected"]]).select(
         "user_id", F.col("expected").cast("long").alias("prediction")
     )
-    predictions = spark.read.parquet(str(tmp_path / "out/predictions"))
+    predictions = spark.read.format("delta").load(str(tmp_path / "out/predictions"))
     assertDataFrameEqual(predictions.select("user_id", F.col("prediction").cast("long")), expected)
     assert report["steps"]["predict"]["rows_gated"] == 0
     assert report["steps"]["predict"]["model_version"] == trained["version"]
@@ -109,7 +109,7 @@ def test_predict_gate_stops_out_of_range_rows(
     from spark_jobs.predict import run_batch_predict
 
     root, _ = pipeline_run
-    features = spark.read.parquet(str(root / "out/features"))
+    features = spark.read.format("delta").load(str(root / "out/features"))
     odd = (
         features.limit(3)
         .withColumn("feature_1", F.lit(1e6))
@@ -128,7 +128,7 @@ def test_predict_gate_stops_out_of_range_rows(
     )
     assert (outcome.rows_in, outcome.rows, outcome.rows_gated) == (53, 50, 3)
     assert outcome.gate_reasons == {"isInRange(feature_1)": 3}
-    gated = spark.read.parquet(str(tmp_path / "p_quarantine")).select("user_id")
+    gated = spark.read.format("delta").load(str(tmp_path / "p_quarantine")).select("user_id")
     assertDataFrameEqual(gated, odd.select("user_id"))
 
 
@@ -145,7 +145,7 @@ def test_a_failing_step_stops_the_pipeline_and_keeps_finished_outputs(
     err = capsys.readouterr().err
     assert code == 2
     assert "step 3 (train) failed" in err and "feature_9" in err and "Traceback" not in err
-    assert spark.read.parquet(str(tmp_path / "out/features")).count() > 0
+    assert spark.read.format("delta").load(str(tmp_path / "out/features")).count() > 0
     assert not (tmp_path / "out/predictions").exists()
 
 

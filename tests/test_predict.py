@@ -60,7 +60,7 @@ def test_predict_writes_keys_predictions_model_version_and_one_scoring_time(
 ):
     output = tmp_path / "predictions"
     assert _predict(input_path, output) == 0
-    written = spark.read.parquet(str(output))
+    written = spark.read.format("delta").load(str(output))
     assert written.columns == ["user_id", "prediction", "model_name", "model_version", "scored_at"]
     assert written.select("scored_at").distinct().count() == 1
     mlflow.set_tracking_uri(settings.tracking_uri)
@@ -87,9 +87,9 @@ def test_predict_rerun_replaces_the_output_with_an_identical_one(
     output = tmp_path / "predictions"
     pinned = ("--scored-at", "2026-01-02T03:04:05")
     assert _predict(input_path, output, *pinned) == 0
-    first = spark.read.parquet(str(output)).toPandas()
+    first = spark.read.format("delta").load(str(output)).toPandas()
     assert _predict(input_path, output, *pinned) == 0
-    second = spark.read.parquet(str(output))
+    second = spark.read.format("delta").load(str(output))
     assert second.count() == len(first) == 120
     assertDataFrameEqual(second, spark.createDataFrame(first, second.schema))
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
@@ -106,7 +106,7 @@ def test_predict_report_counts_rows_and_null_feature_rows(spark, model, users, t
     assert report["rows"] == 120
     assert report["null_feature_rows"] == 10
     assert report["model_version"] == "1" and report["model_uri"] == MODEL
-    written = spark.read.parquet(str(output))
+    written = spark.read.format("delta").load(str(output))
     assert written.filter("prediction IS NULL").count() == 10
 
 

@@ -6,6 +6,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import pandas as pd
@@ -48,12 +49,12 @@ def test_items_example_quarantines_item_3_and_exits_1(
     }
     assert failed == {"isComplete(productName)": 0.8, "containsURL(description)": 0.4}
 
-    quarantine = spark.read.parquet(str(output / "quarantine"))
+    quarantine = spark.read.format("delta").load(str(output / "quarantine"))
     assertDataFrameEqual(
         quarantine.select("id", F.col("_lakegate_errors")[0]["message"].alias("why")),
         spark.createDataFrame([(3, "productName is null")], "id int, why string"),
     )
-    valid = spark.read.parquet(str(output / "valid"))
+    valid = spark.read.format("delta").load(str(output / "valid"))
     source = spark.read.option("header", True).option("inferSchema", True).csv(str(items_csv))
     assert valid.schema == source.schema
     assertDataFrameEqual(valid, source.where("id != 3"))
@@ -92,7 +93,7 @@ def test_passing_suite_exits_0_with_an_empty_quarantine(
         )
         == 0
     )
-    quarantine = spark.read.parquet(str(output / "quarantine"))
+    quarantine = spark.read.format("delta").load(str(output / "quarantine"))
     assert quarantine.count() == 0
     assert "_lakegate_errors" in quarantine.columns
     assert read_report(output)["counts"]["rows_valid"] == 5
@@ -200,8 +201,8 @@ def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
     run = run_validation(
         spark, settings, load_suite(suite_path), str(tmp_path / "messy.parquet"), str(output)
     )
-    valid = spark.read.parquet(str(output / "valid"))
-    quarantine = spark.read.parquet(str(output / "quarantine"))
+    valid = spark.read.format("delta").load(str(output / "valid"))
+    quarantine = spark.read.format("delta").load(str(output / "quarantine"))
 
     pdf = table.toPandas()
     duplicated = pdf["id"].duplicated(keep=False)
@@ -225,8 +226,8 @@ def test_rerun_replaces_the_outputs_instead_of_adding_rows(
     args = ["validate", ITEMS, "--input", str(items_csv), "--output", str(output), "--quiet"]
     main(args)
     main(args)
-    assert spark.read.parquet(str(output / "valid")).count() == 4
-    assert spark.read.parquet(str(output / "quarantine")).count() == 1
+    assert spark.read.format("delta").load(str(output / "valid")).count() == 4
+    assert spark.read.format("delta").load(str(output / "quarantine")).count() == 1
     assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
 
 
@@ -296,7 +297,7 @@ def test_malformed_csv_lines_are_quarantined_with_the_raw_line(
     report = read_report(output)
     assert report["counts"] == {"rows_in": 4, "rows_valid": 2, "rows_quarantined": 2}
     assert report["quarantine_reasons"] == {"parseable": 2}
-    quarantine = spark.read.parquet(str(output / "quarantine"))
+    quarantine = spark.read.format("delta").load(str(output / "quarantine"))
     assertDataFrameEqual(
         quarantine.select("id", F.col("_lakegate_errors")[0]["message"].alias("why")),
         spark.createDataFrame(
@@ -304,7 +305,7 @@ def test_malformed_csv_lines_are_quarantined_with_the_raw_line(
             "id int, why string",
         ),
     )
-    valid = spark.read.parquet(str(output / "valid"))
+    valid = spark.read.format("delta").load(str(output / "valid"))
     assert valid.columns == ["id", "name", "views"]
     assertDataFrameEqual(valid.select("id"), spark.createDataFrame([(1,), (4,)], "id int"))
 
@@ -314,6 +315,8 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
 ) -> None:
     import signal
     import time
+
+    from delta.tables import DeltaTable
 
     from spark_jobs.sample_data import synthetic_users
 
@@ -335,21 +338,42 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
     ]
     assert subprocess.run(args, capture_output=True, timeout=300).returncode == 1
     before = read_report(output)
-    valid_before = spark.read.parquet(str(output / "valid")).count()
+    valid_before = spark.read.format("delta").load(str(output / "valid"))
+    quarantine_before = spark.read.format("delta").load(str(output / "quarantine"))
+    valid_rows, quarantine_rows = valid_before.collect(), quarantine_before.collect()
 
-    job = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
-    )
-    deadline = time.monotonic() + 240
-    while not any(p.name.startswith("_staging-") for p in output.iterdir()):
-        assert time.monotonic() < deadline and job.poll() is None, "the job never started writing"
-        time.sleep(0.05)
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and its JVM, in the middle of the write
-    job.wait()
+    def kill_when(ready: Callable[[], bool]) -> None:
+        job = subprocess.Popen(
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        )
+        deadline = time.monotonic() + 240
+        while not ready():
+            assert time.monotonic() < deadline and job.poll() is None, "the moment never came"
+            time.sleep(0.02)
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and its JVM
+        job.wait()
+        assert read_report(output) == before
 
-    assert read_report(output) == before
-    assert spark.read.parquet(str(output / "valid")).count() == valid_before
+    # Killed in the middle of writing the valid rows: no new version was committed.
+    kill_when(lambda: any(p.name.startswith("_journal-") for p in output.iterdir()))
+    assert spark.read.format("delta").load(str(output / "valid")).count() == len(valid_rows)
+    # Killed after the valid rows were committed, while the quarantine was being written.
+    kill_when(lambda: (output / "valid/_delta_log/00000000000000000001.json").exists())
+    assert any(p.name.startswith("_journal-") for p in output.iterdir())
+
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
     assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
     assert read_report(output)["counts"] == before["counts"]
+    assertDataFrameEqual(spark.read.format("delta").load(str(output / "valid")), valid_rows)
+    history = DeltaTable.forPath(spark, str(output / "valid")).history().toPandas()
+    # The re-run first put back the version the killed job had replaced, then wrote its own.
+    assert list(history.sort_values("version")["operation"]) == [
+        "WRITE",
+        "WRITE",
+        "RESTORE",
+        "WRITE",
+    ]
+    assertDataFrameEqual(
+        spark.read.format("delta").load(str(output / "quarantine")), quarantine_rows
+    )

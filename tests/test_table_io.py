@@ -1,0 +1,134 @@
+"""Outputs change whole or not at all: Delta transactions, the journal, and parquet staging."""
+
+from __future__ import annotations
+
+from importlib.metadata import version
+from pathlib import Path
+
+import pytest
+from delta.tables import DeltaTable
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from spark_jobs.settings import load_settings
+from spark_jobs.table_io import StagedOutputs, delta_version, write_table_atomically
+
+
+def frame(spark: SparkSession, start: int, rows: int = 50) -> DataFrame:
+    return spark.range(start, start + rows).selectExpr("id", "concat('row ', id) AS name")
+
+
+def delta(spark: SparkSession, path: Path) -> DataFrame:
+    return spark.read.format("delta").load(str(path))
+
+
+def leftovers(root: Path) -> list[str]:
+    return sorted(p.name for p in root.iterdir() if p.name.startswith("_"))
+
+
+def committed(spark: SparkSession, root: Path, run_id: str, start: int) -> None:
+    outputs = StagedOutputs(spark, str(root), run_id)
+    outputs.write_table("valid", frame(spark, start))
+    outputs.write_table("quarantine", frame(spark, start + 1000, 5))
+    outputs.add_json("report.json", {"run": run_id})
+    outputs.commit()
+
+
+def test_a_rerun_overwrites_in_one_new_version_and_never_adds_a_second_copy(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "predictions"
+    write_table_atomically(spark, frame(spark, 0), str(output))
+    write_table_atomically(spark, frame(spark, 0), str(output))
+    assertDataFrameEqual(delta(spark, output), frame(spark, 0))
+    assert delta_version(spark, str(output)) == 1
+    assert leftovers(tmp_path) == []
+
+
+def test_a_failed_job_puts_every_delta_output_back_to_its_earlier_version(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    committed(spark, tmp_path, "first", 0)
+    outputs = StagedOutputs(spark, str(tmp_path), "second")
+    outputs.write_table("valid", frame(spark, 500))
+    outputs.write_table("quarantine", frame(spark, 600, 7))
+    assert outputs.table_versions() == {"valid": 1, "quarantine": 1}
+    outputs.abort()
+    assertDataFrameEqual(delta(spark, tmp_path / "valid"), frame(spark, 0))
+    assertDataFrameEqual(delta(spark, tmp_path / "quarantine"), frame(spark, 1000, 5))
+    assert (tmp_path / "report.json").read_text().strip().endswith('"first"\n}')
+    assert leftovers(tmp_path) == []
+
+
+def test_a_job_killed_between_its_tables_is_undone_by_the_next_job_writing_there(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    committed(spark, tmp_path, "first", 0)
+    killed = StagedOutputs(spark, str(tmp_path), "killed")
+    killed.write_table("valid", frame(spark, 500))
+    # The process dies here: all that is left of it is on storage.
+    del killed
+    assert leftovers(tmp_path) == ["_journal-killed.json"]
+    assertDataFrameEqual(delta(spark, tmp_path / "valid"), frame(spark, 500))
+
+    StagedOutputs(spark, str(tmp_path), "next")
+    assertDataFrameEqual(delta(spark, tmp_path / "valid"), frame(spark, 0))
+    last = DeltaTable.forPath(spark, str(tmp_path / "valid")).history(1).collect()[0]
+    assert last["operation"] == "RESTORE"
+    assert leftovers(tmp_path) == []
+
+
+def test_a_job_killed_after_its_commit_point_is_finished_by_the_next_one(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    write_table_atomically(spark, frame(spark, 0), str(tmp_path / "scores"), "parquet")
+    killed = StagedOutputs(spark, str(tmp_path), "killed", "parquet")
+    killed.write_table("scores", frame(spark, 500))
+    killed.add_json("report.json", {"run": "killed"})
+    killed._save_journal("committed")  # the commit point; the process dies right after it
+    del killed
+    assertDataFrameEqual(spark.read.parquet(str(tmp_path / "scores")), frame(spark, 0))
+
+    StagedOutputs(spark, str(tmp_path), "next", "parquet")
+    assertDataFrameEqual(spark.read.parquet(str(tmp_path / "scores")), frame(spark, 500))
+    assert '"killed"' in (tmp_path / "report.json").read_text()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_parquet_output_replaced_by_delta_comes_back_if_the_job_fails(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "features"
+    write_table_atomically(spark, frame(spark, 0), str(output), "parquet")
+    outputs = StagedOutputs(spark, str(tmp_path), "to-delta")
+    outputs.write_table("features", frame(spark, 500).withColumnRenamed("name", "label"))
+    assertDataFrameEqual(delta(spark, output), frame(spark, 500).withColumnRenamed("name", "label"))
+    outputs.abort()
+    assert not (output / "_delta_log").exists()
+    assertDataFrameEqual(spark.read.parquet(str(output)), frame(spark, 0))
+
+
+def test_a_changed_schema_replaces_the_delta_table_schema(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "t"
+    write_table_atomically(spark, frame(spark, 0), str(output))
+    changed = frame(spark, 0).selectExpr("cast(id AS string) AS id", "1.5 AS score")
+    write_table_atomically(spark, changed, str(output))
+    assertDataFrameEqual(delta(spark, output), changed)
+
+
+def test_an_unknown_output_format_is_refused_before_writing(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from spark_jobs.table_io import InputError
+
+    with pytest.raises(InputError, match="unknown output format 'xlsx'"):
+        write_table_atomically(spark, frame(spark, 0), str(tmp_path / "t"), "xlsx")
+    assert not (tmp_path / "t").exists()
+
+
+@pytest.mark.parametrize("env", ["local", "test", "cluster"])
+def test_the_configured_delta_jar_matches_the_installed_delta_spark(env: str) -> None:
+    coordinate = load_settings(env).delta.coordinate
+    assert coordinate.rsplit(":", 1)[1] == version("delta-spark"), coordinate
