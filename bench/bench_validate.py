@@ -5,13 +5,17 @@ On a generated table (default 10 million rows, 10 columns, realistic defects) an
 interleaved a, b, c, a, b, c, ...:
 
   (a) copy      `spark.read.parquet(src).write.mode("overwrite").parquet(dst)`
-  (b) lakegate  `run_validation(...)`: Deequ metrics, split on the failing row rules, two writes
+  (a') copy-delta  the same copy written as a Delta table (lakegate's default output format)
+  (b) lakegate  `run_validation(...)`: Deequ metrics, split on the failing row rules, two Delta
+                writes through the journal
+  (b') lakegate-parquet  the same with `outputs.format: parquet` (staged and moved in)
   (c) pydeequ   the same constraints as PyDeequ `Check` calls, `VerificationSuite.run()`,
                 `VerificationResult.rowLevelResultsAsDataFrame` and two filtered writes
 
-and prints median seconds, rows/second, the ratios (b)/(a) and (b)/(c), the peak RSS of the
-driver JVM and of the driver's Python process (sampled in a background thread), and the bytes
-tasks sent back to the driver (from Spark's status store) to show that no rows are collected.
+and prints median seconds, rows/second, the ratios (b)/(a), (b)/(a'), (b')/(a) and (b)/(c),
+the peak RSS of the driver JVM and of the driver's Python process (sampled in a background
+thread), and the bytes tasks sent back to the driver (from Spark's status store) to show that
+no rows are collected.
 Each variant's row counts are checked (valid + quarantine == rows in) against a ground truth
 computed once with plain Spark SQL. The table is generated once per run (not timed) into a
 temporary folder; LAKEGATE_STATE_DIR points into it, so the repository's state is untouched.
@@ -51,10 +55,12 @@ if str(PROJECT_ROOT) not in sys.path:
 
 DEFAULT_SUITE = PROJECT_ROOT / "checks" / "examples" / "bench_wide.yaml"
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-VARIANTS = ("copy", "lakegate", "pydeequ")
+VARIANTS = ("copy", "copy-delta", "lakegate", "lakegate-parquet", "pydeequ")
 LABELS = {
     "copy": "(a) copy read+write",
+    "copy-delta": "(a') copy to Delta",
     "lakegate": "(b) lakegate validate",
+    "lakegate-parquet": "(b') lakegate, parquet",
     "pydeequ": "(c) plain PyDeequ",
 }
 # One id in DUP_EVERY repeats its predecessor: ~300 duplicated ids (600 rows) in 10M rows.
@@ -282,10 +288,16 @@ def run_copy(spark: Any, source: str, out: Path) -> tuple[int, int, int]:
     return -1, -1, -1  # counted afterwards, untimed
 
 
+def run_copy_delta(spark: Any, source: str, out: Path) -> tuple[int, int, int]:
+    """(a') the bare copy, written as a Delta table."""
+    spark.read.parquet(source).write.format("delta").mode("overwrite").save(str(out / "copy"))
+    return -1, -1, -1
+
+
 def run_lakegate(
     spark: Any, settings: Any, suite: Any, source: str, out: Path, clock: PhaseClock
 ) -> tuple[int, int, int]:
-    """(b) lakegate's validate job."""
+    """(b) lakegate's validate job, writing the outputs in `settings.outputs.format`."""
     from spark_jobs.validate import run_validation
 
     run = run_validation(spark, settings, suite, source, str(out), progress=clock)  # type: ignore[arg-type]
@@ -413,12 +425,17 @@ def print_table(summary: dict[str, dict[str, Any]], rows: int, repeats: int) -> 
 
 def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, float | None]:
     """(b)/(a) and (b)/(c) on medians."""
-    b = summary.get("lakegate", {}).get("median_seconds")
-    a = summary.get("copy", {}).get("median_seconds")
-    c = summary.get("pydeequ", {}).get("median_seconds")
+    medians = {v: summary.get(v, {}).get("median_seconds") for v in VARIANTS}
+
+    def ratio(top: str, bottom: str) -> float | None:
+        t, b = medians[top], medians[bottom]
+        return round(t / b, 3) if t and b else None
+
     return {
-        "b_over_a": round(b / a, 3) if a and b else None,
-        "b_over_c": round(b / c, 3) if c and b else None,
+        "b_over_a": ratio("lakegate", "copy"),
+        "b_over_a_delta": ratio("lakegate", "copy-delta"),
+        "b_parquet_over_a": ratio("lakegate-parquet", "copy"),
+        "b_over_c": ratio("lakegate", "pydeequ"),
     }
 
 
@@ -473,6 +490,9 @@ def main(argv: list[str] | None = None) -> int:
     sampler = MemorySampler(args.sample_interval)
     sampler.start()
     settings = load_settings("local")
+    parquet_settings = settings.model_copy(
+        update={"outputs": settings.outputs.model_copy(update={"format": "parquet"})}
+    )
     t0 = time.perf_counter()
     spark = get_session(settings, "lakegate-bench-validate")
     session_seconds = time.perf_counter() - t0
@@ -503,8 +523,12 @@ def main(argv: list[str] | None = None) -> int:
                 clock = PhaseClock()
                 actions: dict[str, Callable[[], tuple[int, int, int]]] = {
                     "copy": lambda out=out: run_copy(spark, source, out),
+                    "copy-delta": lambda out=out: run_copy_delta(spark, source, out),
                     "lakegate": lambda out=out, clock=clock: run_lakegate(
                         spark, settings, suite, source, out, clock
+                    ),
+                    "lakegate-parquet": lambda out=out, clock=clock: run_lakegate(
+                        spark, parquet_settings, suite, source, out, clock
                     ),
                     "pydeequ": lambda out=out: run_pydeequ(spark, source, out),
                 }
@@ -517,9 +541,10 @@ def main(argv: list[str] | None = None) -> int:
                 peak_jvm, peak_py = sampler.take()
                 stages = ledger.take()
                 # untimed sanity counts (parquet footers)
-                if variant == "copy":
+                if variant in {"copy", "copy-delta"}:
                     rows_in = truth["rows"]
-                    rows_valid = spark.read.parquet(str(out / "copy")).count()
+                    reader = spark.read.format("delta" if variant == "copy-delta" else "parquet")
+                    rows_valid = reader.load(str(out / "copy")).count()
                     rows_quarantined = 0
                 elif variant == "pydeequ":
                     rows_in = truth["rows"]
@@ -573,6 +598,10 @@ def main(argv: list[str] | None = None) -> int:
     if b_over_c is not None:
         verdict = "met" if b_over_c < 1.0 else "MISSED"
         print(f"(b)/(c) = {b_over_c:.2f}  (target < 1.0: {verdict})")
+    if ratio["b_over_a_delta"] is not None:
+        print(f"(b)/(a') = {ratio['b_over_a_delta']:.2f}  (both writing Delta)")
+    if ratio["b_parquet_over_a"] is not None:
+        print(f"(b')/(a) = {ratio['b_parquet_over_a']:.2f}  (both writing parquet)")
     print(f"ground truth: {truth['any']:,} rows break a row rule ({truth})")
     print("sanity: " + ("all counts add up and match the ground truth" if not problems else ""))
     for problem in problems:

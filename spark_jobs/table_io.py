@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -25,6 +26,7 @@ FORMATS = ("parquet", "csv", "json", "delta", "orc")
 OUTPUT_FORMATS = ("delta", "parquet", "csv", "json", "orc")
 # Text formats keep lines that do not parse here (the raw line), instead of dropping them.
 MALFORMED_COLUMN = "_lakegate_malformed"
+_COMMIT_FILE = re.compile(r"\d{20}\.json")
 
 
 class InputError(UserError):
@@ -213,12 +215,17 @@ def require_delta(spark: SparkSession) -> None:
 
 
 def delta_version(spark: SparkSession, path: str) -> int | None:
-    """The latest committed version of the Delta table at `path`, or None if it is not one."""
-    from delta.tables import DeltaTable
+    """The latest committed version of the Delta table at `path`, or None if it is not one.
 
-    if not DeltaTable.isDeltaTable(spark, path):
-        return None
-    return int(DeltaTable.forPath(spark, path).history(1).collect()[0]["version"])
+    Read from the commit files' names in `_delta_log/`, as Delta itself finds the latest
+    version: a listing, where asking Delta for its history would run a Spark job.
+    """
+    commits = [
+        int(name[:20])
+        for name in Storage(spark).children(f"{path.rstrip('/')}/_delta_log")
+        if _COMMIT_FILE.fullmatch(name)
+    ]
+    return max(commits) if commits else None
 
 
 class StagedOutputs:

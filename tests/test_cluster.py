@@ -168,24 +168,16 @@ def _assert_same_outputs(spark: SparkSession, left: Path, right: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def local_run(users_table: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def local_run(
+    spark: SparkSession, settings, users_table: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Path:
+    from checks.suite import load_suite
+    from spark_jobs.validate import run_validation
+
     output = tmp_path_factory.mktemp("local") / "out"
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "spark_jobs.cli",
-            "validate",
-            *_validate_args(users_table, output)[1:],
-            "--env",
-            "local",
-        ],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env=dict(os.environ, LAKEGATE_STATE_DIR=str(output.parent / "state")),
-    )
-    assert done.returncode == 1, done.stderr  # the sample data has injected defects
+    suite = load_suite(Path("checks/examples/users_raw.yaml"))
+    run = run_validation(spark, settings, suite, str(users_table), str(output), keep_history=False)
+    assert run.exit_code == 1  # the sample data has injected defects
     return output
 
 
@@ -312,18 +304,26 @@ def test_predict_survives_a_killed_executor(
     import yaml
 
     from spark_jobs.predict import run_batch_predict
+    from spark_jobs.train import run_training
+    from spark_jobs.training import TrainConfig
 
     scoring = tmp_path / "scoring.parquet"
     spark.range(0, 1_500_000, 1, 6).selectExpr(
         "CAST(id AS STRING) AS user_id", "randn(1) AS feature_1", "randn(2) AS feature_2"
     ).selectExpr("*", "feature_1 * feature_1 AS feature_3").write.parquet(str(scoring))
     state = tmp_path / "state"
+    state.mkdir()
     train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
     train.update(model_name="kill_users", input=str(features_table), derived_features={})
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
-    trained = submit(cluster, "train", str(tmp_path / "train.yaml"), state=state)
-    out, err = trained.communicate(timeout=300)
-    assert trained.returncode == 0, (out + err)[-3000:]
+    same_store = settings.model_copy(
+        update={
+            "mlflow": settings.mlflow.model_copy(
+                update={"tracking_uri": f"sqlite:///{state / 'mlflow.db'}"}
+            )
+        }
+    )
+    # Trained here, in the store the cluster job reads (training on the cluster is tested above).
+    run_training(spark, same_store, TrainConfig.model_validate(train))
     model = "models:/kill_users@champion"
 
     job = submit(
@@ -363,13 +363,6 @@ def test_predict_survives_a_killed_executor(
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, (stdout + stderr)[-3000:]
 
-    same_store = settings.model_copy(
-        update={
-            "mlflow": settings.mlflow.model_copy(
-                update={"tracking_uri": f"sqlite:///{state / 'mlflow.db'}"}
-            )
-        }
-    )
     local = run_batch_predict(
         spark, same_store, model, str(scoring), str(tmp_path / "local"), keys=["user_id"]
     )
