@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
-# Resolve the Deequ jar (and its dependencies) from Maven Central into ~/.cache/lakegate/ivy.
+# Resolve the Deequ and Delta Lake jars (and their dependencies) from Maven Central into
+# ~/.cache/lakegate/ivy.
 jars: $(STAMP)
 	$(PY) -m spark_jobs.jars
 
