@@ -12,7 +12,7 @@ import contextlib
 import json
 import re
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
@@ -236,7 +236,8 @@ class StagedOutputs:
     version they had; other formats are written to a staging folder. `commit` marks the journal
     committed (with the small files to write), then moves staged tables in and writes the files.
     If the job fails, `abort` restores each Delta table to its noted version; if it is killed,
-    the next job's `recover` does the same, or finishes the moves of a committed journal.
+    the next job writing one of its tables does the same (`recover`), or finishes the moves of
+    a committed journal.
     One job writes to an output folder at a time.
     """
 
@@ -252,7 +253,6 @@ class StagedOutputs:
         self.format = fmt
         self._tables: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}
-        self.recover()
 
     def final(self, name: str) -> str:
         """The final location of output `name`."""
@@ -276,6 +276,7 @@ class StagedOutputs:
     def write_table(self, name: str, df: DataFrame, fmt: str | None = None) -> None:
         """Write `df` as output `name`: a Delta overwrite in place, or a staged copy."""
         fmt = fmt or self.format
+        self.recover([name])
         entry: dict[str, Any] = {"format": fmt}
         self._tables[name] = entry
         if fmt != "delta":
@@ -318,16 +319,34 @@ class StagedOutputs:
         """Discard what the job wrote; earlier outputs are current again."""
         self._undo(self.run_id, self._tables)
 
-    def recover(self) -> None:
-        """Complete or undo what jobs killed while writing to this folder left."""
-        for run_id, journal in self._left_journals().items():
+    def recover(self, names: Collection[str] | None = None) -> None:
+        """Complete or undo what jobs killed while writing to this folder left.
+
+        Only journals naming one of `names` (every journal, when None) are handled, so a job
+        writing other tables in the same folder at the same time is left alone.
+        """
+        journals: dict[str, list[str]] = {}
+        for entry in self.storage.children(self.root):
+            if entry.startswith("_journal-"):
+                run_id = entry.removeprefix("_journal-").split(".json", 1)[0]
+                journals.setdefault(run_id, []).append(entry)
+        for run_id, entries in journals.items():
+            journal = self._read_journal(sorted(entries, key=lambda e: ".tmp-" in e))
+            tables = journal.get("tables", {})
+            if run_id == self.run_id or (names is not None and not set(names) & set(tables)):
+                continue
             if journal.get("state") == "committed":
-                self._finish(run_id, journal["tables"], journal.get("files", {}))
+                self._finish(run_id, tables, journal.get("files", {}))
             else:
-                self._undo(run_id, journal.get("tables", {}))
-        for entry in self.storage.children(self.root):  # left by a job without a journal
+                self._undo(run_id, tables)
+            for entry in entries:
+                self.storage.delete(f"{self.root}/{entry}")
+        for entry in self.storage.children(self.root):
             folder = f"{self.root}/{entry}"
-            if entry.startswith("_replaced-"):
+            run_id = entry.split("-", 1)[-1]
+            if run_id in journals:
+                continue  # a running job's (its journal is written before these folders)
+            if entry.startswith("_replaced-"):  # left by a job from before journals
                 for name in self.storage.children(folder):
                     if not self.storage.exists(self.final(name)):
                         self.storage.rename(f"{folder}/{name}", self.final(name))
@@ -335,24 +354,17 @@ class StagedOutputs:
             elif entry.startswith("_staging-"):
                 self.storage.delete(folder)
 
-    def _left_journals(self) -> dict[str, dict[str, Any]]:
-        """Journals in the folder, by run.
+    def _read_journal(self, entries: list[str]) -> dict[str, Any]:
+        """The first readable of a run's journal files.
 
         A journal being replaced at the moment of a kill is read from the complete temporary
-        file that was about to replace it.
+        file that was about to replace it; a temporary file cut short is skipped (its journal
+        still existed then).
         """
-        names = [e for e in self.storage.children(self.root) if e.startswith("_journal-")]
-        journals: dict[str, dict[str, Any]] = {}
-        for name in sorted(names, key=lambda n: ".tmp-" in n):
-            run_id = name.removeprefix("_journal-").split(".json", 1)[0]
-            path = f"{self.root}/{name}"
-            if run_id not in journals:
-                # A temporary file cut short is skipped: its journal still existed then.
-                with contextlib.suppress(ValueError):
-                    journals[run_id] = json.loads(self.storage.read_text(path))
-            if ".tmp-" in name:
-                self.storage.delete(path)
-        return journals
+        for entry in entries:
+            with contextlib.suppress(ValueError):
+                return dict(json.loads(self.storage.read_text(f"{self.root}/{entry}")))
+        return {}
 
     def _finish(self, run_id: str, tables: Mapping[str, Any], files: Mapping[str, str]) -> None:
         staging, aside = self._staging(run_id), self._aside(run_id)

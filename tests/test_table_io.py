@@ -71,7 +71,9 @@ def test_a_job_killed_between_its_tables_is_undone_by_the_next_job_writing_there
     assert leftovers(tmp_path) == ["_journal-killed.json"]
     assertDataFrameEqual(delta(spark, tmp_path / "valid"), frame(spark, 500))
 
-    StagedOutputs(spark, str(tmp_path), "next")
+    StagedOutputs(spark, str(tmp_path), "next").recover(["quarantine"])  # not the killed one's
+    assert leftovers(tmp_path) == ["_journal-killed.json"]
+    StagedOutputs(spark, str(tmp_path), "next").recover(["valid"])
     assertDataFrameEqual(delta(spark, tmp_path / "valid"), frame(spark, 0))
     last = DeltaTable.forPath(spark, str(tmp_path / "valid")).history(1).collect()[0]
     assert last["operation"] == "RESTORE"
@@ -89,9 +91,23 @@ def test_a_job_killed_after_its_commit_point_is_finished_by_the_next_one(
     del killed
     assertDataFrameEqual(spark.read.parquet(str(tmp_path / "scores")), frame(spark, 0))
 
-    StagedOutputs(spark, str(tmp_path), "next", "parquet")
+    StagedOutputs(spark, str(tmp_path), "next", "parquet").recover()
     assertDataFrameEqual(spark.read.parquet(str(tmp_path / "scores")), frame(spark, 500))
     assert '"killed"' in (tmp_path / "report.json").read_text()
+    assert leftovers(tmp_path) == []
+
+
+def test_a_job_writing_other_tables_in_the_same_folder_is_left_alone(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    running = StagedOutputs(spark, str(tmp_path), "running")
+    running.write_table("features", frame(spark, 0))
+    beside = StagedOutputs(spark, str(tmp_path), "beside")
+    beside.write_table("predictions", frame(spark, 7))
+    beside.commit()
+    assert leftovers(tmp_path) == ["_journal-running.json"]
+    running.commit()
+    assertDataFrameEqual(delta(spark, tmp_path / "features"), frame(spark, 0))
     assert leftovers(tmp_path) == []
 
 
