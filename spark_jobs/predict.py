@@ -224,10 +224,8 @@ def run_batch_predict(
     )
     result = scored_frame(observed, function, keys, scored_at)
     check_model_calls(result, [function])
-    output = output.rstrip("/")
-    root, name = output.rsplit("/", 1) if "/" in output else (".", output)
     output_format = output_format or settings.outputs.format
-    outputs = StagedOutputs(spark, root, uuid.uuid4().hex[:12], output_format)
+    outputs, name = StagedOutputs.for_table(spark, output, uuid.uuid4().hex[:12], output_format)
     quarantine_path = None
     reasons: dict[str, int] = {}
     rows_gated = 0

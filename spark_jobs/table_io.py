@@ -237,8 +237,7 @@ class StagedOutputs:
     committed (with the small files to write), then moves staged tables in and writes the files.
     If the job fails, `abort` restores each Delta table to its noted version; if it is killed,
     the next job writing one of its tables does the same (`recover`), or finishes the moves of
-    a committed journal.
-    One job writes to an output folder at a time.
+    a committed journal. One job writes a given table at a time.
     """
 
     def __init__(self, spark: SparkSession, root: str, run_id: str, fmt: str = "delta") -> None:
@@ -253,6 +252,15 @@ class StagedOutputs:
         self.format = fmt
         self._tables: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}
+
+    @classmethod
+    def for_table(
+        cls, spark: SparkSession, output: str, run_id: str, fmt: str = "delta"
+    ) -> tuple[StagedOutputs, str]:
+        """Outputs in the folder that holds `output`, and the table name `output` has there."""
+        output = output.rstrip("/")
+        root, name = output.rsplit("/", 1) if "/" in output else (".", output)
+        return cls(spark, root, run_id, fmt), name
 
     def final(self, name: str) -> str:
         """The final location of output `name`."""
@@ -409,13 +417,11 @@ def write_table_atomically(
     Raises:
         InputError: the format is unknown.
     """
-    output = output.rstrip("/")
-    root, name = output.rsplit("/", 1) if "/" in output else (".", output)
-    staged = StagedOutputs(spark, root, uuid.uuid4().hex[:12], fmt)
+    staged, name = StagedOutputs.for_table(spark, output, uuid.uuid4().hex[:12], fmt)
     try:
         staged.write_table(name, df)
         staged.commit()
     except BaseException:
         staged.abort()
         raise
-    return output
+    return staged.final(name)
