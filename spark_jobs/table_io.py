@@ -281,16 +281,15 @@ class StagedOutputs:
             journal["files"] = self._files
         self.storage.write_text(self._journal_path(self.run_id), json.dumps(journal, indent=2))
 
-    def write_table(self, name: str, df: DataFrame, fmt: str | None = None) -> None:
+    def write_table(self, name: str, df: DataFrame) -> None:
         """Write `df` as output `name`: a Delta overwrite in place, or a staged copy."""
-        fmt = fmt or self.format
         self.recover([name])
-        entry: dict[str, Any] = {"format": fmt}
+        entry: dict[str, Any] = {"format": self.format}
         self._tables[name] = entry
-        if fmt != "delta":
+        if self.format != "delta":
             self._save_journal("writing")
-            writer = df.write.mode("overwrite").format(fmt)
-            if fmt == "csv":
+            writer = df.write.mode("overwrite").format(self.format)
+            if self.format == "csv":
                 writer = writer.option("header", True)
             writer.save(f"{self._staging(self.run_id)}/{name}")
             return
