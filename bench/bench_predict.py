@@ -58,7 +58,7 @@ def train_model(settings, train_rows: int = 100_000) -> str:
     import numpy as np
     import pandas as pd
 
-    from spark_jobs.training import TrainConfig, train_model
+    from spark_jobs.services.training import TrainConfig, train_model
 
     rng = np.random.default_rng(0)
     x = rng.normal(size=(train_rows, 3))
@@ -146,8 +146,8 @@ def main() -> int:
         [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
 
-    from spark_jobs.session import get_session, stop_session
-    from spark_jobs.settings import load_settings
+    from spark_jobs.services.session import get_session, stop_session
+    from spark_jobs.services.settings import load_settings
 
     settings = load_settings("local")
     conf = {

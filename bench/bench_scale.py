@@ -47,9 +47,9 @@ def main() -> int:
 
     from checks.suite import load_suite
     from spark_jobs.predict import run_batch_predict
-    from spark_jobs.session import get_session, stop_session
-    from spark_jobs.settings import load_settings
-    from spark_jobs.training import INPUT_GATE_ARTIFACT  # noqa: F401  (the model has no gate)
+    from spark_jobs.services.session import get_session, stop_session
+    from spark_jobs.services.settings import load_settings
+    from spark_jobs.services.training import INPUT_GATE_ARTIFACT  # noqa: F401  (the model has no gate)
     from spark_jobs.validate import run_validation
 
     settings = load_settings("local")

@@ -24,14 +24,13 @@ from pydeequ.verification import VerificationSuite
 from pyspark.sql import DataFrame, SparkSession
 
 from checks.suite import Constraint, Level, Suite, SuiteError
+from lakegate_errors import EnvironmentProblem
 
 _DEEQU_LEVEL = {Level.ERROR: CheckLevel.Error, Level.WARNING: CheckLevel.Warning}
 
 
-class DeequNotOnClasspath(RuntimeError):
+class DeequNotOnClasspath(EnvironmentProblem):
     """The JVM has no Deequ classes: the jar was not given to Spark."""
-
-    exit_code = 3  # an environment problem, not the user's input
 
 
 def ensure_deequ(spark: SparkSession) -> None:

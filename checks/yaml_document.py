@@ -13,11 +13,13 @@ from typing import Any, TypeVar
 import yaml
 from pydantic import BaseModel, ValidationError
 
+from lakegate_errors import UserError
+
 Location = tuple[str | int, ...]
 ModelT = TypeVar("ModelT", bound=BaseModel)
 
 
-class DocumentError(ValueError):
+class DocumentError(UserError, ValueError):
     """A configuration or suite file that cannot be used as it is."""
 
 

@@ -16,14 +16,14 @@ import tempfile
 from checks.deequ_run import verify
 from checks.quarantine import ERRORS_COLUMN
 from checks.suite import check_against_schema, load_suite
-from spark_jobs.settings import load_settings
+from spark_jobs.services.settings import load_settings
 from spark_jobs.validate import run_validation
 
 settings = load_settings()
 try:
     spark  # noqa: B018  (provided by Databricks)
 except NameError:
-    from spark_jobs.session import get_session
+    from spark_jobs.services.session import get_session
 
     spark = get_session(settings)
 

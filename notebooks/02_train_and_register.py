@@ -12,16 +12,16 @@
 from checks.suite import load_suite
 from spark_jobs.features import FeatureConfig, run_features
 from spark_jobs.sample_data import write_sample
-from spark_jobs.settings import load_settings
+from spark_jobs.services.settings import load_settings
 from spark_jobs.train import run_training
-from spark_jobs.training import load_train_config
+from spark_jobs.services.training import load_train_config
 from spark_jobs.validate import run_validation
 
 settings = load_settings()
 try:
     spark  # noqa: B018  (provided by Databricks)
 except NameError:
-    from spark_jobs.session import get_session
+    from spark_jobs.services.session import get_session
 
     spark = get_session(settings)
 

@@ -8,14 +8,14 @@
 
 # COMMAND ----------
 
-from spark_jobs.settings import load_settings
+from spark_jobs.services.settings import load_settings
 from udfs import ModelUsageError, register_model_function, run_checked_sql
 
 settings = load_settings()
 try:
     spark  # noqa: B018  (provided by Databricks)
 except NameError:
-    from spark_jobs.session import get_session
+    from spark_jobs.services.session import get_session
 
     spark = get_session(settings)
 

@@ -11,9 +11,8 @@ from collections.abc import Sequence
 
 import click
 
-from checks.yaml_document import DocumentError
-from spark_jobs.errors import ExitCode, RowsLost, UserError
-from spark_jobs.reporting import redact
+from lakegate_errors import ExitCode, LakegateError, RowsLost, exit_code_of
+from spark_jobs.services.reporting import redact
 
 # Subcommand name -> module that defines `command`; imported only when used, so that
 # `lakegate validate` never pays for importing MLflow.
@@ -51,19 +50,6 @@ def cli() -> None:
     """Lakegate: data-quality gates with PyDeequ, and MLflow models as Spark SQL functions."""
 
 
-def _user_error_types() -> tuple[type[BaseException], ...]:
-    from checks.deequ_run import DeequNotOnClasspath
-
-    types: list[type[BaseException]] = [UserError, DocumentError, DeequNotOnClasspath]
-    try:
-        from udfs.errors import ModelUsageError
-    except ImportError:  # the udfs room is optional for the quality gate alone
-        pass
-    else:
-        types.append(ModelUsageError)
-    return tuple(types)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI and return its exit code (used by the console script and by spark-submit)."""
     os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
@@ -81,10 +67,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except RowsLost as exc:
         click.echo(f"lakegate: rows lost: {redact(str(exc))}", err=True)
         return ExitCode.ROWS_LOST
-    except _user_error_types() as exc:
-        code = getattr(exc, "exit_code", ExitCode.USAGE)
+    except LakegateError as exc:
         click.echo(f"lakegate: error: {redact(str(exc))}", err=True)
-        return int(code)
+        return int(exit_code_of(exc) or ExitCode.USAGE)
     except Exception:
         traceback.print_exc()
         click.echo(

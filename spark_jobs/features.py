@@ -16,10 +16,10 @@ from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.yaml_document import load_yaml_document, parse_document
-from spark_jobs.errors import UserError
-from spark_jobs.session import spark_session
-from spark_jobs.settings import load_settings
-from spark_jobs.table_io import read_table, write_table_atomically
+from lakegate_errors import UserError
+from spark_jobs.services.session import spark_session
+from spark_jobs.services.settings import load_settings
+from spark_jobs.services.table_io import read_table, write_table_atomically
 
 
 class FeatureConfig(BaseModel):

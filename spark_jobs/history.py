@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from spark_jobs.errors import UserError
-from spark_jobs.session import spark_session
-from spark_jobs.settings import load_settings
+from lakegate_errors import UserError
+from spark_jobs.services.session import spark_session
+from spark_jobs.services.settings import load_settings
 
 
 @click.command("history")

@@ -6,9 +6,9 @@ import sys
 
 from py4j.java_gateway import JavaClass
 
-from spark_jobs.errors import UserError
-from spark_jobs.session import get_session, stop_session
-from spark_jobs.settings import load_settings
+from lakegate_errors import LakegateError, exit_code_of
+from spark_jobs.services.session import get_session, stop_session
+from spark_jobs.services.settings import load_settings
 
 
 def main() -> int:
@@ -16,9 +16,9 @@ def main() -> int:
     try:
         settings = load_settings()
         spark = get_session(settings, "lakegate-jars")
-    except UserError as exc:
+    except LakegateError as exc:
         print(f"lakegate: error: {exc}", file=sys.stderr)
-        return int(exc.exit_code)
+        return int(exit_code_of(exc) or 2)
     jvm = spark.sparkContext._jvm
     libraries = {
         f"Deequ ({settings.deequ.coordinate})": jvm.com.amazon.deequ.checks.Check,

@@ -18,9 +18,9 @@ import click
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from checks.yaml_document import load_yaml_document, parse_document
-from spark_jobs.errors import ExitCode, UserError
-from spark_jobs.reporting import Progress, redact
-from spark_jobs.settings import Settings, load_settings
+from lakegate_errors import ExitCode, LakegateError, exit_code_of
+from spark_jobs.services.reporting import Progress, redact
+from spark_jobs.services.settings import Settings, load_settings
 
 
 class _Strict(BaseModel):
@@ -113,12 +113,12 @@ def load_pipeline(path: str | Path) -> PipelineConfig:
     return parse_document(load_yaml_document(path), PipelineConfig)
 
 
-class StepFailed(UserError):
-    """A pipeline step stopped the pipeline."""
+class StepFailed(LakegateError):
+    """A pipeline step stopped the pipeline; it carries the exit code of the step's error."""
 
     def __init__(self, message: str, exit_code: int) -> None:
         super().__init__(message)
-        self.exit_code = exit_code
+        self.exit_code = ExitCode(exit_code)  # type: ignore[misc]
 
 
 def run_pipeline(
@@ -131,9 +131,9 @@ def run_pipeline(
     """
     from spark_jobs.features import FeatureConfig, run_features
     from spark_jobs.predict import run_batch_predict
-    from spark_jobs.table_io import read_table
+    from spark_jobs.services.table_io import read_table
+    from spark_jobs.services.training import load_train_config
     from spark_jobs.train import run_training
-    from spark_jobs.training import load_train_config
     from spark_jobs.validate import run_validation
 
     path = settings.resolve
@@ -227,16 +227,10 @@ def run_pipeline(
         except StepFailed:
             progress.done()
             raise
-        except UserError as exc:
+        except LakegateError as exc:
             progress.done()
-            raise StepFailed(f"step {i} ({kind}) failed: {exc}", exc.exit_code) from None
-        except Exception as exc:
-            from udfs import ModelUsageError
-
-            if isinstance(exc, ModelUsageError):
-                progress.done()
-                raise StepFailed(f"step {i} ({kind}) failed: {exc}", ExitCode.USAGE) from None
-            raise
+            code = exit_code_of(exc) or ExitCode.USAGE
+            raise StepFailed(f"step {i} ({kind}) failed: {exc}", code) from None
     progress.done()
     report["seconds"] = round(time.monotonic() - started, 1)
     report["tracking_uri"] = redact(settings.tracking_uri)
@@ -296,7 +290,7 @@ def pipeline_summary(report: dict[str, Any]) -> str:
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(pipeline_file: Path, env: str | None, quiet: bool) -> int:
     """Run a pipeline: validate, features, train, predict, as its config declares."""
-    from spark_jobs.session import spark_session
+    from spark_jobs.services.session import spark_session
 
     settings = load_settings(env)
     config = load_pipeline(pipeline_file)

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
     from checks.suite import Suite
-    from spark_jobs.settings import Settings
+    from spark_jobs.services.settings import Settings
     from udfs import ModelFunction
 
 REPORT_NAME = "_lakegate_report.json"
@@ -89,7 +89,7 @@ def check_columns(df: DataFrame, function: ModelFunction, keys: list[str]) -> No
         UserError: a key column is missing.
         ModelUsageError: a model input is missing (the model and the column are named).
     """
-    from spark_jobs.errors import UserError
+    from lakegate_errors import UserError
     from udfs import ModelUsageError
 
     lowered = {c.lower() for c in df.columns}
@@ -137,7 +137,7 @@ def load_input_gate(function: ModelFunction, settings: Settings) -> Suite:
     import yaml
 
     from checks.input_gate import suite_from_data
-    from spark_jobs.training import INPUT_GATE_ARTIFACT
+    from spark_jobs.services.training import INPUT_GATE_ARTIFACT
     from udfs import ModelUsageError
 
     model = function.model
@@ -184,9 +184,9 @@ def run_batch_predict(
     from checks.input_gate import apply_input_gate
     from checks.quarantine import rows_breaking
     from checks.row_rules import deequ_patterns
-    from spark_jobs.errors import RowsLost
-    from spark_jobs.reporting import redact
-    from spark_jobs.table_io import StagedOutputs, read_table
+    from lakegate_errors import RowsLost
+    from spark_jobs.services.reporting import redact
+    from spark_jobs.services.table_io import StagedOutputs, read_table
     from udfs import check_model_calls, register_model_function
     from udfs.model_function import resolve_model
 
@@ -324,8 +324,8 @@ def command(
     env: str | None,
 ) -> None:
     """Score INPUT with MODEL and write keys, predictions, model version and scoring time."""
-    from spark_jobs.session import spark_session
-    from spark_jobs.settings import load_settings
+    from spark_jobs.services.session import spark_session
+    from spark_jobs.services.settings import load_settings
 
     settings = load_settings(env)
     with spark_session(settings, "lakegate-predict") as spark:

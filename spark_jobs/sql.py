@@ -52,16 +52,16 @@ def command(
     """Run one SQL statement with the configured models as predict_<name> functions."""
     from pyspark.errors import AnalysisException
 
-    from spark_jobs.errors import UserError
-    from spark_jobs.serving import (
+    from lakegate_errors import UserError
+    from spark_jobs.services.session import spark_session
+    from spark_jobs.services.settings import load_settings
+    from spark_jobs.services.sql_catalog import (
         models_used_by,
         parse_assignments,
         register_models,
         register_views,
     )
-    from spark_jobs.session import spark_session
-    from spark_jobs.settings import load_settings
-    from spark_jobs.table_io import write_table_atomically
+    from spark_jobs.services.table_io import write_table_atomically
     from udfs import run_checked_sql
 
     if (query is None) == (query_file is None):

@@ -17,10 +17,10 @@ from pathlib import Path
 import click
 import pyspark
 
-from spark_jobs.errors import UserError
-from spark_jobs.reporting import redact
-from spark_jobs.session import delta_conf, jar_sources
-from spark_jobs.settings import PROJECT_ROOT, Settings, load_settings
+from lakegate_errors import UserError
+from spark_jobs.services.reporting import redact
+from spark_jobs.services.session import delta_conf, jar_sources
+from spark_jobs.services.settings import PROJECT_ROOT, Settings, load_settings
 
 JOBS = {
     "validate": "validate.py",
@@ -30,7 +30,7 @@ JOBS = {
     "features": "features.py",
     "run": "pipeline.py",
 }
-PACKAGES = ("checks", "udfs", "spark_jobs")
+PACKAGES = ("lakegate_errors", "checks", "udfs", "spark_jobs")
 # Deployment settings come from the command line; the rest of conf/<env>.yaml goes as --conf.
 _DEPLOYMENT_KEYS = {"spark.master", "spark.jars", "spark.jars.packages", "spark.submit.deployMode"}
 

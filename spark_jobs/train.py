@@ -17,8 +17,8 @@ from spark_jobs.cli import run_as_script
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from spark_jobs.settings import Settings
-    from spark_jobs.training import TrainConfig, TrainResult
+    from spark_jobs.services.settings import Settings
+    from spark_jobs.services.training import TrainConfig, TrainResult
 
 
 def build_training_frame(df: DataFrame, config: TrainConfig) -> DataFrame:
@@ -39,9 +39,9 @@ def run_training(
         UserError: the input lacks a feature or the target.
     """
     from checks.input_gate import derive_input_suite
-    from spark_jobs.errors import UserError
-    from spark_jobs.table_io import read_table
-    from spark_jobs.training import train_model
+    from lakegate_errors import UserError
+    from spark_jobs.services.table_io import read_table
+    from spark_jobs.services.training import train_model
 
     source = source or config.input
     if config.format != "table" and "://" not in source and "/" in source:
@@ -76,9 +76,9 @@ def run_training(
 )
 def command(config_path: Path, env: str | None, json_path: Path | None) -> None:
     """Train the model CONFIG_PATH describes, register it, and promote it if it is better."""
-    from spark_jobs.session import spark_session
-    from spark_jobs.settings import load_settings
-    from spark_jobs.training import load_train_config
+    from spark_jobs.services.session import spark_session
+    from spark_jobs.services.settings import load_settings
+    from spark_jobs.services.training import load_train_config
 
     config = load_train_config(config_path)
     settings = load_settings(env)

@@ -21,11 +21,11 @@ from checks.deequ_run import verify
 from checks.quarantine import rows_breaking, split_rows
 from checks.row_rules import MALFORMED_CONSTRAINT, deequ_patterns
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
-from spark_jobs.errors import ExitCode, RowsLost
-from spark_jobs.reporting import Progress, redact, validation_summary
-from spark_jobs.session import spark_session
-from spark_jobs.settings import Settings, load_settings
-from spark_jobs.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
+from lakegate_errors import ExitCode, RowsLost
+from spark_jobs.services.reporting import Progress, redact, validation_summary
+from spark_jobs.services.session import spark_session
+from spark_jobs.services.settings import Settings, load_settings
+from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
 
 
 @dataclass(frozen=True)

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 
-from spark_jobs.session import get_session, stop_session
-from spark_jobs.settings import Settings, load_settings
+from spark_jobs.services.session import get_session, stop_session
+from spark_jobs.services.settings import Settings, load_settings
 
 
 @pytest.fixture(scope="session")

@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spark_jobs.settings import Settings
-from spark_jobs.training import TrainConfig, TrainResult, train_model
+from spark_jobs.services.settings import Settings
+from spark_jobs.services.training import TrainConfig, TrainResult, train_model
 
 
 def users_frame(rows: int = 200, seed: int = 7) -> pd.DataFrame:

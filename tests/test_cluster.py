@@ -232,8 +232,8 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
     import yaml
 
     from spark_jobs.predict import run_batch_predict
+    from spark_jobs.services.training import TrainConfig
     from spark_jobs.train import run_training
-    from spark_jobs.training import TrainConfig
 
     train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
     train.update(model_name="cluster_users", input=str(features_table), derived_features={})
@@ -304,8 +304,8 @@ def test_predict_survives_a_killed_executor(
     import yaml
 
     from spark_jobs.predict import run_batch_predict
+    from spark_jobs.services.training import TrainConfig
     from spark_jobs.train import run_training
-    from spark_jobs.training import TrainConfig
 
     scoring = tmp_path / "scoring.parquet"
     spark.range(0, 1_500_000, 1, 6).selectExpr(

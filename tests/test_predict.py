@@ -14,7 +14,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.cli import main
 from spark_jobs.predict import REPORT_NAME
-from spark_jobs.settings import Settings
+from spark_jobs.services.settings import Settings
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 MODEL = "models:/predict_users@champion"

@@ -12,7 +12,7 @@ from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.cli import main
-from spark_jobs.settings import Settings
+from spark_jobs.services.settings import Settings
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 QUERY = "SELECT user_id, predict_sqlusers(feature_1, feature_2, feature_3) AS p FROM features"

@@ -10,8 +10,8 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.settings import load_settings
-from spark_jobs.table_io import StagedOutputs, delta_version, write_table_atomically
+from spark_jobs.services.settings import load_settings
+from spark_jobs.services.table_io import StagedOutputs, delta_version, write_table_atomically
 
 
 def frame(spark: SparkSession, start: int, rows: int = 50) -> DataFrame:
@@ -137,7 +137,7 @@ def test_a_changed_schema_replaces_the_delta_table_schema(
 def test_an_unknown_output_format_is_refused_before_writing(
     spark: SparkSession, tmp_path: Path
 ) -> None:
-    from spark_jobs.table_io import InputError
+    from spark_jobs.services.table_io import InputError
 
     with pytest.raises(InputError, match="unknown output format 'xlsx'"):
         write_table_atomically(spark, frame(spark, 0), str(tmp_path / "t"), "xlsx")

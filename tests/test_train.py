@@ -13,8 +13,8 @@ from model_fixtures import train, users_frame
 
 from checks.yaml_document import DocumentError
 from spark_jobs.cli import main
-from spark_jobs.settings import Settings
-from spark_jobs.training import build_pipeline, load_train_config
+from spark_jobs.services.settings import Settings
+from spark_jobs.services.training import build_pipeline, load_train_config
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 

@@ -16,7 +16,7 @@ from pyspark.testing import assertDataFrameEqual
 
 from checks.suite import load_suite
 from spark_jobs.cli import main
-from spark_jobs.settings import Settings
+from spark_jobs.services.settings import Settings
 from spark_jobs.validate import run_validation
 
 ITEMS = "checks/examples/items.yaml"

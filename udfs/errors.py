@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+from lakegate_errors import UserError
 
-class ModelUsageError(ValueError):
+
+class ModelUsageError(UserError, ValueError):
     """A model function is used in a way that cannot give right answers; the message says why.
 
     The `lakegate` command maps it to exit code 2 with a one-line message.

@@ -20,7 +20,7 @@ from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from spark_jobs.errors import EnvironmentProblem, UserError
+from lakegate_errors import EnvironmentProblem, UserError
 
 FORMATS = ("parquet", "csv", "json", "delta", "orc")
 OUTPUT_FORMATS = ("delta", "parquet", "csv", "json", "orc")

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from checks.yaml_document import DocumentError, load_yaml_document, parse_document
 
 DEFAULT_ENV = "local"
-PROJECT_ROOT = Path(__file__).resolve().parent.parent
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 class _Strict(BaseModel):

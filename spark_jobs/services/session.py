@@ -21,8 +21,8 @@ from pyspark.errors import PySparkRuntimeError
 from pyspark.java_gateway import ensure_callback_server_started
 from pyspark.sql import SparkSession
 
-from spark_jobs.errors import EnvironmentProblem
-from spark_jobs.settings import Settings
+from lakegate_errors import EnvironmentProblem
+from spark_jobs.services.settings import Settings
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"

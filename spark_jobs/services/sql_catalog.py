@@ -6,9 +6,9 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
-from spark_jobs.errors import UserError
-from spark_jobs.settings import Settings
-from spark_jobs.table_io import read_table
+from lakegate_errors import UserError
+from spark_jobs.services.settings import Settings
+from spark_jobs.services.table_io import read_table
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from checks.yaml_document import load_yaml_document, parse_document
-from spark_jobs.errors import EnvironmentProblem, UserError
-from spark_jobs.settings import Settings
+from lakegate_errors import EnvironmentProblem, UserError
+from spark_jobs.services.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd
