@@ -18,11 +18,12 @@ import pyspark
 os.environ.setdefault("SPARK_VERSION", ".".join(pyspark.__version__.split(".")[:2]))
 
 from pydeequ.checks import Check as DeequCheck
-from pydeequ.checks import CheckLevel, ConstrainableDataTypes
+from pydeequ.checks import CheckLevel
 from pydeequ.repository import FileSystemMetricsRepository, ResultKey
 from pydeequ.verification import VerificationSuite
 from pyspark.sql import DataFrame, SparkSession
 
+from checks.arguments import Assertion
 from checks.suite import Constraint, Level, Suite, SuiteError
 from lakegate_errors import EnvironmentProblem
 
@@ -104,87 +105,17 @@ class VerificationOutcome:
 
 def _add_constraint(check: DeequCheck, c: Constraint) -> DeequCheck:
     a = c.args
-    hint = a.hint
-    test = a.holds if getattr(a, "has_assertion", lambda: False)() else None
-    k = c.kind
-    if k == "hasSize":
-        check = check.hasSize(test, hint)
-    elif k == "isComplete":
-        check = check.isComplete(a.column, hint)
-    elif k == "areComplete":
-        check = check.areComplete(a.columns, hint)
-    elif k == "hasCompleteness":
-        check = check.hasCompleteness(a.column, test, hint)
-    elif k == "isUnique":
-        key = a.key
-        check = (
-            check.isUnique(key[0], hint)
-            if len(key) == 1
-            else check.hasUniqueness(key, lambda x: x == 1.0, hint)
-        )
-    elif k == "hasUniqueness":
-        check = check.hasUniqueness(a.columns, test, hint)
-    elif k == "hasDistinctness":
-        check = check.hasDistinctness(a.columns, test, hint)
-    elif k == "isContainedIn":
-        check = check.isContainedIn(a.column, [str(v) for v in a.values], test, hint)
-    elif k == "isInRange":
-        check = check.satisfies(_range_predicate(a.column, a.min, a.max), c.id, None, hint)
-    elif k == "isNonNegative":
-        check = check.isNonNegative(a.column, test, hint)
-    elif k == "isPositive":
-        check = check.isPositive(a.column, test, hint)
-    elif k == "containsURL":
-        check = check.containsURL(a.column, test, hint)
-    elif k == "containsEmail":
-        check = check.containsEmail(a.column, test, hint)
-    elif k == "hasPattern":
-        check = check.hasPattern(a.column, a.pattern, test, None, hint)
-    elif k == "hasApproxQuantile":
-        check = check.hasApproxQuantile(a.column, a.quantile, test, hint)
-    elif k in {
-        "hasMin",
-        "hasMax",
-        "hasMean",
-        "hasSum",
-        "hasStandardDeviation",
-        "hasEntropy",
-        "hasMinLength",
-        "hasMaxLength",
-        "hasApproxCountDistinct",
-    }:
-        check = getattr(check, k)(a.column, test, hint)
-    elif k == "hasDataType":
-        check = check.hasDataType(a.column, getattr(ConstrainableDataTypes, a.datatype), test, hint)
-    elif k == "hasCorrelation":
-        check = check.hasCorrelation(a.column_a, a.column_b, test, hint)
-    elif k in {"isLessThan", "isLessThanOrEqualTo", "isGreaterThan", "isGreaterThanOrEqualTo"}:
-        check = getattr(check, k)(a.column_a, a.column_b, test, hint)
-    else:  # pragma: no cover - CONSTRAINT_TYPES and this function move together
-        raise AssertionError(f"no Deequ compilation for {k}")
+    test = a.holds if isinstance(a, Assertion) and a.has_assertion() else None
+    check = c.type.deequ(check, a, test, a.hint)
     if a.where:
         try:
             check = check.where(a.where)
         except TypeError:
             raise SuiteError(
-                f"{c.check!r} constraint {c.index + 1} ({k}): Deequ cannot filter this "
+                f"{c.check!r} constraint {c.index + 1} ({c.kind}): Deequ cannot filter this "
                 "constraint with `where`; remove it or move the filter into another constraint"
             ) from None
     return check
-
-
-def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
-def _range_predicate(column: str, low: float | None, high: float | None) -> str:
-    parts = []
-    if low is not None:
-        parts.append(f"{_quote(column)} >= {low!r}")
-    if high is not None:
-        parts.append(f"{_quote(column)} <= {high!r}")
-    # Null values are the business of completeness constraints.
-    return f"{_quote(column)} IS NULL OR ({' AND '.join(parts)})"
 
 
 def compile_checks(spark: SparkSession, suite: Suite) -> list[DeequCheck]:
@@ -230,12 +161,28 @@ def verify(
     for check in checks:
         builder = builder.addCheck(check)
     if repository is not None:
-        repository.parent.mkdir(parents=True, exist_ok=True)
-        repo = FileSystemMetricsRepository(spark, str(repository))
-        key = ResultKey(spark, ResultKey.current_milli_time(), tags or {})
-        builder = builder.useRepository(repo).saveOrAppendResult(key)
+        repo = metrics_repository(spark, repository)
+        builder = builder.useRepository(repo).saveOrAppendResult(result_key(spark, tags))
     result = builder.run()
-    j_results = result.verificationRun.checkResults()
+    return read_results(suite, checks, result.verificationRun)
+
+
+def metrics_repository(spark: SparkSession, repository: Path) -> Any:
+    """A PyDeequ FileSystemMetricsRepository at `repository` (its folder created)."""
+    repository.parent.mkdir(parents=True, exist_ok=True)
+    return FileSystemMetricsRepository(spark, str(repository))
+
+
+def result_key(spark: SparkSession, tags: dict[str, str] | None) -> Any:
+    """A PyDeequ ResultKey for now, with `tags`."""
+    return ResultKey(spark, ResultKey.current_milli_time(), tags or {})
+
+
+def read_results(
+    suite: Suite, checks: list[DeequCheck], j_verification_result: Any
+) -> VerificationOutcome:
+    """Read a JVM VerificationResult back into results in suite order."""
+    j_results = j_verification_result.checkResults()
     outcomes: list[ConstraintResult] = []
     for check, deequ_check in zip(suite.checks, checks, strict=True):
         j_check_result = j_results.get(deequ_check._Check).get()

@@ -17,7 +17,7 @@ from pyspark.sql import DataFrame
 from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
-from checks.quarantine import Split, split_rows
+from checks.gate import Gate, apply_suite
 from checks.suite import Suite, check_against_schema, parse_suite
 from checks.yaml_document import YamlDocument
 
@@ -103,18 +103,11 @@ def suite_yaml(data: dict[str, Any]) -> str:
     return yaml.safe_dump(data, sort_keys=False)
 
 
-def apply_input_gate(df: DataFrame, suite: Suite, patterns: dict[str, str]) -> Split:
+def apply_input_gate(df: DataFrame, suite: Suite) -> Gate:
     """Split `df` into rows the model may score (`valid`) and rows it must not (`quarantine`).
 
     Raises:
         SuiteError: the table lacks a gated column or has it with another type.
     """
     check_against_schema(suite, df.schema)
-    row_rules = [
-        c
-        for check in suite.checks
-        if check.level.value == "error"
-        for c in check.constraints
-        if c.blames_rows
-    ]
-    return split_rows(df, row_rules, patterns)
+    return apply_suite(df.sparkSession, df, suite)

@@ -1,119 +1,167 @@
 """Row-level rules: which rows break a constraint, and a failure record saying why.
 
-For each constraint that can blame a row, a Column that is null when the row complies and a
-failure struct (check, constraint, column, message) when it does not.
-
-Each rule mirrors the predicate Deequ uses for the same constraint, so the rows a rule blames
-are the rows that pulled Deequ's metric below 1. Nothing here reads or writes.
+A rule is a function of a constraint's arguments and a `RowContext` that returns
+`(fails, message)` Columns: `fails` is a never-null boolean, `message` says why in words. Each
+rule mirrors the predicate Deequ uses for the same constraint, so the rows a rule blames are the
+rows that pulled Deequ's metric below 1. Nothing here reads or writes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
-from checks.suite import Constraint
+if TYPE_CHECKING:
+    from checks.suite import Constraint
 
 FAILURE_FIELDS = ("check", "constraint", "column", "message")
+FAILURE_TYPE = "array<struct<check:string,constraint:string,column:string,message:string>>"
 DUPLICATE_FLAG_PREFIX = "_lakegate_dup_"
-_PATTERN_CONSTRAINTS = {"containsURL": "URL", "containsEmail": "EMAIL"}
+MALFORMED_CONSTRAINT = "parseable"
+
+
+@dataclass(frozen=True)
+class RowContext:
+    """What rules need beyond their arguments: Deequ's patterns and duplicate-key flags."""
+
+    patterns: Mapping[str, str] = field(default_factory=dict)
+    duplicate_flag: str | None = None
+
+
+RowRule = Callable[[Any, RowContext], tuple[Column, Column]]
 
 
 def deequ_patterns(spark: SparkSession) -> dict[str, str]:
     """Deequ's own regular expressions for URL and e-mail, so rows are judged as Deequ judges."""
-    patterns = spark.sparkContext._jvm.com.amazon.deequ.analyzers.Patterns
+    patterns = spark.sparkContext._jvm.com.amazon.deequ.analyzers.Patterns  # type: ignore[union-attr]
     return {"URL": patterns.URL().toString(), "EMAIL": patterns.EMAIL().toString()}
 
 
-def _text(column: str) -> Column:
-    return F.coalesce(F.col(column).cast("string"), F.lit("null"))
+def column(name: str) -> Column:
+    """A top-level column by its exact name (dots and spaces are part of the name)."""
+    return F.col("`" + name.replace("`", "``") + "`")
 
 
-def _pair_symbol(kind: str) -> str:
-    return {
-        "isLessThan": "<",
-        "isLessThanOrEqualTo": "<=",
-        "isGreaterThan": ">",
-        "isGreaterThanOrEqualTo": ">=",
-    }[kind]
+def _text(name: str) -> Column:
+    return F.coalesce(column(name).cast("string"), F.lit("null"))
 
 
-def violation(
-    constraint: Constraint, patterns: dict[str, str], duplicate_flag: str | None = None
-) -> tuple[Column, Column]:
-    """Return `(fails, message)` Columns for a row-level constraint.
+def is_null(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """The column is null (`isComplete`)."""
+    return column(args.column).isNull(), F.lit(f"{args.column} is null")
 
-    `fails` is never null. For `isUnique`, `duplicate_flag` names a boolean column that is true
-    on rows whose key occurs more than once (see `checks.quarantine`).
+
+def any_null(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """Any of the columns is null (`areComplete`)."""
+    cols = args.read_columns()
+    fails = (
+        F.greatest(*[column(c).isNull() for c in cols])
+        if len(cols) > 1
+        else column(cols[0]).isNull()
+    )
+    nulls = [F.when(column(c).isNull(), F.lit(c)) for c in cols]
+    return fails, F.concat(F.concat_ws(", ", *nulls), F.lit(" is null"))
+
+
+def duplicated_key(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """The row's key occurs more than once (`isUnique`); needs the duplicate flag column."""
+    if ctx.duplicate_flag is None:
+        raise ValueError("isUnique needs the duplicate-key flag column")
+    cols = args.read_columns()
+    fails = F.coalesce(F.col(ctx.duplicate_flag), F.lit(False))
+    key = F.concat_ws(", ", *[F.concat(F.lit(f"{c} = "), _text(c)) for c in cols])
+    return fails, F.concat(key, F.lit(" occurs more than once"))
+
+
+def not_in_set(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """A non-null value outside the allowed values (`isContainedIn`)."""
+    allowed = [str(v) for v in args.values]
+    value = column(args.column)
+    fails = value.isNotNull() & ~value.cast("string").isin(allowed)
+    message = F.concat(
+        F.lit(f"{args.column} = '"), _text(args.column), F.lit(f"' is not one of {allowed}")
+    )
+    return fails, message
+
+
+def out_of_range(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """A non-null value outside inclusive bounds (`isInRange`)."""
+    value = column(args.column)
+    inside = F.lit(True)
+    if args.min is not None:
+        inside = inside & (value >= F.lit(args.min))
+    if args.max is not None:
+        inside = inside & (value <= F.lit(args.max))
+    low = "-inf" if args.min is None else f"{args.min:g}"
+    high = "inf" if args.max is None else f"{args.max:g}"
+    message = F.concat(
+        F.lit(f"{args.column} = "), _text(args.column), F.lit(f" is outside [{low}, {high}]")
+    )
+    return value.isNotNull() & ~inside, message
+
+
+def negative(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """Below zero once cast to a number; null counts as compliant, as in Deequ."""
+    fails = ~(F.coalesce(column(args.column).cast("double"), F.lit(0.0)) >= 0)
+    return fails, F.concat(F.lit(f"{args.column} = "), _text(args.column), F.lit(" is negative"))
+
+
+def not_positive(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """Zero or below once cast to a number; null counts as compliant, as in Deequ."""
+    fails = ~(F.coalesce(column(args.column).cast("double"), F.lit(1.0)) > 0)
+    message = F.concat(F.lit(f"{args.column} = "), _text(args.column), F.lit(" is not positive"))
+    return fails, message
+
+
+def pattern_rule(pattern_name: str | None) -> RowRule:
+    """A rule for a value that does not contain a pattern: Deequ's named one, or `args.pattern`."""
+
+    def rule(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+        pattern = args.pattern if pattern_name is None else ctx.patterns[pattern_name]
+        what = f"pattern {pattern}" if pattern_name is None else f"a {pattern_name}"
+        value = column(args.column)
+        fails = value.isNull() | (F.regexp_extract(value, pattern, 0) == F.lit(""))
+        message = F.when(value.isNull(), F.lit(f"{args.column} is null")).otherwise(
+            F.lit(f"{args.column} does not contain {what}")
+        )
+        return fails, message
+
+    return rule
+
+
+def comparison_rule(symbol: str) -> RowRule:
+    """A rule for two columns that must compare with `symbol` (null fails, as in Deequ)."""
+
+    def rule(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+        a, b = column(args.column_a), column(args.column_b)
+        holds = {"<": a < b, "<=": a <= b, ">": a > b, ">=": a >= b}[symbol]
+        message = F.concat(
+            F.lit(f"{args.column_a} = "),
+            _text(args.column_a),
+            F.lit(f" is not {symbol} {args.column_b} = "),
+            _text(args.column_b),
+        )
+        return ~F.coalesce(holds, F.lit(False)), message
+
+    return rule
+
+
+def violation(constraint: Constraint, ctx: RowContext) -> tuple[Column, Column]:
+    """Return `(fails, message)` for a row-level constraint, its `where` filter applied.
+
+    Raises:
+        ValueError: the constraint does not judge single rows.
     """
-    a = constraint.args
-    k = constraint.kind
-    cols = constraint.columns
-    if k == "isComplete":
-        fails = F.col(a.column).isNull()
-        message = F.lit(f"{a.column} is null")
-    elif k == "areComplete":
-        fails = (
-            F.greatest(*[F.col(c).isNull() for c in cols])
-            if len(cols) > 1
-            else F.col(cols[0]).isNull()
-        )
-        nulls = [F.when(F.col(c).isNull(), F.lit(c)) for c in cols]
-        message = F.concat(F.concat_ws(", ", *nulls), F.lit(" is null"))
-    elif k == "isUnique":
-        if duplicate_flag is None:
-            raise ValueError("isUnique needs the duplicate-key flag column")
-        fails = F.coalesce(F.col(duplicate_flag), F.lit(False))
-        key = F.concat_ws(", ", *[F.concat(F.lit(f"{c} = "), _text(c)) for c in cols])
-        message = F.concat(key, F.lit(" occurs more than once"))
-    elif k == "isContainedIn":
-        allowed = [str(v) for v in a.values]
-        fails = F.col(a.column).isNotNull() & ~F.col(a.column).cast("string").isin(allowed)
-        message = F.concat(
-            F.lit(f"{a.column} = '"), _text(a.column), F.lit(f"' is not one of {allowed}")
-        )
-    elif k == "isInRange":
-        inside = F.lit(True)
-        if a.min is not None:
-            inside = inside & (F.col(a.column) >= F.lit(a.min))
-        if a.max is not None:
-            inside = inside & (F.col(a.column) <= F.lit(a.max))
-        fails = F.col(a.column).isNotNull() & ~inside
-        low = "-inf" if a.min is None else f"{a.min:g}"
-        high = "inf" if a.max is None else f"{a.max:g}"
-        message = F.concat(
-            F.lit(f"{a.column} = "), _text(a.column), F.lit(f" is outside [{low}, {high}]")
-        )
-    elif k == "isNonNegative":
-        fails = ~(F.coalesce(F.col(a.column).cast("double"), F.lit(0.0)) >= 0)
-        message = F.concat(F.lit(f"{a.column} = "), _text(a.column), F.lit(" is negative"))
-    elif k == "isPositive":
-        fails = ~(F.coalesce(F.col(a.column).cast("double"), F.lit(1.0)) > 0)
-        message = F.concat(F.lit(f"{a.column} = "), _text(a.column), F.lit(" is not positive"))
-    elif k in _PATTERN_CONSTRAINTS or k == "hasPattern":
-        pattern = a.pattern if k == "hasPattern" else patterns[_PATTERN_CONSTRAINTS[k]]
-        what = f"pattern {pattern}" if k == "hasPattern" else f"a {_PATTERN_CONSTRAINTS[k]}"
-        extracted = F.regexp_extract(F.col(a.column), pattern, 0)
-        fails = F.col(a.column).isNull() | (extracted == F.lit(""))
-        message = F.when(F.col(a.column).isNull(), F.lit(f"{a.column} is null")).otherwise(
-            F.lit(f"{a.column} does not contain {what}")
-        )
-    elif k in {"isLessThan", "isLessThanOrEqualTo", "isGreaterThan", "isGreaterThanOrEqualTo"}:
-        symbol = _pair_symbol(k)
-        holds = F.expr(f"`{a.column_a}` {symbol} `{a.column_b}`")
-        fails = ~F.coalesce(holds, F.lit(False))
-        message = F.concat(
-            F.lit(f"{a.column_a} = "),
-            _text(a.column_a),
-            F.lit(f" is not {symbol} {a.column_b} = "),
-            _text(a.column_b),
-        )
-    else:
-        raise ValueError(f"{k} does not blame single rows")
-    if a.where:
-        fails = F.coalesce(F.expr(a.where), F.lit(False)) & fails
+    rule = constraint.type.row_rule
+    if rule is None or not constraint.blames_rows:
+        raise ValueError(f"{constraint.kind} does not blame single rows")
+    fails, message = rule(constraint.args, ctx)
+    if constraint.args.where:
+        fails = F.coalesce(F.expr(constraint.args.where), F.lit(False)) & fails
     return fails, message
 
 
@@ -129,23 +177,19 @@ def failure_struct(constraint: Constraint, message: Column) -> Column:
 
 def failures_column(
     constraints: Sequence[Constraint],
-    patterns: dict[str, str],
-    duplicate_flags: dict[str, str] | None = None,
+    patterns: Mapping[str, str],
+    duplicate_flags: Mapping[str, str] | None = None,
 ) -> Column:
     """An array of failure structs, one per constraint the row breaks (empty when none)."""
     duplicate_flags = duplicate_flags or {}
     items = []
     for constraint in constraints:
-        fails, message = violation(constraint, patterns, duplicate_flags.get(constraint.id))
+        ctx = RowContext(patterns, duplicate_flags.get(constraint.id))
+        fails, message = violation(constraint, ctx)
         items.append(F.when(fails, failure_struct(constraint, message)))
     if not items:
-        return F.array().cast(
-            "array<struct<check:string,constraint:string,column:string,message:string>>"
-        )
+        return F.array().cast(FAILURE_TYPE)
     return F.filter(F.array(*items), lambda item: item.isNotNull())
-
-
-MALFORMED_CONSTRAINT = "parseable"
 
 
 def malformed_line_failure(raw_column: str) -> Column:

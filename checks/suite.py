@@ -19,22 +19,36 @@ Assertions are data (`eq`, `min`, `max`, `gt`, `lt`, `between`), never code.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyspark.sql.types import NumericType, StringType, StructType
 
+from checks.arguments import Assertion
+from checks.constraint_types import CONSTRAINT_TYPES, ColumnKind, ConstraintType
 from checks.yaml_document import (
     DocumentError,
     YamlDocument,
     describe_validation_error,
     load_yaml_document,
 )
+
+__all__ = [
+    "CONSTRAINT_TYPES",
+    "Check",
+    "ColumnKind",
+    "Constraint",
+    "ConstraintType",
+    "Level",
+    "Suite",
+    "SuiteError",
+    "check_against_schema",
+    "load_suite",
+    "parse_suite",
+]
 
 
 class SuiteError(DocumentError):
@@ -48,264 +62,6 @@ class Level(StrEnum):
     WARNING = "warning"
 
 
-class _Args(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    where: str | None = Field(
-        default=None, description="SQL filter; the constraint sees only these rows"
-    )
-    hint: str | None = None
-
-
-class Assertion(_Args):
-    """A test on a metric value; all given bounds must hold."""
-
-    eq: float | None = None
-    min: float | None = None
-    max: float | None = None
-    gt: float | None = None
-    lt: float | None = None
-    between: tuple[float, float] | None = None
-
-    def has_assertion(self) -> bool:
-        """Whether any bound is given."""
-        return any(
-            v is not None for v in (self.eq, self.min, self.max, self.gt, self.lt, self.between)
-        )
-
-    def holds(self, value: float) -> bool:
-        """Evaluate the assertion on a metric value."""
-        checks = [
-            self.eq is None or math.isclose(value, self.eq, rel_tol=1e-9, abs_tol=1e-12),
-            self.min is None or value >= self.min,
-            self.max is None or value <= self.max,
-            self.gt is None or value > self.gt,
-            self.lt is None or value < self.lt,
-            self.between is None or self.between[0] <= value <= self.between[1],
-        ]
-        return all(checks)
-
-    def describe(self) -> str:
-        """Human text of the assertion, such as `>= 0.5`."""
-        parts = []
-        if self.eq is not None:
-            parts.append(f"== {self.eq:g}")
-        if self.min is not None:
-            parts.append(f">= {self.min:g}")
-        if self.max is not None:
-            parts.append(f"<= {self.max:g}")
-        if self.gt is not None:
-            parts.append(f"> {self.gt:g}")
-        if self.lt is not None:
-            parts.append(f"< {self.lt:g}")
-        if self.between is not None:
-            parts.append(f"between {self.between[0]:g} and {self.between[1]:g}")
-        return " and ".join(parts) or "== 1"
-
-    def is_all_rows(self) -> bool:
-        """Whether the assertion is Deequ's default for ratio constraints: every row complies."""
-        return not self.has_assertion() or (
-            self.eq == 1
-            and not any(v is not None for v in (self.min, self.max, self.gt, self.lt, self.between))
-        )
-
-    @model_validator(mode="after")
-    def _between_ordered(self) -> Assertion:
-        if self.between is not None and self.between[0] > self.between[1]:
-            raise ValueError("between: the lower bound is greater than the upper bound")
-        return self
-
-
-class RequiredAssertion(Assertion):
-    """An assertion that must name at least one bound."""
-
-    @model_validator(mode="after")
-    def _needs_bound(self) -> RequiredAssertion:
-        if not self.has_assertion():
-            raise ValueError("missing assertion: give one of eq, min, max, gt, lt, between")
-        return self
-
-
-class ColumnArgs(_Args):
-    """Arguments of a one-column row predicate."""
-
-    column: str
-
-
-class ColumnsArgs(_Args):
-    """Arguments of a several-column row predicate."""
-
-    columns: list[str] = Field(min_length=1)
-
-
-class UniqueArgs(_Args):
-    """A key of one column or several."""
-
-    column: str | None = None
-    columns: list[str] | None = None
-
-    @model_validator(mode="after")
-    def _one_of(self) -> UniqueArgs:
-        if (self.column is None) == (self.columns is None):
-            raise ValueError("give either column or columns")
-        return self
-
-    @property
-    def key(self) -> list[str]:
-        """The key columns."""
-        return [self.column] if self.column is not None else list(self.columns or [])
-
-
-class SizeAssert(RequiredAssertion):
-    """An assertion on the row count."""
-
-
-class ColumnAssert(RequiredAssertion):
-    """A column and an assertion on its metric."""
-
-    column: str
-
-
-class ColumnsAssert(RequiredAssertion):
-    """Columns and an assertion on their metric."""
-
-    columns: list[str] = Field(min_length=1)
-
-
-class ColumnRatio(Assertion):
-    """A column and an optional assertion on the share of complying rows."""
-
-    column: str
-
-
-class ContainedInArgs(Assertion):
-    """A column and the values it may hold."""
-
-    column: str
-    values: list[str | int | float | bool] = Field(min_length=1)
-
-
-class InRangeArgs(_Args):
-    """A numeric column and its inclusive bounds."""
-
-    column: str
-    min: float | None = None
-    max: float | None = None
-
-    @model_validator(mode="after")
-    def _bounds(self) -> InRangeArgs:
-        if self.min is None and self.max is None:
-            raise ValueError("give min, max or both")
-        if self.min is not None and self.max is not None and self.min > self.max:
-            raise ValueError("min is greater than max")
-        return self
-
-
-class PatternArgs(Assertion):
-    """A string column and a regular expression it must contain."""
-
-    column: str
-    pattern: str
-
-    @field_validator("pattern")
-    @classmethod
-    def _compiles(cls, pattern: str) -> str:
-        import re
-
-        try:
-            re.compile(pattern)
-        except re.error as exc:
-            raise ValueError(f"not a valid regular expression ({exc})") from None
-        return pattern
-
-
-class QuantileArgs(RequiredAssertion):
-    """A numeric column, a quantile and an assertion on its value."""
-
-    column: str
-    quantile: float = Field(ge=0.0, le=1.0)
-
-
-class DataTypeArgs(Assertion):
-    """A string column and the data type its values should have."""
-
-    column: str
-    datatype: Literal["Null", "Fractional", "Integral", "Boolean", "String", "Numeric"]
-
-
-class PairArgs(Assertion):
-    """Two columns compared row by row."""
-
-    column_a: str
-    column_b: str
-
-
-class PairAssert(RequiredAssertion):
-    """Two columns and an assertion on a metric of the pair."""
-
-    column_a: str
-    column_b: str
-
-
-class ColumnKind(StrEnum):
-    """What a constraint needs of its column's type."""
-
-    ANY = "any"
-    NUMERIC = "numeric"
-    STRING = "string"
-
-
-@dataclass(frozen=True)
-class ConstraintType:
-    """A constraint the suite format knows: its arguments and how it judges rows.
-
-    `row_level` says whether a failing row can be blamed: a predicate that every row must meet
-    (for ratio constraints, only when the assertion is "all rows").
-    """
-
-    name: str
-    args: type[_Args]
-    row_level: Literal["always", "never", "when_all_rows"]
-    column_kind: ColumnKind = ColumnKind.ANY
-
-
-CONSTRAINT_TYPES: dict[str, ConstraintType] = {
-    t.name: t
-    for t in [
-        ConstraintType("hasSize", SizeAssert, "never"),
-        ConstraintType("isComplete", ColumnArgs, "always"),
-        ConstraintType("areComplete", ColumnsArgs, "always"),
-        ConstraintType("hasCompleteness", ColumnAssert, "never"),
-        ConstraintType("isUnique", UniqueArgs, "always"),
-        ConstraintType("hasUniqueness", ColumnsAssert, "never"),
-        ConstraintType("hasDistinctness", ColumnsAssert, "never"),
-        ConstraintType("isContainedIn", ContainedInArgs, "when_all_rows"),
-        ConstraintType("isInRange", InRangeArgs, "always", ColumnKind.NUMERIC),
-        ConstraintType("isNonNegative", ColumnRatio, "when_all_rows", ColumnKind.NUMERIC),
-        ConstraintType("isPositive", ColumnRatio, "when_all_rows", ColumnKind.NUMERIC),
-        ConstraintType("containsURL", ColumnRatio, "when_all_rows", ColumnKind.STRING),
-        ConstraintType("containsEmail", ColumnRatio, "when_all_rows", ColumnKind.STRING),
-        ConstraintType("hasPattern", PatternArgs, "when_all_rows", ColumnKind.STRING),
-        ConstraintType("hasApproxQuantile", QuantileArgs, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasMin", ColumnAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasMax", ColumnAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasMean", ColumnAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasSum", ColumnAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasStandardDeviation", ColumnAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("hasEntropy", ColumnAssert, "never"),
-        ConstraintType("hasMinLength", ColumnAssert, "never", ColumnKind.STRING),
-        ConstraintType("hasMaxLength", ColumnAssert, "never", ColumnKind.STRING),
-        ConstraintType("hasDataType", DataTypeArgs, "never", ColumnKind.STRING),
-        ConstraintType("hasApproxCountDistinct", ColumnAssert, "never"),
-        ConstraintType("hasCorrelation", PairAssert, "never", ColumnKind.NUMERIC),
-        ConstraintType("isLessThan", PairArgs, "when_all_rows", ColumnKind.NUMERIC),
-        ConstraintType("isLessThanOrEqualTo", PairArgs, "when_all_rows", ColumnKind.NUMERIC),
-        ConstraintType("isGreaterThan", PairArgs, "when_all_rows", ColumnKind.NUMERIC),
-        ConstraintType("isGreaterThanOrEqualTo", PairArgs, "when_all_rows", ColumnKind.NUMERIC),
-    ]
-}
-
-
 @dataclass(frozen=True)
 class Constraint:
     """One validated constraint of a check."""
@@ -313,7 +69,7 @@ class Constraint:
     check: str
     index: int
     type: ConstraintType
-    args: Any
+    args: Any  # the type's arguments model, validated
     line: int | None
 
     @property
@@ -324,15 +80,7 @@ class Constraint:
     @property
     def columns(self) -> list[str]:
         """The columns the constraint reads, in order."""
-        args = self.args
-        if isinstance(args, UniqueArgs):
-            return args.key
-        if isinstance(args, ColumnsArgs | ColumnsAssert):
-            return list(args.columns)
-        if isinstance(args, PairArgs | PairAssert):
-            return [args.column_a, args.column_b]
-        column = getattr(args, "column", None)
-        return [column] if column else []
+        return self.args.read_columns()
 
     @property
     def id(self) -> str:
@@ -478,13 +226,6 @@ def load_suite(path: str | Path) -> Suite:
     except DocumentError as exc:
         raise SuiteError(str(exc)) from None
     return parse_suite(document)
-
-
-def assertion_function(args: Any) -> Callable[[float], bool] | None:
-    """The Python predicate for a constraint's assertion, or None for Deequ's default."""
-    if isinstance(args, Assertion) and args.has_assertion():
-        return args.holds
-    return None
 
 
 def type_family(type_name: str) -> str:

@@ -14,7 +14,7 @@
 import tempfile
 
 from checks.deequ_run import verify
-from checks.quarantine import ERRORS_COLUMN
+from checks.gate import ERRORS_COLUMN
 from checks.suite import check_against_schema, load_suite
 from spark_jobs.services.settings import load_settings
 from spark_jobs.validate import run_validation

@@ -182,8 +182,6 @@ def run_batch_predict(
     from pyspark.sql import functions as F
 
     from checks.input_gate import apply_input_gate
-    from checks.quarantine import rows_breaking
-    from checks.row_rules import deequ_patterns
     from lakegate_errors import RowsLost
     from spark_jobs.services.reporting import redact
     from spark_jobs.services.table_io import StagedOutputs, read_table
@@ -205,14 +203,10 @@ def run_batch_predict(
     )
     loaded = time.perf_counter()
     check_columns(df, function, keys)
-    gate_obs = Observation("lakegate_gate_in")
     to_score = df
     split = None
     if gate:
-        suite = load_input_gate(function, settings)
-        split = apply_input_gate(
-            df.observe(gate_obs, F.count(F.lit(1)).alias("rows")), suite, deequ_patterns(spark)
-        )
+        split = apply_input_gate(df, load_input_gate(function, settings))
         to_score = split.valid
     observation = Observation("lakegate_predict")
     observed = to_score.observe(
@@ -230,24 +224,20 @@ def run_batch_predict(
     reasons: dict[str, int] = {}
     rows_gated = 0
     try:
+        # The scoring pass also counts, per gate rule, the rows it stopped.
+        outputs.write_table(name, result)
         if split is not None:
             quarantine_obs = Observation("lakegate_gate_out")
-            # Reasons are counted in the same pass that writes the quarantined rows.
-            gate_ids = [c.id for c in split.constraints]
-            quarantined = split.quarantine.observe(
-                quarantine_obs,
-                F.count(F.lit(1)).alias("rows"),
-                *[rows_breaking(cid) for cid in gate_ids],
+            quarantined = split.quarantine_to_write().observe(
+                quarantine_obs, F.count(F.lit(1)).alias("rows")
             )
             outputs.write_table(f"{name}_quarantine", quarantined)
             quarantine_path = outputs.final(f"{name}_quarantine")
-            counted = quarantine_obs.get
-            rows_gated = int(counted["rows"])
-            reasons = {cid: n for cid in gate_ids if (n := int(counted.get(cid) or 0))}
-        outputs.write_table(name, result)
+            rows_gated = int(quarantine_obs.get["rows"])
+            reasons = split.reasons()
         counts = observation.get
         rows = int(counts.get("rows") or 0)
-        rows_in = int(gate_obs.get["rows"]) if split is not None else rows
+        rows_in = split.rows_in if split is not None else rows
         if rows_in != rows + rows_gated:
             raise RowsLost(
                 f"{rows_in} rows in but {rows} scored + {rows_gated} gated; nothing was written"

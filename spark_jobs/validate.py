@@ -17,9 +17,7 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from checks.deequ_run import verify
-from checks.quarantine import rows_breaking, split_rows
-from checks.row_rules import MALFORMED_CONSTRAINT, deequ_patterns
+from checks.gate import apply_suite
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.reporting import Progress, redact, validation_summary
@@ -81,52 +79,36 @@ def run_validation(
     check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
     check_filters(df, suite)
 
-    progress.step(f"computing {len(suite.constraints)} constraint metrics with Deequ")
     repository = settings.metrics_repository_path if keep_history else None
-    outcome = verify(
-        spark, df, suite, repository=repository, tags={"suite": suite.name, "run_id": run_id}
-    )
-    # Results come in suite order. Only error-level row rules that Deequ found broken can blame
-    # rows; a rule every row meets is not evaluated again.
-    failing = [
-        c
-        for c, r in zip(suite.constraints, outcome.results, strict=True)
-        if r.level is Level.ERROR and r.status == "failure" and c.blames_rows
-    ]
-
-    progress.step("writing valid and quarantined rows")
-    outputs = StagedOutputs(spark, output, run_id, settings.outputs.format)
-    input_obs, valid_obs, quarantine_obs = (Observation(n) for n in ("in", "valid", "quarantine"))
-    observed = df.observe(input_obs, F.count(F.lit(1)).alias("rows"))
     malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None
-    split = split_rows(observed, failing, deequ_patterns(spark), malformed)
-    reason_ids = [c.id for c in failing] + ([MALFORMED_CONSTRAINT] if malformed else [])
-    reasons = [rows_breaking(cid) for cid in reason_ids]
+    gate = apply_suite(
+        spark,
+        df,
+        suite,
+        repository=repository,
+        tags={"suite": suite.name, "run_id": run_id},
+        malformed_column=malformed,
+    )
+    progress.step(f"writing valid rows, {len(suite.constraints)} constraint metrics observed")
+    outputs = StagedOutputs(spark, output, run_id, settings.outputs.format)
+    valid_obs, quarantine_obs = Observation("valid"), Observation("quarantine")
     try:
-        outputs.write_table(
-            "valid", split.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows"))
-        )
-        # With no failing row-level constraint there is nothing to scan for: write no rows.
-        quarantine = (
-            split.quarantine
-            if failing or malformed
-            else spark.createDataFrame([], split.quarantine.schema)
-        )
+        outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
+        progress.step(f"writing {gate.rows_to_quarantine} quarantined rows; Deequ's verdict")
         outputs.write_table(
             "quarantine",
-            quarantine.observe(quarantine_obs, F.count(F.lit(1)).alias("rows"), *reasons),
+            gate.quarantine_to_write().observe(quarantine_obs, F.count(F.lit(1)).alias("rows")),
         )
+        outcome = gate.verdict()
     except BaseException:
         outputs.abort()
         raise
     finally:
-        split.release()
+        gate.release()
 
-    progress.step("checking row counts and writing the report")
-    rows_in = int(input_obs.get["rows"])
+    rows_in = gate.rows_in
     rows_valid = int(valid_obs.get["rows"])
-    quarantine_metrics = quarantine_obs.get
-    rows_quarantined = int(quarantine_metrics["rows"])
+    rows_quarantined = int(quarantine_obs.get["rows"])
     if rows_in != rows_valid + rows_quarantined:
         outputs.abort()
         raise RowsLost(
@@ -149,11 +131,7 @@ def run_validation(
             "rows_valid": rows_valid,
             "rows_quarantined": rows_quarantined,
         },
-        "quarantine_reasons": {
-            cid: n
-            for cid in reason_ids
-            if (n := int(quarantine_metrics.get(cid) or 0)) or cid != MALFORMED_CONSTRAINT
-        },
+        "quarantine_reasons": gate.reasons(),
         "constraints": [r.as_dict() for r in outcome.results],
         "outputs": {
             "valid": outputs.final("valid"),

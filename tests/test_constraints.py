@@ -10,8 +10,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from checks.deequ_run import VerificationOutcome, verify
-from checks.quarantine import ERRORS_COLUMN, split_rows
-from checks.row_rules import deequ_patterns
+from checks.gate import ERRORS_COLUMN, apply_suite
 from checks.suite import Suite, check_against_schema, load_suite
 
 SCHEMA = (
@@ -170,10 +169,7 @@ def test_row_level_constraints_blame_exactly_the_breaking_rows(
     }
     assert {r.constraint: r.status for r in outcome.results} == expected_status
 
-    failing = [
-        c for c, r in zip(suite.constraints, outcome.results, strict=True) if r.status == "failure"
-    ]
-    split = split_rows(dirty, failing, deequ_patterns(spark))
+    split = apply_suite(spark, dirty, suite)
     try:
         blamed = split.quarantine.select("rid", F.explode(ERRORS_COLUMN).alias("e")).select(
             "rid", F.col("e.constraint").alias("constraint")
@@ -195,7 +191,7 @@ def test_quarantine_messages_name_the_value(
     suite = suite_of(
         tmp_path, "msg", ["isContainedIn: {column: category, values: [x, y]}", "isUnique: id"]
     )
-    split = split_rows(dirty, suite.constraints, deequ_patterns(spark))
+    split = apply_suite(spark, dirty, suite)
     try:
         messages = split.quarantine.select("rid", F.explode(ERRORS_COLUMN).alias("e")).select(
             "rid", "e.check", "e.column", "e.message"
@@ -234,8 +230,5 @@ def test_items_example_reproduces_the_seed_result(spark: SparkSession) -> None:
         outcome.failed()[0].deequ_constraint
         == "CompletenessConstraint(Completeness(productName,None,None))"
     )
-    failing = [
-        c for c in suite.constraints if c.blames_rows and c.id in {"isComplete(productName)"}
-    ]
-    split = split_rows(items, failing, deequ_patterns(spark))
+    split = apply_suite(spark, items, suite)
     assertDataFrameEqual(split.quarantine.select("id"), spark.createDataFrame([(3,)], "id long"))

@@ -7,9 +7,8 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from checks.gate import ERRORS_COLUMN
 from checks.input_gate import apply_input_gate, derive_input_suite, suite_from_data
-from checks.quarantine import ERRORS_COLUMN
-from checks.row_rules import deequ_patterns
 from checks.suite import SuiteError
 
 TRAINING = [
@@ -50,7 +49,7 @@ def test_gate_quarantines_an_unseen_category_and_an_out_of_range_value(spark: Sp
         ],
         SCHEMA,
     )
-    split = apply_input_gate(scoring, suite, deequ_patterns(spark))
+    split = apply_input_gate(scoring, suite)
     try:
         reasons = split.quarantine.select("user_id", F.explode(ERRORS_COLUMN).alias("e")).select(
             "user_id", "e.constraint", "e.message"
@@ -80,4 +79,4 @@ def test_gate_rejects_a_table_whose_feature_changed_type(spark: SparkSession) ->
         [(1, "free", "1.0", 1)], "user_id int, segment string, feature_1 string, sessions int"
     )
     with pytest.raises(SuiteError, match="column 'feature_1' is string, expected double"):
-        apply_input_gate(drifted, suite_from_data(data, "gate.yaml"), deequ_patterns(spark))
+        apply_input_gate(drifted, suite_from_data(data, "gate.yaml"))

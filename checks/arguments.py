@@ -1,0 +1,245 @@
+"""The arguments constraints take in a suite: pydantic models, validated before Spark starts.
+
+Assertions are data (`eq`, `min`, `max`, `gt`, `lt`, `between`), never code. `eq` is exact, as
+Deequ compares; a suite that wants a tolerance says so with `tolerance`.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class ConstraintArgs(BaseModel):
+    """What every constraint takes: an optional SQL filter and a hint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    where: str | None = Field(
+        default=None, description="SQL filter; the constraint sees only these rows"
+    )
+    hint: str | None = None
+
+    def read_columns(self) -> list[str]:
+        """The columns the constraint reads, in order."""
+        column = getattr(self, "column", None)
+        return [column] if column else []
+
+
+class Assertion(ConstraintArgs):
+    """A test on a metric value; all given bounds must hold."""
+
+    eq: float | None = None
+    min: float | None = None
+    max: float | None = None
+    gt: float | None = None
+    lt: float | None = None
+    between: tuple[float, float] | None = None
+    tolerance: float | None = Field(default=None, ge=0, description="absolute, for eq only")
+
+    def has_assertion(self) -> bool:
+        """Whether any bound is given."""
+        return any(
+            v is not None for v in (self.eq, self.min, self.max, self.gt, self.lt, self.between)
+        )
+
+    def holds(self, value: float) -> bool:
+        """Evaluate the assertion on a metric value."""
+        checks = [
+            self.eq is None or self._equal(value, self.eq),
+            self.min is None or value >= self.min,
+            self.max is None or value <= self.max,
+            self.gt is None or value > self.gt,
+            self.lt is None or value < self.lt,
+            self.between is None or self.between[0] <= value <= self.between[1],
+        ]
+        return all(checks)
+
+    def _equal(self, value: float, expected: float) -> bool:
+        # Exact, as Deequ compares; a tolerance only when the suite asks for one.
+        if self.tolerance is None:
+            return value == expected
+        return math.isclose(value, expected, rel_tol=0.0, abs_tol=self.tolerance)
+
+    def describe(self) -> str:
+        """Human text of the assertion, such as `>= 0.5`."""
+        parts = []
+        if self.eq is not None:
+            within = f" ± {self.tolerance:g}" if self.tolerance is not None else ""
+            parts.append(f"== {self.eq:g}{within}")
+        if self.min is not None:
+            parts.append(f">= {self.min:g}")
+        if self.max is not None:
+            parts.append(f"<= {self.max:g}")
+        if self.gt is not None:
+            parts.append(f"> {self.gt:g}")
+        if self.lt is not None:
+            parts.append(f"< {self.lt:g}")
+        if self.between is not None:
+            parts.append(f"between {self.between[0]:g} and {self.between[1]:g}")
+        return " and ".join(parts) or "== 1"
+
+    def is_all_rows(self) -> bool:
+        """Whether the assertion is Deequ's default for ratio constraints: every row complies."""
+        return not self.has_assertion() or (
+            self.eq == 1
+            and not any(v is not None for v in (self.min, self.max, self.gt, self.lt, self.between))
+        )
+
+    @model_validator(mode="after")
+    def _between_ordered(self) -> Assertion:
+        if self.between is not None and self.between[0] > self.between[1]:
+            raise ValueError("between: the lower bound is greater than the upper bound")
+        return self
+
+
+class RequiredAssertion(Assertion):
+    """An assertion that must name at least one bound."""
+
+    @model_validator(mode="after")
+    def _needs_bound(self) -> RequiredAssertion:
+        if not self.has_assertion():
+            raise ValueError("missing assertion: give one of eq, min, max, gt, lt, between")
+        return self
+
+
+class ColumnArgs(ConstraintArgs):
+    """Arguments of a one-column row predicate."""
+
+    column: str
+
+
+class ColumnsArgs(ConstraintArgs):
+    """Arguments of a several-column row predicate."""
+
+    columns: list[str] = Field(min_length=1)
+
+    def read_columns(self) -> list[str]:
+        """The columns, in order."""
+        return list(self.columns)
+
+
+class UniqueArgs(ConstraintArgs):
+    """A key of one column or several."""
+
+    column: str | None = None
+    columns: list[str] | None = None
+
+    @model_validator(mode="after")
+    def _one_of(self) -> UniqueArgs:
+        if (self.column is None) == (self.columns is None):
+            raise ValueError("give either column or columns")
+        return self
+
+    @property
+    def key(self) -> list[str]:
+        """The key columns."""
+        return [self.column] if self.column is not None else list(self.columns or [])
+
+    def read_columns(self) -> list[str]:
+        """The key columns."""
+        return self.key
+
+
+class SizeAssert(RequiredAssertion):
+    """An assertion on the row count."""
+
+
+class ColumnAssert(RequiredAssertion):
+    """A column and an assertion on its metric."""
+
+    column: str
+
+
+class ColumnsAssert(RequiredAssertion):
+    """Columns and an assertion on their metric."""
+
+    columns: list[str] = Field(min_length=1)
+
+    def read_columns(self) -> list[str]:
+        """The columns, in order."""
+        return list(self.columns)
+
+
+class ColumnRatio(Assertion):
+    """A column and an optional assertion on the share of complying rows."""
+
+    column: str
+
+
+class ContainedInArgs(Assertion):
+    """A column and the values it may hold."""
+
+    column: str
+    values: list[str | int | float | bool] = Field(min_length=1)
+
+
+class InRangeArgs(ConstraintArgs):
+    """A numeric column and its inclusive bounds."""
+
+    column: str
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _bounds(self) -> InRangeArgs:
+        if self.min is None and self.max is None:
+            raise ValueError("give min, max or both")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError("min is greater than max")
+        return self
+
+
+class PatternArgs(Assertion):
+    """A string column and a regular expression it must contain."""
+
+    column: str
+    pattern: str
+
+    @field_validator("pattern")
+    @classmethod
+    def _compiles(cls, pattern: str) -> str:
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            raise ValueError(f"not a valid regular expression ({exc})") from None
+        return pattern
+
+
+class QuantileArgs(RequiredAssertion):
+    """A numeric column, a quantile and an assertion on its value."""
+
+    column: str
+    quantile: float = Field(ge=0.0, le=1.0)
+
+
+class DataTypeArgs(Assertion):
+    """A string column and the data type its values should have."""
+
+    column: str
+    datatype: Literal["Null", "Fractional", "Integral", "Boolean", "String", "Numeric"]
+
+
+class PairArgs(Assertion):
+    """Two columns compared row by row."""
+
+    column_a: str
+    column_b: str
+
+    def read_columns(self) -> list[str]:
+        """Both columns, a first."""
+        return [self.column_a, self.column_b]
+
+
+class PairAssert(RequiredAssertion):
+    """Two columns and an assertion on a metric of the pair."""
+
+    column_a: str
+    column_b: str
+
+    def read_columns(self) -> list[str]:
+        """Both columns, a first."""
+        return [self.column_a, self.column_b]

@@ -1,0 +1,418 @@
+"""The one entry point to the quality gate: `apply_suite`; Deequ's metrics ride on the write.
+
+`apply_suite(spark, df, suite)` returns a `Gate`: its `valid` frame (the input's schema) carries
+every metric Deequ needs as an observation, so the pass that writes the valid rows also computes
+the metrics; its `quarantine` frame adds `_lakegate_errors` to every row an error-level row rule
+blames. After the writes, `gate.verdict()` hands the observed states to Deequ
+(`VerificationSuite.runOnAggregatedStates`), which judges exactly as a plain run would and
+appends to the metrics repository.
+
+How each of the suite's analyzers gets its state:
+- scan-shareable ones (Size, Completeness, Compliance, PatternMatch, Mean, quantiles, ...): their
+  aggregation functions ride in one struct on `Dataset.observe` of the valid write;
+- grouping ones (Uniqueness, Distinctness, Entropy, ...): one key-only grouping per key and filter,
+  cached, gives Deequ its `FrequenciesAndNumRows` and the split its duplicated keys;
+- the rest (DataType's aggregate does not observe): a Deequ pass of their own, only when present.
+
+Every error-level row rule is evaluated in the same pass and the rows it blames are counted; a rule
+and its Deequ metric must agree (rows blamed <=> metric below 1), else `GateInconsistent`.
+Nothing here reads or writes storage.
+"""
+
+from __future__ import annotations
+
+import operator
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import reduce
+from pathlib import Path
+from typing import Any
+
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+
+from checks.deequ_run import (
+    VerificationOutcome,
+    compile_checks,
+    ensure_deequ,
+    metrics_repository,
+    read_results,
+    result_key,
+)
+from checks.row_rules import (
+    DUPLICATE_FLAG_PREFIX,
+    MALFORMED_CONSTRAINT,
+    RowContext,
+    column,
+    deequ_patterns,
+    failures_column,
+    malformed_line_failure,
+    violation,
+)
+from checks.suite import Constraint, Level, Suite, SuiteError
+
+ERRORS_COLUMN = "_lakegate_errors"
+RESERVED_PREFIX = "_lakegate_"
+# Up to this many duplicated keys are broadcast to the join; more go through a shuffle join.
+BROADCAST_DUPLICATE_KEYS = 2_000_000
+# Analyzers whose aggregate cannot run inside `observe` (NotSerializableException).
+NOT_OBSERVABLE = frozenset({"DataType"})
+_PACKED = "deequ_states"
+
+
+class GateInconsistent(RuntimeError):
+    """A row rule and Deequ's metric disagree: a bug in lakegate's rule for that constraint."""
+
+
+def check_reserved_columns(df: DataFrame, allowed: Sequence[str] = ()) -> None:
+    """Refuse input columns named like lakegate's own (`_lakegate_...`).
+
+    Raises:
+        SuiteError: naming the columns and the fix.
+    """
+    clash = [c for c in df.columns if c.startswith(RESERVED_PREFIX) and c not in allowed]
+    if clash:
+        raise SuiteError(
+            f"the input has column(s) {', '.join(repr(c) for c in clash)}, a name lakegate "
+            f"reserves for its own output; drop or rename them first (a quarantine table is "
+            f"validated again with `SELECT * EXCEPT ({ERRORS_COLUMN})`)"
+        )
+
+
+def _scala_iter(collection: Any) -> list[Any]:
+    items, iterator = [], collection.iterator()
+    while iterator.hasNext():
+        items.append(iterator.next())
+    return items
+
+
+def _call_or_none(obj: Any, method: str) -> Any:
+    """Call a no-argument JVM method, or None when the object has no such method."""
+    from py4j.protocol import Py4JError
+
+    try:
+        return getattr(obj, method)()
+    except Py4JError:
+        return None
+
+
+@dataclass
+class _Grouping:
+    """One key grouping (columns and filter): cached frequencies and their totals."""
+
+    columns: list[str]
+    where: str | None
+    frequencies: DataFrame
+    num_rows: int = 0
+    duplicated: int = 0
+
+
+@dataclass
+class Gate:
+    """A suite applied to a table, ready to write: see the module docstring."""
+
+    spark: SparkSession
+    suite: Suite
+    valid: DataFrame
+    quarantine: DataFrame
+    row_constraints: list[Constraint]
+    repository: Path | None
+    tags: dict[str, str]
+    _checks: list[Any]
+    _schema: Any
+    _provider: Any
+    _observation: Observation
+    _observable: list[tuple[Any, int]]
+    _has_malformed: bool
+    _cached: list[DataFrame] = field(default_factory=list)
+
+    @property
+    def observed(self) -> dict[str, Any]:
+        """What the valid write counted: rows, quarantined rows, rows blamed per rule."""
+        return self._observation.get
+
+    @property
+    def rows_in(self) -> int:
+        """Rows read (available once `valid` was written)."""
+        return int(self.observed["rows"])
+
+    @property
+    def rows_to_quarantine(self) -> int:
+        """Rows the valid write left out (available once `valid` was written)."""
+        return int(self.observed["quarantined"] or 0)
+
+    def reasons(self) -> dict[str, int]:
+        """Rows blamed per constraint id, for constraints that blamed any (`parseable` first)."""
+        observed = self.observed
+        counts = (
+            {MALFORMED_CONSTRAINT: int(observed["malformed"] or 0)} if self._has_malformed else {}
+        )
+        for i, constraint in enumerate(self.row_constraints):
+            counts[constraint.id] = int(observed[f"blamed_{i}"] or 0)
+        return {cid: n for cid, n in counts.items() if n}
+
+    def quarantine_to_write(self) -> DataFrame:
+        """The quarantine frame, or an empty one without a scan when the valid write left none."""
+        if self.rows_to_quarantine:
+            return self.quarantine
+        return self.spark.createDataFrame([], self.quarantine.schema)
+
+    def verdict(self) -> VerificationOutcome:
+        """Deequ's verdict from the observed states (call after `valid` was written).
+
+        Raises:
+            GateInconsistent: a row rule blamed rows Deequ's metric did not count, or the reverse.
+        """
+        jvm = self.spark._jvm
+        row = self._observation._jo.get().apply(_PACKED)  # type: ignore[union-attr]
+        for analyzer, offset in self._observable:
+            state = analyzer.fromAggregationResult(row, offset)
+            if state.isDefined():
+                self._provider.persist(analyzer, state.get())
+        suite = jvm.com.amazon.deequ.VerificationSuite()
+        none = jvm.scala.Option.empty()
+        repository, key = none, none
+        if self.repository is not None:
+            repo = metrics_repository(self.spark, self.repository).repository
+            repository = jvm.scala.Option.apply(repo)
+            key = jvm.scala.Option.apply(result_key(self.spark, self.tags).resultKey)
+        j_result = suite.runOnAggregatedStates(
+            self._schema,
+            _to_seq(self.spark, [c._Check for c in self._checks]),
+            _to_seq(self.spark, [self._provider]),
+            getattr(suite, "runOnAggregatedStates$default$4")(),  # an empty Analysis
+            none,
+            repository,
+            key,
+        )
+        outcome = read_results(self.suite, self._checks, j_result)
+        self._check_consistency(outcome)
+        return outcome
+
+    def _check_consistency(self, outcome: VerificationOutcome) -> None:
+        by_id = {r.constraint: r for r in outcome.results}
+        reasons = self.reasons()
+        for constraint in self.row_constraints:
+            result, blamed = by_id[constraint.id], reasons.get(constraint.id, 0)
+            below_one = result.metric is not None and result.metric < 1
+            if (blamed > 0 and result.status == "success") or (blamed == 0 and below_one):
+                raise GateInconsistent(
+                    f"{constraint.id}: the row rule blamed {blamed} row(s) but Deequ's metric is "
+                    f"{result.metric} ({result.status}); a bug in lakegate, please report it"
+                )
+
+    def release(self) -> None:
+        """Drop the cached key groupings."""
+        for frame in self._cached:
+            frame.unpersist()
+
+
+def _to_seq(spark: SparkSession, items: Sequence[Any]) -> Any:
+    from pyspark.sql.column import _to_seq as to_seq
+
+    return to_seq(spark.sparkContext, list(items))
+
+
+def _classify(analyzers: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """Split analyzers into (observable, grouping, standalone)."""
+    observable, grouping, standalone = [], [], []
+    for analyzer in analyzers:
+        name = analyzer.getClass().getSimpleName()
+        if _call_or_none(analyzer, "groupingColumns") is not None:
+            grouping.append(analyzer)
+        elif name not in NOT_OBSERVABLE and _call_or_none(analyzer, "aggregationFunctions"):
+            observable.append(analyzer)
+        else:
+            standalone.append(analyzer)
+    return observable, grouping, standalone
+
+
+def _option(value: Any) -> str | None:
+    return value.get() if value is not None and value.isDefined() else None
+
+
+def _count_column(spark: SparkSession) -> str:
+    """The name Deequ gives the count column of a frequencies table."""
+    return str(spark._jvm.com.amazon.deequ.analyzers.Analyzers.COUNT_COL())  # type: ignore[union-attr]
+
+
+def _frequencies(df: DataFrame, columns: list[str], where: str | None) -> DataFrame:
+    """Deequ's frequencies: rows with at least one non-null key, filtered, counted per key."""
+    keys = [column(c) for c in columns]
+    any_key = reduce(operator.or_, [k.isNotNull() for k in keys])
+    scoped = df.select(*keys).where(any_key)
+    if where:
+        scoped = df.where(any_key & F.coalesce(F.expr(where), F.lit(False))).select(*keys)
+    count = _count_column(df.sparkSession)
+    return scoped.groupBy(*keys).agg(F.count(F.lit(1)).alias(count))
+
+
+def _group(
+    spark: SparkSession, df: DataFrame, analyzers: list[Any], provider: Any
+) -> list[_Grouping]:
+    """One cached grouping per (columns, filter); its state persisted for each analyzer."""
+    jvm = spark._jvm
+    groupings: dict[tuple[tuple[str, ...], str | None], _Grouping] = {}
+    for analyzer in analyzers:
+        columns = [str(c) for c in _scala_iter(analyzer.groupingColumns())]
+        where = _option(_call_or_none(analyzer, "filterCondition"))
+        key = (tuple(columns), where)
+        if key not in groupings:
+            frequencies = _frequencies(df, columns, where).cache()
+            count = F.col(_count_column(spark))
+            totals = frequencies.agg(
+                F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
+                F.count(F.when(count > 1, 1)).alias("duplicated"),
+            ).first()
+            groupings[key] = _Grouping(
+                columns, where, frequencies, int(totals["rows"]), int(totals["duplicated"])
+            )
+        grouping = groupings[key]
+        state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(  # type: ignore[union-attr]
+            grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
+        )
+        provider.persist(analyzer, state)
+    return list(groupings.values())
+
+
+def _flag_duplicates(
+    df: DataFrame, constraint: Constraint, grouping: _Grouping | None, flag: str
+) -> DataFrame:
+    """Add `flag`: true on rows whose key (within the filter) occurs more than once.
+
+    The key is joined null-safely: rows (a, NULL) and (a, NULL) are duplicates, as Deequ counts.
+    """
+    key = constraint.columns
+    count = F.col(_count_column(df.sparkSession))
+    if grouping is None:
+        frequencies = _frequencies(df, key, constraint.args.where)
+        duplicated = frequencies.where(count > 1).count()
+    else:
+        frequencies, duplicated = grouping.frequencies, grouping.duplicated
+    if not duplicated:
+        return df.withColumn(flag, F.lit(False))
+    aliases = [f"{flag}_k{i}" for i in range(len(key))]
+    dups = frequencies.where(count > 1).select(
+        *[F.col(f"`{c}`").alias(a) for c, a in zip(key, aliases, strict=True)],
+        F.lit(True).alias(flag),
+    )
+    dups = dups if duplicated > BROADCAST_DUPLICATE_KEYS else F.broadcast(dups)
+    condition = reduce(
+        operator.and_,
+        [column(c).eqNullSafe(F.col(a)) for c, a in zip(key, aliases, strict=True)],
+    )
+    in_scope = (
+        F.coalesce(F.expr(constraint.args.where), F.lit(False)) if constraint.args.where else None
+    )
+    joined = df.join(dups, condition, "left").drop(*aliases)
+    if in_scope is not None:
+        joined = joined.withColumn(flag, F.col(flag) & in_scope)
+    return joined
+
+
+def apply_suite(
+    spark: SparkSession,
+    df: DataFrame,
+    suite: Suite,
+    *,
+    repository: Path | None = None,
+    tags: dict[str, str] | None = None,
+    malformed_column: str | None = None,
+) -> Gate:
+    """Apply `suite` to `df`: see the module docstring. Nothing runs until `valid` is written.
+
+    Raises:
+        SuiteError: an input column is named like lakegate's reserved columns.
+        DeequNotOnClasspath: the Deequ jar is missing.
+    """
+    ensure_deequ(spark)
+    check_reserved_columns(df, [malformed_column] if malformed_column else [])
+    jvm = spark._jvm
+    checks = compile_checks(spark, suite)
+    analyzers: dict[str, Any] = {}
+    for check in checks:
+        for analyzer in _scala_iter(check._Check.requiredAnalyzers()):
+            analyzers.setdefault(analyzer.toString(), analyzer)
+    observable, grouping_analyzers, standalone = _classify(list(analyzers.values()))
+    provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()  # type: ignore[union-attr]
+    original = [c for c in df.columns if c != malformed_column]
+    scan = df.drop(malformed_column) if malformed_column else df
+    none = jvm.scala.Option.empty()  # type: ignore[union-attr]
+    for analyzer in standalone:
+        analyzer.calculate(scan._jdf, none, jvm.scala.Option.apply(provider), none)  # type: ignore[union-attr]
+    groupings = _group(spark, scan, grouping_analyzers, provider)
+
+    row_constraints = [
+        c
+        for check in suite.checks
+        if check.level is Level.ERROR
+        for c in check.constraints
+        if c.blames_rows
+    ]
+    annotated = df
+    flags: dict[str, str] = {}
+    for i, constraint in enumerate(c for c in row_constraints if c.type.groups_rows):
+        flag = f"{DUPLICATE_FLAG_PREFIX}{i}"
+        match = next(
+            (
+                g
+                for g in groupings
+                if g.columns == constraint.columns and g.where == constraint.args.where
+            ),
+            None,
+        )
+        annotated = _flag_duplicates(annotated, constraint, match, flag)
+        flags[constraint.id] = flag
+    patterns = deequ_patterns(spark) if row_constraints else {}
+    tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in row_constraints]
+    if malformed_column is not None:
+        tests.append(F.col(malformed_column).isNotNull())
+    quarantined = reduce(operator.or_, tests, F.lit(False))
+
+    offsets: list[tuple[Any, int]] = []
+    functions: list[Column] = []
+    for analyzer in observable:
+        offsets.append((analyzer, len(functions)))
+        functions += [Column(jc) for jc in _scala_iter(analyzer.aggregationFunctions())]
+    counts = [
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(quarantined.cast("long")).alias("quarantined"),
+    ]
+    counts += [
+        F.sum(test.cast("long")).alias(f"blamed_{i}")
+        for i, test in enumerate(tests[: len(row_constraints)])
+    ]
+    if malformed_column is not None:
+        counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
+    observation = Observation(f"lakegate_gate_{id(df)}")
+    observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
+    failures = failures_column(row_constraints, patterns, flags)
+    if malformed_column is not None:
+        failures = F.concat(malformed_line_failure(malformed_column), failures)
+    valid = observed.where(~quarantined).select(*[column(c) for c in original])
+    quarantine = annotated.where(quarantined).select(
+        *[column(c) for c in original], failures.alias(ERRORS_COLUMN)
+    )
+    return Gate(
+        spark=spark,
+        suite=suite,
+        valid=valid,
+        quarantine=quarantine,
+        row_constraints=row_constraints,
+        repository=repository,
+        tags=dict(tags or {}),
+        _checks=checks,
+        _schema=scan._jdf.schema(),
+        _provider=provider,
+        _observation=observation,
+        _observable=offsets,
+        _has_malformed=malformed_column is not None,
+        _cached=[g.frequencies for g in groupings],
+    )
+
+
+def _pack(functions: list[Column]) -> Column:
+    """All observable analyzers' aggregation functions as one struct (one observed value)."""
+    if not functions:
+        return F.struct(F.lit(0).alias("none"))
+    return F.struct(*[f.alias(f"a{i}") for i, f in enumerate(functions)])
