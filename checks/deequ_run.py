@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -164,7 +165,8 @@ def verify(
         repo = metrics_repository(spark, repository)
         builder = builder.useRepository(repo).saveOrAppendResult(result_key(spark, tags))
     result = builder.run()
-    return read_results(suite, checks, result.verificationRun)
+    j_results = result.verificationRun.checkResults()
+    return read_results(suite, checks, lambda check: j_results.get(check._Check).get())
 
 
 def metrics_repository(spark: SparkSession, repository: Path) -> Any:
@@ -179,13 +181,12 @@ def result_key(spark: SparkSession, tags: dict[str, str] | None) -> Any:
 
 
 def read_results(
-    suite: Suite, checks: list[DeequCheck], j_verification_result: Any
+    suite: Suite, checks: list[DeequCheck], check_result: Callable[[DeequCheck], Any]
 ) -> VerificationOutcome:
-    """Read a JVM VerificationResult back into results in suite order."""
-    j_results = j_verification_result.checkResults()
+    """Read Deequ's CheckResults (`check_result(check)` for each check) in suite order."""
     outcomes: list[ConstraintResult] = []
     for check, deequ_check in zip(suite.checks, checks, strict=True):
-        j_check_result = j_results.get(deequ_check._Check).get()
+        j_check_result = check_result(deequ_check)
         j_constraints = j_check_result.constraintResults()
         for i, constraint in enumerate(check.constraints):
             j_result = j_constraints.apply(i)

@@ -123,6 +123,7 @@ class Gate:
     _provider: Any
     _observation: Observation
     _observable: list[tuple[Any, int]]
+    _analyzers: list[Any]
     _has_malformed: bool
     _cached: list[DataFrame] = field(default_factory=list)
 
@@ -155,7 +156,7 @@ class Gate:
         """The quarantine frame, or an empty one without a scan when the valid write left none."""
         if self.rows_to_quarantine:
             return self.quarantine
-        return self.spark.createDataFrame([], self.quarantine.schema)
+        return self.quarantine.limit(0)  # optimized to an empty LocalRelation: no scan
 
     def verdict(self) -> VerificationOutcome:
         """Deequ's verdict from the observed states (call after `valid` was written).
@@ -163,29 +164,21 @@ class Gate:
         Raises:
             GateInconsistent: a row rule blamed rows Deequ's metric did not count, or the reverse.
         """
-        jvm = self.spark._jvm
         row = self._observation._jo.get().apply(_PACKED)  # type: ignore[union-attr]
+        empty = []
         for analyzer, offset in self._observable:
             state = analyzer.fromAggregationResult(row, offset)
             if state.isDefined():
                 self._provider.persist(analyzer, state.get())
-        suite = jvm.com.amazon.deequ.VerificationSuite()
-        none = jvm.scala.Option.empty()
-        repository, key = none, none
+            else:
+                empty.append(analyzer)
+        stated = [a for a in self._analyzers if a not in empty]
+        context = _metrics_from_states(self.spark, self._schema, stated, self._provider)
+        context = _with_empty_states(self.spark, context, empty)
         if self.repository is not None:
-            repo = metrics_repository(self.spark, self.repository).repository
-            repository = jvm.scala.Option.apply(repo)
-            key = jvm.scala.Option.apply(result_key(self.spark, self.tags).resultKey)
-        j_result = suite.runOnAggregatedStates(
-            self._schema,
-            _to_seq(self.spark, [c._Check for c in self._checks]),
-            _to_seq(self.spark, [self._provider]),
-            getattr(suite, "runOnAggregatedStates$default$4")(),  # an empty Analysis
-            none,
-            repository,
-            key,
-        )
-        outcome = read_results(self.suite, self._checks, j_result)
+            repository = metrics_repository(self.spark, self.repository).repository
+            repository.save(result_key(self.spark, self.tags).resultKey, context)
+        outcome = read_results(self.suite, self._checks, lambda c: c._Check.evaluate(context))
         self._check_consistency(outcome)
         return outcome
 
@@ -205,6 +198,64 @@ class Gate:
         """Drop the cached key groupings."""
         for frame in self._cached:
             frame.unpersist()
+
+
+def _rounds(analyzers: Sequence[Any]) -> list[list[Any]]:
+    """Split analyzers so no round has two groupings of the same columns with other filters.
+
+    Deequ's `runOnAggregatedStates` finds a grouping analyzer's state by its columns alone, so
+    `isUnique(id)` and `isUnique(id) where ...` in one call would share one state.
+    """
+    rounds: list[list[Any]] = [[]]
+    seen: dict[tuple[str, ...], list[str | None]] = {}
+    for analyzer in analyzers:
+        columns = _call_or_none(analyzer, "groupingColumns")
+        index = 0
+        if columns is not None:
+            key = tuple(sorted(str(c) for c in _scala_iter(columns)))
+            where = _option(_call_or_none(analyzer, "filterCondition"))
+            filters = seen.setdefault(key, [])
+            if where not in filters:
+                filters.append(where)
+            index = filters.index(where)
+        while len(rounds) <= index:
+            rounds.append([])
+        rounds[index].append(analyzer)
+    return rounds
+
+
+def _metrics_from_states(
+    spark: SparkSession, schema: Any, analyzers: Sequence[Any], provider: Any
+) -> Any:
+    """Deequ's AnalyzerContext computed from the persisted states, round by round."""
+    jvm = spark._jvm
+    runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner  # type: ignore[union-attr]
+    none = jvm.scala.Option.empty()  # type: ignore[union-attr]
+    context = None
+    for analyzers_of_round in _rounds(analyzers):
+        analysis = jvm.com.amazon.deequ.analyzers.Analysis(  # type: ignore[union-attr]
+            _to_seq(spark, analyzers_of_round)
+        )
+        storage_level = getattr(runner, "runOnAggregatedStates$default$5")()
+        loaders = _to_seq(spark, [provider])
+        found = runner.runOnAggregatedStates(
+            schema, analysis, loaders, none, storage_level, none, none
+        )
+        context = found if context is None else getattr(context, "$plus$plus")(found)
+    return context
+
+
+def _with_empty_states(spark: SparkSession, context: Any, analyzers: Sequence[Any]) -> Any:
+    """Add the metric Deequ gives an analyzer that saw no value (no rows, or all null)."""
+    if not analyzers:
+        return context
+    jvm = spark._jvm
+    metrics = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()  # type: ignore[union-attr]
+    for analyzer in analyzers:
+        metric = analyzer.computeMetricFrom(jvm.scala.Option.empty())  # type: ignore[union-attr]
+        metrics = metrics.updated(analyzer, metric)
+    found = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext(metrics)  # type: ignore[union-attr]
+    return found if context is None else getattr(context, "$plus$plus")(found)
 
 
 def _to_seq(spark: SparkSession, items: Sequence[Any]) -> Any:
@@ -406,6 +457,7 @@ def apply_suite(
         _provider=provider,
         _observation=observation,
         _observable=offsets,
+        _analyzers=list(analyzers.values()),
         _has_malformed=malformed_column is not None,
         _cached=[g.frequencies for g in groupings],
     )

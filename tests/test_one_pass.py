@@ -1,0 +1,156 @@
+"""The one-pass gate judges every constraint type exactly as a plain Deequ VerificationSuite does.
+
+Metrics observed in the write (`checks.gate.apply_suite` + `Gate.verdict`) against a plain
+`VerificationSuite` run (`checks.deequ_run.verify`) of the same suite, on multi-partition data
+with nulls, `where` filters and an empty table: same statuses, same messages, same metrics
+(approximate quantiles within Deequ's own relative error).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+from test_constraints import AGGREGATE, CLEAN, DIRTY, ROW_LEVEL, SCHEMA, suite_of
+
+from checks.deequ_run import VerificationOutcome, verify
+from checks.gate import GateInconsistent, apply_suite
+from checks.suite import CONSTRAINT_TYPES, Suite
+
+WHERE_VARIANTS = [
+    "hasMean: {column: amount, where: \"category = 'x'\", max: 3}",
+    "isUnique: {column: id, where: 'qty > 1'}",
+    "hasUniqueness: {columns: [id], where: 'qty > 1', eq: 1}",
+    "isContainedIn: {column: category, values: [x], where: 'amount > 2'}",
+    "hasApproxQuantile: {column: amount, quantile: 0.5, where: \"category = 'x'\", max: 3}",
+]
+ALL_ENTRIES = sorted(
+    {*ROW_LEVEL, *(e for pair in AGGREGATE.values() for e in pair), *WHERE_VARIANTS}
+)
+QUANTILE_RELATIVE_ERROR = 0.01  # Deequ's default for ApproxQuantile
+
+
+def one_pass(spark: SparkSession, df: DataFrame, suite: Suite) -> VerificationOutcome:
+    gate = apply_suite(spark, df, suite)
+    try:
+        gate.valid.write.format("noop").mode("overwrite").save()
+        return gate.verdict()
+    finally:
+        gate.release()
+
+
+def assert_same_verdicts(one: VerificationOutcome, plain: VerificationOutcome) -> None:
+    assert [r.constraint for r in one.results] == [r.constraint for r in plain.results]
+    for a, b in zip(one.results, plain.results, strict=True):
+        assert (a.constraint, a.status, a.message) == (b.constraint, b.status, b.message)
+        if a.kind == "hasApproxQuantile" and a.metric is not None and b.metric is not None:
+            assert a.metric == pytest.approx(b.metric, rel=QUANTILE_RELATIVE_ERROR, abs=1.0)
+        else:
+            assert a.metric == b.metric, a.constraint
+
+
+@pytest.fixture(scope="module")
+def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
+    return suite_of(tmp_path_factory.mktemp("one-pass"), "all", ALL_ENTRIES)
+
+
+def test_every_constraint_type_is_in_the_equivalence_suite(suite: Suite) -> None:
+    covered = {c.kind for c in suite.constraints}
+    assert covered == set(CONSTRAINT_TYPES)
+
+
+@pytest.mark.parametrize("data", ["clean", "dirty", "empty"])
+def test_one_pass_verdicts_equal_a_plain_verification_suite(
+    spark: SparkSession, suite: Suite, data: str
+) -> None:
+    rows = {"clean": CLEAN, "dirty": DIRTY, "empty": []}[data]
+    df = spark.createDataFrame(rows, SCHEMA).repartition(3)
+    assert_same_verdicts(one_pass(spark, df, suite), verify(spark, df, suite))
+
+
+def test_one_pass_quarantines_the_rows_row_rules_blame(spark: SparkSession, tmp_path: Path) -> None:
+    suite = suite_of(tmp_path, "rows", list(ROW_LEVEL))
+    dirty = spark.createDataFrame(DIRTY, SCHEMA).repartition(3)
+    gate = apply_suite(spark, dirty, suite)
+    try:
+        assertDataFrameEqual(gate.valid, dirty.where("rid = 1"))
+        assert gate.rows_in == 5
+        assert gate.rows_to_quarantine == 4
+        expected = {
+            c.id: len(rows)
+            for c, rows in zip(suite.constraints, ROW_LEVEL.values(), strict=True)
+            if rows
+        }
+        assert gate.reasons() == expected
+        outcome = gate.verdict()
+        assert {r.constraint for r in outcome.failed()} == set(expected)
+    finally:
+        gate.release()
+
+
+def test_multi_column_unique_blames_duplicated_keys_holding_a_null(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    keys = [("a", None), ("a", None), (None, "x"), ("b", "x"), ("b", "x"), ("c", "y")]
+    df = spark.createDataFrame(
+        [(i, a, b) for i, (a, b) in enumerate(keys)], "rid int, a string, b string"
+    ).repartition(3)
+    suite = suite_of(tmp_path, "nullkey", ["isUnique: {columns: [a, b]}"])
+    gate = apply_suite(spark, df, suite)
+    try:
+        assertDataFrameEqual(
+            gate.valid.select("rid"), spark.createDataFrame([(2,), (5,)], "rid int")
+        )
+        outcome = gate.verdict()
+        assert outcome.results[0].metric == pytest.approx(2 / 6)
+        assert outcome.results[0].metric == verify(spark, df, suite).results[0].metric
+    finally:
+        gate.release()
+
+
+def test_an_empty_quarantine_is_written_without_a_second_scan(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    suite = suite_of(tmp_path, "ok", ["isComplete: name", "isUnique: id"])
+    clean = spark.createDataFrame(CLEAN, SCHEMA)
+    gate = apply_suite(spark, clean, suite)
+    try:
+        gate.valid.write.format("noop").mode("overwrite").save()
+        assert gate.rows_to_quarantine == 0
+        empty = gate.quarantine_to_write()
+        plan = empty._jdf.queryExecution().optimizedPlan()
+        assert plan.getClass().getSimpleName() == "LocalRelation"  # nothing to scan
+        assert empty.count() == 0
+        assert empty.schema == gate.quarantine.schema
+    finally:
+        gate.release()
+
+
+def test_a_row_rule_that_disagrees_with_deequ_is_reported_as_a_bug(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from checks.constraint_types import ConstraintType
+    from checks.suite import Constraint
+
+    suite = suite_of(tmp_path, "bug", ["isComplete: name"])
+    dirty = spark.createDataFrame(DIRTY, SCHEMA)
+    broken_rule = ConstraintType(
+        "isComplete",
+        CONSTRAINT_TYPES["isComplete"].args,
+        CONSTRAINT_TYPES["isComplete"].deequ,
+        "always",
+        lambda args, ctx: (dirty["rid"] < 0, dirty["name"]),  # blames no row: wrong
+    )
+    constraint = suite.constraints[0]
+    wrong = Constraint(constraint.check, 0, broken_rule, constraint.args, constraint.line)
+    check = suite.checks[0]
+    suite = Suite(suite.name, suite.path, "", (type(check)(check.name, check.level, (wrong,)),))
+    gate = apply_suite(spark, dirty, suite)
+    try:
+        gate.valid.write.format("noop").mode("overwrite").save()
+        with pytest.raises(GateInconsistent, match="isComplete"):
+            gate.verdict()
+    finally:
+        gate.release()
