@@ -64,6 +64,8 @@ class PredictReport:
     gate_quarantine: str | None = None
     gate_reasons: dict[str, int] = field(default_factory=dict)
     table_versions: dict[str, int] = field(default_factory=dict)
+    scoring_path: str = "udf"
+    scoring_fallback_reason: str | None = None
 
 
 def null_feature_flag(df: DataFrame, columns: list[str]) -> Column:
@@ -200,6 +202,7 @@ def run_batch_predict(
         model_uri,
         tracking_uri=settings.tracking_uri,
         registry_uri=settings.registry_uri,
+        compiled=settings.scoring.compiled,
     )
     loaded = time.perf_counter()
     check_columns(df, function, keys)
@@ -264,6 +267,8 @@ def run_batch_predict(
             gate_quarantine=quarantine_path,
             gate_reasons=reasons,
             table_versions=outputs.table_versions(),
+            scoring_path=function.path,
+            scoring_fallback_reason=function.fallback_reason,
         )
         outputs.add_json(f"{name}/{REPORT_NAME}", asdict(report))
         outputs.commit()
@@ -332,6 +337,8 @@ def command(
             gate=gate,
         )
     gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
+    reason = f" ({report.scoring_fallback_reason})" if report.scoring_fallback_reason else ""
+    click.echo(f"scoring path: {report.scoring_path}{reason}", err=True)
     click.echo(
         f"scored {report.rows} rows with {report.model_name} version {report.model_version} -> "
         f"{report.output} ({report.null_feature_rows} rows with a null feature got a null "

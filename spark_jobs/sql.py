@@ -63,6 +63,7 @@ def command(
     )
     from spark_jobs.services.table_io import write_table_atomically
     from udfs import run_checked_sql
+    from udfs.compiled import describe_path
 
     if (query is None) == (query_file is None):
         raise UserError("give the query with exactly one of -e QUERY or -f FILE")
@@ -75,6 +76,8 @@ def command(
         register_views(spark, views)
         wanted = {**models_used_by(text, settings.models), **extra_models}
         functions = register_models(spark, settings, wanted)
+        for function in functions.values():
+            click.echo(describe_path(function), err=True)
         try:
             df = run_checked_sql(spark, text, functions.values())
         except AnalysisException as exc:

@@ -47,6 +47,7 @@ def classifier(spark: SparkSession, settings: Settings) -> ModelFunction:
         "predict_udf_classifier",
         "models:/udf_classifier@champion",
         tracking_uri=settings.tracking_uri,
+        compiled=False,  # these tests pin the pandas UDF down; tests/test_compiled_scoring.py
     )
 
 
@@ -58,6 +59,7 @@ def regressor(spark: SparkSession, settings: Settings) -> ModelFunction:
         "predict_udf_regressor",
         "models:/udf_regressor/1",
         tracking_uri=settings.tracking_uri,
+        compiled=False,  # these tests pin the pandas UDF down; tests/test_compiled_scoring.py
     )
 
 

@@ -71,6 +71,11 @@ class ModelFunction:
     inputs: tuple[ModelInput, ...]
     return_type: DataType
     udf: Any
+    # How calls are scored: "compiled" (a native Spark expression, see udfs.compiled) or "udf".
+    path: str = "udf"
+    fallback_reason: str | None = None
+    compiled_sql: str | None = None
+    verified_rows: int = 0
 
     @property
     def input_names(self) -> tuple[str, ...]:
@@ -302,6 +307,7 @@ def register_model_function(
     *,
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
+    compiled: bool = True,
 ) -> ModelFunction:
     """Register an MLflow model as the SQL function `name` in `spark` and return it.
 
@@ -316,6 +322,9 @@ def register_model_function(
         model_uri: `models:/name@alias`, `models:/name/version`, `runs:/...` or a local path.
         tracking_uri: the MLflow tracking store; MLflow's default when None.
         registry_uri: the model registry; the tracking URI when None.
+        compiled: translate a scikit-learn model into a native Spark expression when every
+            step is supported and the translation agrees with the model on a sample
+            (`udfs.compiled`); False keeps the pandas UDF.
 
     Raises:
         ModelUsageError: unknown model, alias or version; unreachable store; unusable signature.
@@ -356,6 +365,10 @@ def register_model_function(
         return_type=return_type,
         udf=udf,
     )
+    if compiled:
+        from udfs.compiled import compile_model_function
+
+        function = compile_model_function(spark, function, udf, spec)
     _REGISTERED[name.lower()] = function
     return function
 
@@ -366,6 +379,7 @@ def register_model_functions(
     *,
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
+    compiled: bool = True,
 ) -> dict[str, ModelFunction]:
     """Register each `name -> model URI` as SQL function `predict_<name>`."""
     return {
@@ -375,6 +389,7 @@ def register_model_functions(
             uri,
             tracking_uri=tracking_uri,
             registry_uri=registry_uri,
+            compiled=compiled,
         )
         for name, uri in models.items()
     }

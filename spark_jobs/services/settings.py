@@ -69,6 +69,12 @@ class MlflowSettings(_Strict):
     experiment: str = "lakegate"
 
 
+class ScoringSettings(_Strict):
+    """How model functions score: `compiled: false` keeps every model on the pandas UDF."""
+
+    compiled: bool = True
+
+
 class Settings(_Strict):
     """Everything a job needs to know about its environment."""
 
@@ -82,6 +88,7 @@ class Settings(_Strict):
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics_repository: Path | None = None
     models: dict[str, str] = Field(default_factory=dict)
+    scoring: ScoringSettings = Field(default_factory=ScoringSettings)
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a configured path: `~` expanded, relative paths against the project root."""

@@ -55,7 +55,11 @@ def register_models(
     from udfs import register_model_functions
 
     return register_model_functions(
-        spark, models, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+        spark,
+        models,
+        tracking_uri=settings.tracking_uri,
+        registry_uri=settings.registry_uri,
+        compiled=settings.scoring.compiled,
     )
 
 

@@ -1,0 +1,448 @@
+"""Compiled scoring: scikit-learn pipelines as native Spark expressions, proven against the model.
+
+Every model here is logged to the test MLflow store and registered through
+`register_model_function`; SQL predictions are compared with scikit-learn's own `predict` /
+`predict_proba` on data with nulls, NaNs, unseen categories and extreme values.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
+from sklearn.compose import ColumnTransformer
+from sklearn.ensemble import (
+    GradientBoostingClassifier,
+    GradientBoostingRegressor,
+    HistGradientBoostingClassifier,
+    HistGradientBoostingRegressor,
+    RandomForestClassifier,
+    RandomForestRegressor,
+)
+from sklearn.impute import SimpleImputer
+from sklearn.linear_model import ElasticNet, Lasso, LinearRegression, LogisticRegression, Ridge
+from sklearn.neighbors import KNeighborsClassifier
+from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
+from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
+
+from spark_jobs.services.settings import Settings
+from udfs import ModelFunction, ModelUsageError, register_model_function, run_checked_sql
+from udfs.compiled import float32_threshold, trees
+
+NUMERIC = ["f1", "f2", "f3"]
+COLUMNS = [*NUMERIC, "segment"]
+SEGMENTS = ["north", "south", "east", "o'hara"]  # a quote in a category: SQL escaping
+
+
+def training_frame(rows: int = 600, seed: int = 3) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    frame = pd.DataFrame(
+        {
+            "f1": rng.normal(size=rows),
+            "f2": rng.normal(5.0, 3.0, size=rows),
+            "f3": rng.uniform(-10, 10, size=rows),
+            "segment": rng.choice(SEGMENTS, size=rows),
+        }
+    )
+    bump = frame["segment"].map({"north": 1.0, "south": -1.0, "east": 0.5, "o'hara": 0.0})
+    signal = 1.5 * frame["f1"] - 0.4 * frame["f2"] + 0.2 * frame["f3"] + bump
+    frame["value"] = signal + rng.normal(scale=0.3, size=rows)
+    frame["label"] = (signal + rng.normal(scale=0.5, size=rows) > -1.0).astype("int64")
+    frame["tier"] = np.select([signal < -2.5, signal < -0.5], ["low", "mid"], "high")
+    return frame
+
+
+def scoring_frame() -> pd.DataFrame:
+    """Rows to score: ordinary, extreme, unseen category, nulls and NaNs."""
+    ordinary = training_frame(rows=150, seed=99)[COLUMNS]
+    odd = pd.DataFrame(
+        [
+            (1e6, -1e6, 1e9, "north"),
+            (-3e7, 2e8, -5e8, "east"),
+            (0.0, -0.0, 1e-300, "south"),
+            (0.3, 4.0, 2.0, "unseen-region"),
+            (None, 4.0, 2.0, "north"),
+            (0.3, float("nan"), 2.0, "north"),
+            (0.3, 4.0, 2.0, None),
+        ],
+        columns=COLUMNS,
+    )
+    frame = pd.concat([ordinary, odd], ignore_index=True)
+    frame.insert(0, "id", np.arange(len(frame), dtype="int64"))
+    return frame
+
+
+def expected_frame(
+    model: Any, frame: pd.DataFrame, method: str, columns: list[str]
+) -> pd.DataFrame:
+    """scikit-learn's own predictions, null where an input is null or NaN (the policy)."""
+    complete = frame[columns].notna().all(axis=1)
+    out = pd.DataFrame({"id": frame["id"]})
+    scored = getattr(model, method)(frame.loc[complete, columns])
+    mask = complete.to_numpy()
+
+    def column(values: Any) -> pd.Series:
+        out_values = np.full(len(frame), None, dtype=object)
+        out_values[mask] = [v.item() if isinstance(v, np.generic) else v for v in values]
+        return pd.Series(out_values, dtype=object)
+
+    if method == "predict_proba":
+        for k, cls in enumerate(model.classes_):
+            out[f"p_{cls}"] = column(scored[:, k])
+    else:
+        out["p"] = column(scored)
+    return out
+
+
+def _trusted(model: Any) -> list[str] | None:
+    import skops.io
+
+    untrusted = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    return sorted(t for t in untrusted if t.startswith(("sklearn.", "numpy."))) or None
+
+
+def log_and_register(
+    settings: Settings, name: str, model: Any, x: pd.DataFrame, method: str = "predict"
+) -> str:
+    from mlflow.models import infer_signature
+
+    from spark_jobs.services.training import pinned_requirements
+
+    example = x.head(5)
+    output = getattr(model, method)(example)
+    if method == "predict_proba":
+        output = pd.DataFrame(output, columns=[f"p_{c}" for c in model.classes_])
+    else:
+        output = pd.Series(output, name="prediction")
+    signature = infer_signature(example, output)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment)
+    experiment_id = (
+        experiment.experiment_id
+        if experiment is not None
+        else mlflow.create_experiment(settings.mlflow.experiment, settings.artifact_root)
+    )
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.sklearn.log_model(
+            model,
+            name="model",
+            signature=signature,
+            input_example=example,
+            pyfunc_predict_fn=method,
+            skops_trusted_types=_trusted(model),
+            pip_requirements=pinned_requirements(),
+        )
+    version = mlflow.register_model(info.model_uri, name)
+    return f"models:/{name}/{version.version}"
+
+
+@pytest.fixture(scope="module")
+def train() -> pd.DataFrame:
+    return training_frame()
+
+
+@pytest.fixture(scope="module")
+def to_score(spark: SparkSession) -> pd.DataFrame:
+    frame = scoring_frame()
+    records = [
+        tuple(
+            None if (isinstance(v, float) and math.isnan(v) and c != "f2") else v
+            for c, v in row.items()
+        )
+        for _, row in frame.astype(object).iterrows()
+    ]
+    schema = "id long, f1 double, f2 double, f3 double, segment string"
+    spark.createDataFrame(records, schema).repartition(3).createOrReplaceTempView("compiled_rows")
+    return frame
+
+
+def mixed(estimator: Any, *, unknown: str = "ignore", drop: str | None = None) -> Pipeline:
+    encode = OneHotEncoder(handle_unknown=unknown, drop=drop)
+    return Pipeline(
+        [
+            (
+                "columns",
+                ColumnTransformer(
+                    [
+                        ("scale", StandardScaler(), ["f1", "f2"]),
+                        ("minmax", MinMaxScaler(clip=True), ["f3"]),
+                        ("encode", encode, ["segment"]),
+                    ]
+                ),
+            ),
+            ("model", estimator),
+        ]
+    )
+
+
+def numeric(estimator: Any) -> Pipeline:
+    return make_pipeline(SimpleImputer(strategy="median"), StandardScaler(), estimator)
+
+
+Case = tuple[str, Callable[[], Any], str, str, list[str]]
+# name, model factory, target column, pyfunc method, model inputs
+CASES: list[Case] = [
+    ("linreg", lambda: numeric(LinearRegression()), "value", "predict", NUMERIC),
+    ("ridge_mixed", lambda: mixed(Ridge(alpha=0.5)), "value", "predict", COLUMNS),
+    ("lasso", lambda: numeric(Lasso(alpha=0.05)), "value", "predict", NUMERIC),
+    ("enet", lambda: mixed(ElasticNet(alpha=0.05), drop="first"), "value", "predict", COLUMNS),
+    ("logit", lambda: mixed(LogisticRegression()), "label", "predict", COLUMNS),
+    ("logit_proba", lambda: mixed(LogisticRegression()), "label", "predict_proba", COLUMNS),
+    ("multinomial", lambda: mixed(LogisticRegression(C=2.0)), "tier", "predict", COLUMNS),
+    ("multi_proba", lambda: mixed(LogisticRegression()), "tier", "predict_proba", COLUMNS),
+    ("tree_reg", lambda: mixed(DecisionTreeRegressor(max_depth=6)), "value", "predict", COLUMNS),
+    ("tree_clf", lambda: DecisionTreeClassifier(max_depth=5), "tier", "predict", NUMERIC),
+    ("tree_proba", lambda: DecisionTreeClassifier(max_depth=4), "label", "predict_proba", NUMERIC),
+]
+SLOW_CASES: list[Case] = [
+    (
+        "rf_reg",
+        lambda: RandomForestRegressor(12, max_depth=5, random_state=0),
+        "value",
+        "predict",
+        NUMERIC,
+    ),
+    (
+        "rf_clf",
+        lambda: mixed(RandomForestClassifier(10, max_depth=5, random_state=0)),
+        "tier",
+        "predict",
+        COLUMNS,
+    ),
+    (
+        "rf_proba",
+        lambda: RandomForestClassifier(8, max_depth=4, random_state=0),
+        "label",
+        "predict_proba",
+        NUMERIC,
+    ),
+    (
+        "gb_reg",
+        lambda: mixed(GradientBoostingRegressor(n_estimators=20, max_depth=3)),
+        "value",
+        "predict",
+        COLUMNS,
+    ),
+    (
+        "gb_clf",
+        lambda: GradientBoostingClassifier(n_estimators=20, max_depth=3),
+        "label",
+        "predict",
+        NUMERIC,
+    ),
+    (
+        "gb_proba",
+        lambda: GradientBoostingClassifier(n_estimators=15, max_depth=3),
+        "label",
+        "predict_proba",
+        NUMERIC,
+    ),
+    (
+        "gb_multi",
+        lambda: GradientBoostingClassifier(n_estimators=10, max_depth=2),
+        "tier",
+        "predict",
+        NUMERIC,
+    ),
+    (
+        "hgb_reg",
+        lambda: HistGradientBoostingRegressor(max_iter=20, max_depth=4),
+        "value",
+        "predict",
+        NUMERIC,
+    ),
+    (
+        "hgb_clf",
+        lambda: HistGradientBoostingClassifier(max_iter=15),
+        "label",
+        "predict_proba",
+        NUMERIC,
+    ),
+    ("hgb_multi", lambda: HistGradientBoostingClassifier(max_iter=10), "tier", "predict", NUMERIC),
+]
+
+
+def _register_case(
+    spark: SparkSession, settings: Settings, train: pd.DataFrame, case: Case, **kwargs: Any
+) -> tuple[ModelFunction, Any]:
+    name, factory, target, method, columns = case
+    model = factory().fit(train[columns], train[target])
+    uri = log_and_register(settings, f"compiled_{name}", model, train[columns], method)
+    function = register_model_function(
+        spark, f"predict_c_{name}", uri, tracking_uri=settings.tracking_uri, **kwargs
+    )
+    return function, model
+
+
+def _check_case(spark, settings, train, to_score, case: Case) -> None:
+    name, _, _, method, columns = case
+    function, model = _register_case(spark, settings, train, case)
+    assert function.path == "compiled", function.fallback_reason
+    assert function.fallback_reason is None and function.verified_rows > 100
+    query = f"SELECT id, predict_c_{name}(struct(*)) AS p FROM compiled_rows"
+    actual = run_checked_sql(spark, query)
+    plan = actual._jdf.queryExecution().executedPlan().toString()
+    assert "ArrowEvalPython" not in plan and "PythonUDF" not in plan
+    expected = expected_frame(model, to_score, method, columns)
+    if method == "predict_proba":
+        actual = actual.select("id", "p.*")
+    rows = [
+        tuple(None if pd.isna(v) else (v.item() if isinstance(v, np.generic) else v) for v in row)
+        for row in expected.astype(object).itertuples(index=False)
+    ]
+    want = spark.createDataFrame(rows, actual.schema)
+    assert expected.drop(columns="id").notna().any(axis=None)
+    assertDataFrameEqual(actual, want, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+def test_compiled_function_equals_sklearn_on_nulls_unseen_categories_and_extremes(
+    spark, settings, train, to_score, case
+):
+    _check_case(spark, settings, train, to_score, case)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("case", SLOW_CASES, ids=[c[0] for c in SLOW_CASES])
+def test_compiled_tree_ensemble_equals_sklearn(spark, settings, train, to_score, case):
+    _check_case(spark, settings, train, to_score, case)
+
+
+@pytest.fixture(scope="module")
+def logit(spark, settings, train, to_score) -> ModelFunction:
+    function, _ = _register_case(spark, settings, train, CASES[4])
+    assert function.path == "compiled"
+    return function
+
+
+def test_positional_call_equals_struct_call(spark, logit):
+    by_position = run_checked_sql(
+        spark, "SELECT id, predict_c_logit(f1, f2, f3, segment) AS p FROM compiled_rows"
+    )
+    by_struct = spark.sql(
+        "SELECT id, predict_c_logit(struct(segment, f3, f2, f1)) AS p FROM compiled_rows"
+    )
+    assertDataFrameEqual(by_position, by_struct)
+    nulls = by_position.filter("p IS NULL").count()
+    assert nulls == 3  # the null f1, the NaN f2 and the null segment
+
+
+def test_swapped_columns_in_a_compiled_call_are_refused_before_any_task(spark, logit):
+    with pytest.raises(ModelUsageError, match="argument 1 is column 'f2'"):
+        run_checked_sql(spark, "SELECT predict_c_logit(f2, f1, f3, segment) FROM compiled_rows")
+
+
+def test_compiled_calls_are_counted_and_struct_without_a_field_is_refused(spark, logit):
+    from udfs import check_model_calls
+
+    df = spark.sql(
+        "SELECT predict_c_logit(f1, f2, f3, segment) AS a, predict_c_logit(struct(*)) AS b "
+        "FROM compiled_rows WHERE predict_c_logit(struct(f1, f2, f3, segment)) = 1"
+    )
+    assert check_model_calls(df, [logit]) == 3
+    with pytest.raises(ModelUsageError, match="struct argument has no field 'segment'"):
+        run_checked_sql(spark, "SELECT predict_c_logit(struct(f1, f2, f3)) FROM compiled_rows")
+
+
+def test_dataframe_call_of_a_compiled_function_equals_sql(spark, logit):
+    from pyspark.sql import functions as F
+
+    table = spark.table("compiled_rows")
+    api = table.select("id", logit(F.struct(*table.columns)).alias("p"))
+    sql = spark.sql("SELECT id, predict_c_logit(struct(*)) AS p FROM compiled_rows")
+    assertDataFrameEqual(api, sql)
+
+
+@pytest.fixture(scope="module")
+def logit_udf(spark, settings, logit) -> ModelFunction:
+    return register_model_function(
+        spark,
+        "predict_c_logit_u",
+        logit.model.model_uri,
+        tracking_uri=settings.tracking_uri,
+        compiled=False,
+    )
+
+
+def test_infinite_input_fails_the_query_as_the_udf_does(spark, logit, logit_udf):
+    query = "SELECT {}(CAST('Infinity' AS DOUBLE), 1D, 1D, 'north') AS p"
+    with pytest.raises(Exception, match="input 'f1' is infinite"):
+        spark.sql(query.format("predict_c_logit")).collect()
+    with pytest.raises(Exception, match="infinity"):
+        spark.sql(query.format("predict_c_logit_u")).collect()
+
+
+def test_compiled_false_keeps_the_udf_with_the_same_predictions(spark, logit, logit_udf):
+    assert logit_udf.path == "udf" and logit_udf.fallback_reason is None
+    udf = spark.sql("SELECT id, predict_c_logit_u(struct(*)) AS p FROM compiled_rows")
+    plan = udf._jdf.queryExecution().executedPlan().toString()
+    assert "ArrowEvalPython" in plan
+    compiled = spark.sql("SELECT id, predict_c_logit(struct(*)) AS p FROM compiled_rows")
+    assertDataFrameEqual(udf, compiled)
+
+
+def test_unsupported_model_falls_back_to_the_udf_with_the_reason(spark, settings, train, caplog):
+    case: Case = ("knn", lambda: KNeighborsClassifier(3), "label", "predict", NUMERIC)
+    with caplog.at_level("WARNING", logger="udfs.compiled"):
+        function, model = _register_case(spark, settings, train, case)
+    assert function.path == "udf"
+    assert function.fallback_reason == "KNeighborsClassifier is not supported"
+    assert "KNeighborsClassifier is not supported" in caplog.text
+    complete = train[NUMERIC].head(20)
+    df = spark.createDataFrame(complete)
+    got = [r["p"] for r in df.select(function("f1", "f2", "f3").alias("p")).collect()]
+    assert got == list(model.predict(complete))
+
+
+def test_verifier_catches_a_translation_that_disagrees(spark, settings, train, monkeypatch):
+    # Comparing float64 values with the raw thresholds (ignoring scikit-learn's float32 cast)
+    # is a real, tempting mistake: the verifier's probes next to each threshold must catch it.
+    monkeypatch.setattr(trees, "float32_threshold", lambda t: t)
+    case: Case = ("f64", lambda: DecisionTreeRegressor(max_depth=6), "value", "predict", NUMERIC)
+    function, model = _register_case(spark, settings, train, case)
+    assert function.path == "udf"
+    assert "the compiled expression gives" in function.fallback_reason
+    monkeypatch.undo()
+    complete = train[NUMERIC].head(20)
+    got = [
+        r["p"]
+        for r in spark.createDataFrame(complete)
+        .select(function("f1", "f2", "f3").alias("p"))
+        .collect()
+    ]
+    assert got == list(model.predict(complete))
+
+
+def test_ensemble_over_the_size_bound_falls_back(spark, settings, train):
+    case: Case = (
+        "rf_big",
+        lambda: RandomForestRegressor(40, random_state=0),
+        "value",
+        "predict",
+        NUMERIC,
+    )
+    function, _ = _register_case(spark, settings, train, case)
+    assert function.path == "udf"
+    assert "exceed the compiled size bound" in function.fallback_reason
+
+
+def test_float32_threshold_reproduces_sklearns_float32_comparison():
+    rng = np.random.default_rng(5)
+    thresholds = np.concatenate(
+        [rng.normal(scale=10, size=300), (rng.normal(size=100) * 1e-40), [0.0, 1e38, -1e38]]
+    )
+    for t in thresholds:
+        t = float((np.float32(t).astype(np.float64) + np.float32(t * 1.0000001)) / 2)
+        bound = float32_threshold(t)
+        near = [bound, np.nextafter(bound, np.inf), np.nextafter(bound, -np.inf), t]
+        near += list(t + rng.normal(scale=abs(t) * 1e-7 + 1e-45, size=20))
+        for x in near:
+            assert (float(np.float32(x)) <= t) == (x <= bound), (t, x)
