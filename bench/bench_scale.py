@@ -1,8 +1,8 @@
 """Scale benchmark: validate and predict at 1M, 10M and 30M rows on this machine.
 
 For each size it generates the `orders` table of bench_validate.py (not timed), then times
-`run_validation` with `checks/examples/bench_wide.yaml` and `run_batch_predict` with a scaler +
-logistic regression registered in a throwaway MLflow store, and prints time, rows/second and
+`spark_jobs.validate.run` with `checks/examples/bench_wide.yaml` and `spark_jobs.predict.run` with a
+scaler + logistic regression registered in a throwaway MLflow store, and prints time, rows/s and
 peak driver memory (JVM and Python RSS) per size, plus how far time is from linear (seconds per
 million rows, relative to the smallest size). Target: time linear in rows (within 20%), driver
 memory flat.
@@ -46,11 +46,12 @@ def main() -> int:
     from sklearn.preprocessing import StandardScaler
 
     from checks.suite import load_suite
-    from spark_jobs.predict import run_batch_predict
+    from spark_jobs import predict
+    from spark_jobs.predict import PredictSpec
     from spark_jobs.services.session import get_session, stop_session
     from spark_jobs.services.settings import load_settings
     from spark_jobs.services.training import INPUT_GATE_ARTIFACT  # noqa: F401  (the model has no gate)
-    from spark_jobs.validate import run_validation
+    from spark_jobs.validate import ValidateSpec, run
 
     settings = load_settings("local")
     spark = get_session(settings, "lakegate-bench-scale")
@@ -96,14 +97,22 @@ def main() -> int:
         ).write.mode("overwrite").parquet(features)
         sampler.take()
         started = time.perf_counter()
-        run_validation(
-            spark, settings, suite, source, str(workdir / f"out-{rows}"), keep_history=False
+        spec = ValidateSpec(
+            suite=str(suite.path),
+            input=source,
+            output=str(workdir / f"out-{rows}"),
+            keep_history=False,
         )
+        run(spark, settings, spec, suite=suite)
         validate_s = time.perf_counter() - started
         validate_jvm, validate_py = sampler.take()
         started = time.perf_counter()
-        run_batch_predict(
-            spark, settings, model_uri, features, str(workdir / f"pred-{rows}"), keys=["id"]
+        predict.run(
+            spark,
+            settings,
+            PredictSpec(
+                model=model_uri, input=features, output=str(workdir / f"pred-{rows}"), key=["id"]
+            ),
         )
         predict_s = time.perf_counter() - started
         predict_jvm, predict_py = sampler.take()

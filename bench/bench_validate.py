@@ -6,7 +6,7 @@ interleaved a, b, c, a, b, c, ...:
 
   (a) copy      `spark.read.parquet(src).write.mode("overwrite").parquet(dst)`
   (a') copy-delta  the same copy written as a Delta table (lakegate's default output format)
-  (b) lakegate  `run_validation(...)`: Deequ metrics, split on the failing row rules, two Delta
+  (b) lakegate  `spark_jobs.validate.run(...)`: metrics observed in the valid write, two Delta
                 writes through the journal
   (b') lakegate-parquet  the same with `outputs.format: parquet` (staged and moved in)
   (c) pydeequ   the same constraints as PyDeequ `Check` calls, `VerificationSuite.run()`,
@@ -260,7 +260,7 @@ def ground_truth(spark: Any, path: str) -> dict[str, int]:
 
 
 class PhaseClock:
-    """A `Progress` stand-in that records how long each step of `run_validation` took."""
+    """A `Progress` stand-in that records how long each step of `spark_jobs.validate.run` took."""
 
     def __init__(self) -> None:
         self.phases: dict[str, float] = {}
@@ -298,11 +298,11 @@ def run_lakegate(
     spark: Any, settings: Any, suite: Any, source: str, out: Path, clock: PhaseClock
 ) -> tuple[int, int, int]:
     """(b) lakegate's validate job, writing the outputs in `settings.outputs.format`."""
-    from spark_jobs.validate import run_validation
+    from spark_jobs.validate import ValidateSpec, run
 
-    run = run_validation(spark, settings, suite, source, str(out), progress=clock)  # type: ignore[arg-type]
-    counts = run.report["counts"]
-    return counts["rows_in"], counts["rows_valid"], counts["rows_quarantined"]
+    spec = ValidateSpec(suite=str(suite.path), input=source, output=str(out))
+    counts = run(spark, settings, spec, suite=suite, progress=clock).counts  # type: ignore[arg-type]
+    return counts.rows_in, counts.rows_valid, counts.rows_quarantined
 
 
 def pydeequ_checks(spark: Any) -> list[Any]:

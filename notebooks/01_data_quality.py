@@ -17,7 +17,7 @@ from checks.deequ_run import verify
 from checks.gate import ERRORS_COLUMN
 from checks.suite import check_against_schema, load_suite
 from spark_jobs.services.settings import load_settings
-from spark_jobs.validate import run_validation
+from spark_jobs.validate import ValidateSpec, run
 
 settings = load_settings()
 try:
@@ -63,10 +63,17 @@ assert [(r.constraint, r.metric) for r in outcome.failed()] == [
 
 workdir = tempfile.mkdtemp(prefix="lakegate-notebook-")
 items.write.mode("overwrite").parquet(f"{workdir}/items.parquet")
-run = run_validation(
-    spark, settings, items_suite, f"{workdir}/items.parquet", f"{workdir}/items", keep_history=False
+result = run(
+    spark,
+    settings,
+    ValidateSpec(
+        suite="checks/examples/items.yaml",
+        input=f"{workdir}/items.parquet",
+        output=f"{workdir}/items",
+        keep_history=False,
+    ),
 )
-print(run.report["counts"])
+print(result.counts)
 quarantine = spark.read.format("delta").load(f"{workdir}/items/quarantine")
 quarantine.select("id", f"{ERRORS_COLUMN}.message").show(truncate=False)
 assert [row.id for row in quarantine.collect()] == [3]

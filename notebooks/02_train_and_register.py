@@ -9,13 +9,15 @@
 
 # COMMAND ----------
 
-from checks.suite import load_suite
-from spark_jobs.features import FeatureConfig, run_features
+from spark_jobs import features as features_job
+from spark_jobs import train as train_job
+from spark_jobs import validate as validate_job
+from spark_jobs.features import FeaturesSpec
 from spark_jobs.sample_data import write_sample
 from spark_jobs.services.settings import load_settings
-from spark_jobs.train import run_training
 from spark_jobs.services.training import load_train_config
-from spark_jobs.validate import run_validation
+from spark_jobs.train import TrainSpec
+from spark_jobs.validate import ValidateSpec
 
 settings = load_settings()
 try:
@@ -38,19 +40,22 @@ raw = write_sample(workdir / "users.parquet", rows=5000, seed=21)
 
 # COMMAND ----------
 
-checked = run_validation(
+checked = validate_job.run(
     spark,
     settings,
-    load_suite("checks/examples/users_raw.yaml"),
-    str(raw),
-    str(workdir / "validated"),
-    keep_history=False,
+    ValidateSpec(
+        suite="checks/examples/users_raw.yaml",
+        input=str(raw),
+        output=str(workdir / "validated"),
+        keep_history=False,
+    ),
 )
-print(checked.report["counts"], checked.report["quarantine_reasons"])
+print(checked.counts, checked.quarantine_reasons)
 
-features = run_features(
+features = features_job.run(
     spark,
-    FeatureConfig(
+    settings,
+    FeaturesSpec(
         input=str(workdir / "validated" / "valid"),
         key=["user_id"],
         definitions={
@@ -75,6 +80,11 @@ spark.sql("SELECT * FROM features LIMIT 3").show()
 config = load_train_config("conf/jobs/train_users.yaml").model_copy(
     update={"model_name": MODEL_NAME}
 )
-result = run_training(spark, settings, config, source=str(workdir / "features"))
+result = train_job.run(
+    spark,
+    settings,
+    TrainSpec(config="conf/jobs/train_users.yaml", input=str(workdir / "features")),
+    config=config,
+)
 print(result.summary())
 assert "champion" in result.aliases or not result.promoted

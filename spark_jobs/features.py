@@ -7,6 +7,7 @@ not at all (a Delta overwrite by default) and can be registered as a view for SQ
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
@@ -17,12 +18,12 @@ from pyspark.sql import functions as F
 
 from checks.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import UserError
-from spark_jobs.services.session import spark_session
-from spark_jobs.services.settings import load_settings
+from spark_jobs.services.command import JobContext, lakegate_command
+from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import read_table, write_table_atomically
 
 
-class FeatureConfig(BaseModel):
+class FeaturesSpec(BaseModel):
     """Where the entities come from, how features are computed, where the table goes."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -36,9 +37,9 @@ class FeatureConfig(BaseModel):
     table: str | None = "features"
 
 
-def load_feature_config(path: str | Path) -> FeatureConfig:
+def load_features_spec(path: str | Path) -> FeaturesSpec:
     """Read a feature job config; errors name the file and line."""
-    return parse_document(load_yaml_document(path), FeatureConfig)
+    return parse_document(load_yaml_document(path), FeaturesSpec)
 
 
 def build_features(
@@ -70,37 +71,36 @@ def build_features(
     return df.select(*columns)
 
 
-def run_features(
-    spark: SparkSession, config: FeatureConfig, output_format: str = "delta"
-) -> dict[str, object]:
+@dataclass(frozen=True)
+class FeaturesResult:
+    """The feature table written: where, its view name, rows and columns."""
+
+    output: str
+    table: str | None
+    rows: int
+    columns: tuple[str, ...]
+
+
+def run(spark: SparkSession, settings: Settings, spec: FeaturesSpec) -> FeaturesResult:
     """Build and write the feature table; register it as a view when `table` is set."""
-    source = read_table(spark, config.input, config.format)
-    features = build_features(source, config.key, config.definitions, config.passthrough)
+    source = read_table(spark, spec.input, spec.format)
+    features = build_features(source, spec.key, spec.definitions, spec.passthrough)
     counted = Observation("lakegate_features")
     observed = features.observe(counted, F.count(F.lit(1)).alias("rows"))
-    output = write_table_atomically(spark, observed, config.output, output_format)
-    if config.table:
-        read_table(spark, output, output_format).createOrReplaceTempView(config.table)
-    return {
-        "output": output,
-        "table": config.table,
-        "rows": int(counted.get["rows"]),
-        "columns": features.columns,
-    }
+    output_format = settings.outputs.format
+    output = write_table_atomically(spark, observed, spec.output, output_format)
+    if spec.table:
+        read_table(spark, output, output_format).createOrReplaceTempView(spec.table)
+    return FeaturesResult(output, spec.table, int(counted.get["rows"]), tuple(features.columns))
 
 
-@click.command("features")
+@lakegate_command("features")
 @click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
-def command(config_file: Path, env: str | None) -> int:
+def command(job: JobContext, config_file: Path) -> int:
     """Build a feature table from named Spark SQL feature definitions."""
-    settings = load_settings(env)
-    config = load_feature_config(config_file)
-    with spark_session(settings, "lakegate-features") as spark:
-        result = run_features(spark, config, settings.outputs.format)
-    click.echo(
-        f"Wrote {result['rows']} rows with {', '.join(result['columns'])} to {result['output']}"
-    )
+    spec = load_features_spec(config_file)
+    result = run(job.spark, job.settings, spec)
+    click.echo(f"Wrote {result.rows} rows with {', '.join(result.columns)} to {result.output}")
     return 0
 
 

@@ -10,17 +10,26 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Callable
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import click
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from checks.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import ExitCode, LakegateError, exit_code_of
+from spark_jobs.features import FeaturesResult, FeaturesSpec
+from spark_jobs.predict import PredictReport, PredictSpec
+from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.reporting import Progress, redact
-from spark_jobs.services.settings import Settings, load_settings
+from spark_jobs.services.settings import Settings
+from spark_jobs.services.training import TrainResult
+from spark_jobs.train import TrainSpec
+from spark_jobs.validate import ValidateSpec, ValidationResult
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
 
 
 class _Strict(BaseModel):
@@ -35,53 +44,30 @@ class SampleData(_Strict):
     seed: int = 7
 
 
-class ValidateStep(_Strict):
-    """Check the raw table and quarantine bad rows."""
+class PredictStep(PredictSpec):
+    """Predict as a pipeline step: behind the input gate by default, with sample rows shown."""
 
-    suite: str
-    input: str
-    output: str
-
-
-class FeaturesStep(_Strict):
-    """Build the feature table (see `spark_jobs.features.FeatureConfig`)."""
-
-    input: str
-    key: list[str] = Field(min_length=1)
-    definitions: dict[str, str] = Field(min_length=1)
-    passthrough: list[str] = Field(default_factory=list)
-    output: str
-    table: str | None = "features"
-
-
-class TrainStep(_Strict):
-    """Train and register the model of a training config, on the given features."""
-
-    config: str
-    input: str | None = None
-
-
-class PredictStep(_Strict):
-    """Score the feature table with a registered model, behind its input gate."""
-
-    model: str
-    input: str
-    key: list[str] = Field(default_factory=list)
-    output: str
     gate: bool = True
     sample_rows: int = Field(default=5, ge=0)
 
 
-STEP_TYPES: dict[str, type[_Strict]] = {
-    "validate": ValidateStep,
-    "features": FeaturesStep,
-    "train": TrainStep,
+STEP_SPECS: dict[str, type[BaseModel]] = {
+    "validate": ValidateSpec,
+    "features": FeaturesSpec,
+    "train": TrainSpec,
     "predict": PredictStep,
+}
+# Fields holding paths, resolved against the project root before a step runs.
+PATH_FIELDS = {
+    "validate": ("suite", "input", "output"),
+    "features": ("input", "output"),
+    "train": ("config", "input"),
+    "predict": ("input", "output"),
 }
 
 
 class PipelineConfig(_Strict):
-    """A named, ordered list of steps."""
+    """A named, ordered list of steps, each the spec of the job it runs."""
 
     pipeline: str
     report: str | None = None
@@ -96,13 +82,13 @@ class PipelineConfig(_Strict):
             if len(step) != 1:
                 raise ValueError(f"step {i + 1}: write each step as a one-key mapping")
             ((kind, body),) = step.items()
-            STEP_TYPES[kind].model_validate(body or {})
+            STEP_SPECS[kind].model_validate(body or {})
         return self
 
     def typed_steps(self) -> list[tuple[str, Any]]:
-        """The steps as (kind, typed arguments)."""
+        """The steps as (kind, the job's spec)."""
         return [
-            (kind, STEP_TYPES[kind].model_validate(body or {}))
+            (kind, STEP_SPECS[kind].model_validate(body or {}))
             for step in self.steps
             for kind, body in step.items()
         ]
@@ -121,109 +107,94 @@ class StepFailed(LakegateError):
         self.exit_code = ExitCode(exit_code)  # type: ignore[misc]
 
 
+@dataclass(frozen=True)
+class PipelineResult:
+    """What each step returned, and the pipeline's own facts."""
+
+    pipeline: str
+    seconds: float
+    tracking_uri: str
+    validate: ValidationResult | None = None
+    features: FeaturesResult | None = None
+    train: TrainResult | None = None
+    predict: PredictReport | None = None
+    sample: str = ""
+    report: str | None = None
+
+    def to_report(self) -> dict[str, Any]:
+        """The pipeline report (JSON-ready)."""
+        steps: dict[str, Any] = {}
+        if self.validate is not None:
+            full = self.validate.to_report()
+            steps["validate"] = {
+                "counts": full["counts"],
+                "reasons": full["quarantine_reasons"],
+                "status": full["status"],
+                "outputs": full["outputs"],
+            }
+        if self.features is not None:
+            steps["features"] = asdict(self.features)
+        if self.train is not None:
+            steps["train"] = asdict(self.train)
+        if self.predict is not None:
+            steps["predict"] = {**asdict(self.predict), "sample": self.sample}
+        return {
+            "pipeline": self.pipeline,
+            "steps": steps,
+            "seconds": self.seconds,
+            "tracking_uri": self.tracking_uri,
+        }
+
+
+def _resolved(settings: Settings, kind: str, spec: Any) -> Any:
+    updates = {
+        name: str(settings.resolve(value))
+        for name in PATH_FIELDS[kind]
+        if (value := getattr(spec, name)) is not None
+    }
+    return spec.model_copy(update=updates)
+
+
+def _run_step(spark: SparkSession, settings: Settings, kind: str, spec: Any) -> Any:
+    """Run one step's job; a validate step with a table-wide error-level failure stops here."""
+    from spark_jobs import features, predict, train, validate
+
+    jobs = {"validate": validate.run, "features": features.run, "train": train.run}
+    if kind == "predict":
+        return predict.run(spark, settings, PredictSpec(**spec.model_dump(exclude={"sample_rows"})))
+    result = jobs[kind](spark, settings, spec)
+    if kind == "validate" and (table_wide := result.table_wide_failures()):
+        raise StepFailed(
+            f"validate: error-level constraints failed on the whole table "
+            f"({', '.join(table_wide)}); see {result.outputs.report}",
+            ExitCode.CHECKS_FAILED,
+        )
+    return result
+
+
 def run_pipeline(
-    spark: Any, settings: Settings, config: PipelineConfig, *, quiet: bool = False
-) -> dict[str, Any]:
-    """Run every step in order; return the pipeline report (also written to `config.report`).
+    spark: SparkSession, settings: Settings, config: PipelineConfig, *, quiet: bool = False
+) -> PipelineResult:
+    """Run every step in order; return what they did (also written to `config.report`).
 
     Raises:
         StepFailed: naming the step; finished steps' outputs stay in place.
     """
-    from spark_jobs.features import FeatureConfig, run_features
-    from spark_jobs.predict import run_batch_predict
     from spark_jobs.services.table_io import read_table
-    from spark_jobs.services.training import load_train_config
-    from spark_jobs.train import run_training
-    from spark_jobs.validate import run_validation
 
-    path = settings.resolve
     started = time.monotonic()
     steps = config.typed_steps()
     progress = Progress(len(steps), quiet=quiet)
-    report: dict[str, Any] = {"pipeline": config.pipeline, "steps": {}}
-
-    if config.sample_data is not None and not path(config.sample_data.path).exists():
+    if config.sample_data is not None and not settings.resolve(config.sample_data.path).exists():
         from spark_jobs.sample_data import write_sample
 
-        write_sample(
-            path(config.sample_data.path), config.sample_data.rows, config.sample_data.seed
-        )
-
-    def validate(step: ValidateStep) -> dict[str, Any]:
-        from checks.suite import load_suite
-
-        run = run_validation(
-            spark,
-            settings,
-            load_suite(path(step.suite)),
-            str(path(step.input)),
-            str(path(step.output)),
-        )
-        table_wide = [
-            c["constraint"]
-            for c in run.report["constraints"]
-            if c["status"] == "failure" and c["level"] == "error" and not c["row_level"]
-        ]
-        if table_wide:
-            raise StepFailed(
-                f"validate: error-level constraints failed on the whole table "
-                f"({', '.join(table_wide)}); see {run.report['outputs']['report']}",
-                ExitCode.CHECKS_FAILED,
-            )
-        return {
-            "counts": run.report["counts"],
-            "reasons": run.report["quarantine_reasons"],
-            "status": run.report["status"],
-            "outputs": run.report["outputs"],
-        }
-
-    def features(step: FeaturesStep) -> dict[str, Any]:
-        result = run_features(
-            spark,
-            FeatureConfig(
-                input=str(path(step.input)),
-                key=step.key,
-                definitions=step.definitions,
-                passthrough=step.passthrough,
-                output=str(path(step.output)),
-                table=step.table,
-            ),
-            settings.outputs.format,
-        )
-        return result
-
-    def train(step: TrainStep) -> dict[str, Any]:
-        config_ = load_train_config(path(step.config))
-        result = run_training(
-            spark, settings, config_, source=str(path(step.input)) if step.input else None
-        )
-        return json.loads(result.to_json())
-
-    def predict(step: PredictStep) -> dict[str, Any]:
-        from dataclasses import asdict
-
-        outcome = run_batch_predict(
-            spark,
-            settings,
-            step.model,
-            str(path(step.input)),
-            str(path(step.output)),
-            keys=step.key,
-            gate=step.gate,
-        )
-        sample = read_table(spark, outcome.output).limit(step.sample_rows).toPandas()
-        return {**asdict(outcome), "sample": sample.to_string(index=False)}
-
-    runners: dict[str, Callable[[Any], dict[str, Any]]] = {
-        "validate": validate,
-        "features": features,
-        "train": train,
-        "predict": predict,
-    }
-    for i, (kind, step) in enumerate(steps, start=1):
+        sample = config.sample_data
+        write_sample(settings.resolve(sample.path), sample.rows, sample.seed)
+    results: dict[str, Any] = {}
+    for i, (kind, spec) in enumerate(steps, start=1):
         progress.step(f"step {i} {kind}")
         try:
-            report["steps"][kind] = runners[kind](step)
+            results[kind] = _run_step(spark, settings, kind, _resolved(settings, kind, spec))
         except StepFailed:
             progress.done()
             raise
@@ -232,71 +203,75 @@ def run_pipeline(
             code = exit_code_of(exc) or ExitCode.USAGE
             raise StepFailed(f"step {i} ({kind}) failed: {exc}", code) from None
     progress.done()
-    report["seconds"] = round(time.monotonic() - started, 1)
-    report["tracking_uri"] = redact(settings.tracking_uri)
-    if config.report:
-        target = path(config.report)
+    sample_text = ""
+    if (predicted := results.get("predict")) is not None:
+        rows = next(s.sample_rows for k, s in steps if k == "predict")
+        sample_text = (
+            read_table(spark, predicted.output).limit(rows).toPandas().to_string(index=False)
+        )
+    result = PipelineResult(
+        pipeline=config.pipeline,
+        seconds=round(time.monotonic() - started, 1),
+        tracking_uri=redact(settings.tracking_uri),
+        sample=sample_text,
+        report=str(settings.resolve(config.report)) if config.report else None,
+        **results,
+    )
+    if result.report:
+        target = Path(result.report)
         target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_text(json.dumps(report, indent=2, default=str) + "\n", encoding="utf-8")
-        report["report"] = str(target)
-    return report
+        report = json.dumps(result.to_report(), indent=2, default=str)
+        target.write_text(report + "\n", encoding="utf-8")
+    return result
 
 
-def pipeline_summary(report: dict[str, Any]) -> str:
+def pipeline_summary(result: PipelineResult) -> str:
     """What a person wants to know after the pipeline ran."""
-    lines = [f"Pipeline {report['pipeline']}: done in {report['seconds']} s"]
-    steps = report["steps"]
-    if v := steps.get("validate"):
-        c = v["counts"]
-        why = ", ".join(f"{n} {cid}" for cid, n in v["reasons"].items()) or "none"
+    lines = [f"Pipeline {result.pipeline}: done in {result.seconds} s"]
+    if (v := result.validate) is not None:
+        c = v.counts
+        why = ", ".join(f"{n} {cid}" for cid, n in v.quarantine_reasons.items()) or "none"
         lines.append(
-            f"  validate  {c['rows_in']} rows in, {c['rows_valid']} valid, "
-            f"{c['rows_quarantined']} quarantined ({why})"
+            f"  validate  {c.rows_in} rows in, {c.rows_valid} valid, "
+            f"{c.rows_quarantined} quarantined ({why})"
         )
-        lines.append(f"            quarantine: {v['outputs']['quarantine']}")
-    if f := steps.get("features"):
-        view = f" (SQL view `{f['table']}`)" if f.get("table") else ""
+        lines.append(f"            quarantine: {v.outputs.quarantine}")
+    if (f := result.features) is not None:
+        view = f" (SQL view `{f.table}`)" if f.table else ""
+        lines.append(f"  features  {f.rows} rows: {', '.join(f.columns)} -> {f.output}{view}")
+    if (t := result.train) is not None:
+        before = t.previous_champion_version
+        verdict = "became champion" if t.promoted else f"champion stays version {before}"
         lines.append(
-            f"  features  {f['rows']} rows: {', '.join(f['columns'])} -> {f['output']}{view}"
+            f"  train     {t.model_name} version {t.version}: {t.metric} = "
+            f"{t.score:.4f} on {t.test_rows} held-out rows; {verdict}"
         )
-    if t := steps.get("train"):
-        before = t["previous_champion_version"]
-        verdict = "became champion" if t["promoted"] else f"champion stays version {before}"
+    if (p := result.predict) is not None:
+        gated = f", {p.rows_gated} stopped by the input gate" if p.gated else ""
         lines.append(
-            f"  train     {t['model_name']} version {t['version']}: {t['metric']} = "
-            f"{t['score']:.4f} on {t['test_rows']} held-out rows; {verdict}"
-        )
-    if p := steps.get("predict"):
-        gated = f", {p['rows_gated']} stopped by the input gate" if p["gated"] else ""
-        lines.append(
-            f"  predict   {p['rows']} rows scored with {p['model_name']} version "
-            f"{p['model_version']}{gated} -> {p['output']}"
+            f"  predict   {p.rows} rows scored with {p.model_name} version "
+            f"{p.model_version}{gated} -> {p.output}"
         )
         lines.append("Sample predictions:")
-        lines += [f"  {line}" for line in p["sample"].splitlines()]
-    tracking = report.get("tracking_uri", "")
-    if tracking.startswith("sqlite:"):
+        lines += [f"  {line}" for line in result.sample.splitlines()]
+    if result.tracking_uri.startswith("sqlite:"):
         lines.append(
-            f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {tracking} --host 127.0.0.1"
+            f"MLflow UI: .venv/bin/mlflow ui --backend-store-uri {result.tracking_uri} "
+            "--host 127.0.0.1"
         )
-    if report.get("report"):
-        lines.append(f"Report: {report['report']}")
+    if result.report:
+        lines.append(f"Report: {result.report}")
     return "\n".join(lines)
 
 
-@click.command("run")
+@lakegate_command("run")
 @click.argument("pipeline_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def command(pipeline_file: Path, env: str | None, quiet: bool) -> int:
+def command(job: JobContext, pipeline_file: Path, quiet: bool) -> int:
     """Run a pipeline: validate, features, train, predict, as its config declares."""
-    from spark_jobs.services.session import spark_session
-
-    settings = load_settings(env)
-    config = load_pipeline(pipeline_file)
-    with spark_session(settings, f"lakegate-{config.pipeline}") as spark:
-        report = run_pipeline(spark, settings, config, quiet=quiet)
-    click.echo(pipeline_summary(report))
+    config = load_pipeline(pipeline_file)  # a bad config fails here, before Spark starts
+    result = run_pipeline(job.spark, job.settings, config, quiet=quiet)
+    click.echo(pipeline_summary(result))
     return 0
 
 

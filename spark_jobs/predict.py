@@ -23,15 +23,18 @@ import uuid
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
+from pydantic import BaseModel, ConfigDict, Field
+from pyspark.sql import Observation
 
-from spark_jobs.cli import run_as_script
+from spark_jobs.services.command import JobContext, lakegate_command
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
 
+    from checks.gate import Gate
     from checks.suite import Suite
     from spark_jobs.services.settings import Settings
     from udfs import ModelFunction
@@ -158,20 +161,78 @@ def load_input_gate(function: ModelFunction, settings: Settings) -> Suite:
     return suite_from_data(data, f"{model.model_uri} {INPUT_GATE_ARTIFACT}")
 
 
-def run_batch_predict(
-    spark: SparkSession,
-    settings: Settings,
-    model_uri: str,
-    source: str,
-    output: str,
-    *,
-    keys: list[str],
-    input_format: str | None = None,
-    output_format: str | None = None,
-    scored_at: datetime | None = None,
-    gate: bool = False,
-) -> PredictReport:
-    """Score `source` with `model_uri` and write keys + predictions to `output`.
+class PredictSpec(BaseModel):
+    """What to score: a model URI, an input table, where the predictions go."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str
+    input: str
+    output: str
+    key: list[str] = Field(default_factory=list)
+    input_format: Literal["delta", "parquet", "csv", "json", "table"] | None = None
+    format: Literal["delta", "parquet", "csv", "json"] | None = None
+    scored_at: datetime | None = None
+    gate: bool = False
+
+
+@dataclass
+class _Scoring:
+    """A prepared scoring: the frame to write, the gate split, the counters."""
+
+    function: ModelFunction
+    result: DataFrame
+    observation: Observation
+    split: Gate | None
+    scored_at: datetime
+    load_seconds: float
+
+
+def _prepare(spark: SparkSession, settings: Settings, spec: PredictSpec) -> _Scoring:
+    """Resolve the model, read and check the input, apply the gate, build the scored frame.
+
+    Raises:
+        ModelUsageError, UserError: a bad model, alias, column or type; nothing written.
+    """
+    from pyspark.sql import functions as F
+
+    from checks.input_gate import apply_input_gate
+    from spark_jobs.services.table_io import read_table
+    from udfs import check_model_calls, register_model_function
+    from udfs.model_function import resolve_model
+
+    started = time.perf_counter()
+    scored_at = (spec.scored_at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
+    resolved = resolve_model(
+        spec.model, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+    )
+    df = read_table(spark, spec.input, spec.input_format, keep_malformed=False)
+    function = register_model_function(
+        spark,
+        f"predict_{resolved.model_name or 'model'}",
+        spec.model,
+        tracking_uri=settings.tracking_uri,
+        registry_uri=settings.registry_uri,
+        compiled=settings.scoring.compiled,
+    )
+    check_columns(df, function, spec.key)
+    split = apply_input_gate(df, load_input_gate(function, settings)) if spec.gate else None
+    observation = Observation("lakegate_predict")
+    observed = (split.valid if split is not None else df).observe(
+        observation,
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(F.when(null_feature_flag(df, list(function.input_names)), 1).otherwise(0)).alias(
+            "null_feature_rows"
+        ),
+    )
+    result = scored_frame(observed, function, spec.key, scored_at)
+    check_model_calls(result, [function])
+    load_seconds = time.perf_counter() - started
+    return _Scoring(function, result, observation, split, scored_at, load_seconds)
+
+
+def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictReport:
+    """Score `spec.input` with `spec.model` and write keys + predictions to `spec.output`.
 
     Everything that can be wrong with the model, its alias or the columns is found before
     anything is written.
@@ -180,55 +241,23 @@ def run_batch_predict(
         ModelUsageError, UserError: a bad model, alias, column or type; nothing written.
         RowsLost: with the gate, scored + gated rows do not add up to the input.
     """
-    from pyspark.sql import Observation
     from pyspark.sql import functions as F
 
-    from checks.input_gate import apply_input_gate
     from lakegate_errors import RowsLost
     from spark_jobs.services.reporting import redact
-    from spark_jobs.services.table_io import StagedOutputs, read_table
-    from udfs import check_model_calls, register_model_function
-    from udfs.model_function import resolve_model
+    from spark_jobs.services.table_io import StagedOutputs
 
     started = time.perf_counter()
-    scored_at = (scored_at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
-    resolved = resolve_model(
-        model_uri, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
+    scoring = _prepare(spark, settings, spec)
+    split, function = scoring.split, scoring.function
+    output_format = spec.format or settings.outputs.format
+    outputs, name = StagedOutputs.for_table(
+        spark, spec.output, uuid.uuid4().hex[:12], output_format
     )
-    df = read_table(spark, source, input_format, keep_malformed=False)
-    function = register_model_function(
-        spark,
-        f"predict_{resolved.model_name or 'model'}",
-        model_uri,
-        tracking_uri=settings.tracking_uri,
-        registry_uri=settings.registry_uri,
-        compiled=settings.scoring.compiled,
-    )
-    loaded = time.perf_counter()
-    check_columns(df, function, keys)
-    to_score = df
-    split = None
-    if gate:
-        split = apply_input_gate(df, load_input_gate(function, settings))
-        to_score = split.valid
-    observation = Observation("lakegate_predict")
-    observed = to_score.observe(
-        observation,
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(F.when(null_feature_flag(df, list(function.input_names)), 1).otherwise(0)).alias(
-            "null_feature_rows"
-        ),
-    )
-    result = scored_frame(observed, function, keys, scored_at)
-    check_model_calls(result, [function])
-    output_format = output_format or settings.outputs.format
-    outputs, name = StagedOutputs.for_table(spark, output, uuid.uuid4().hex[:12], output_format)
-    quarantine_path = None
-    reasons: dict[str, int] = {}
-    rows_gated = 0
+    quarantine_path, reasons, rows_gated = None, {}, 0
     try:
-        # The scoring pass also counts, per gate rule, the rows it stopped.
-        outputs.write_table(name, result)
+        # The scoring pass also counts, per gate rule, the rows the gate stopped.
+        outputs.write_table(name, scoring.result)
         if split is not None:
             quarantine_obs = Observation("lakegate_gate_out")
             quarantined = split.quarantine_to_write().observe(
@@ -236,9 +265,8 @@ def run_batch_predict(
             )
             outputs.write_table(f"{name}_quarantine", quarantined)
             quarantine_path = outputs.final(f"{name}_quarantine")
-            rows_gated = int(quarantine_obs.get["rows"])
-            reasons = split.reasons()
-        counts = observation.get
+            rows_gated, reasons = int(quarantine_obs.get["rows"]), split.reasons()
+        counts = scoring.observation.get
         rows = int(counts.get("rows") or 0)
         rows_in = split.rows_in if split is not None else rows
         if rows_in != rows + rows_gated:
@@ -246,22 +274,23 @@ def run_batch_predict(
                 f"{rows_in} rows in but {rows} scored + {rows_gated} gated; nothing was written"
             )
         finished = time.perf_counter()
+        model = function.model
         report = PredictReport(
-            model_uri=redact(model_uri),
-            model_name=function.model.model_name,
-            model_version=function.model.model_version,
-            run_id=function.model.run_id,
-            input=redact(source),
+            model_uri=redact(spec.model),
+            model_name=model.model_name,
+            model_version=model.model_version,
+            run_id=model.run_id,
+            input=redact(spec.input),
             output=outputs.final(name),
             format=output_format,
-            keys=list(keys),
+            keys=list(spec.key),
             rows=rows,
             null_feature_rows=int(counts.get("null_feature_rows") or 0),
-            scored_at=scored_at.isoformat(),
-            load_seconds=round(loaded - started, 3),
-            score_seconds=round(finished - loaded, 3),
+            scored_at=scoring.scored_at.isoformat(),
+            load_seconds=round(scoring.load_seconds, 3),
+            score_seconds=round(finished - started - scoring.load_seconds, 3),
             total_seconds=round(finished - started, 3),
-            gated=gate,
+            gated=spec.gate,
             rows_in=rows_in,
             rows_gated=rows_gated,
             gate_quarantine=quarantine_path,
@@ -281,7 +310,7 @@ def run_batch_predict(
     return report
 
 
-@click.command(name="predict")
+@lakegate_command("predict")
 @click.option("--model", "model_uri", required=True, help="models:/name@alias or /version.")
 @click.option("--input", "source", required=True, help="A parquet/csv/json path or a table.")
 @click.option(
@@ -306,8 +335,8 @@ def run_batch_predict(
     help="Pin the scoring time (UTC), for a byte-identical re-run; default: now.",
 )
 @click.option("--gate", is_flag=True, help="Apply the model's input gate before scoring.")
-@click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
 def command(
+    job: JobContext,
     model_uri: str,
     source: str,
     input_format: str | None,
@@ -316,26 +345,19 @@ def command(
     keys: tuple[str, ...],
     scored_at: datetime | None,
     gate: bool,
-    env: str | None,
 ) -> None:
     """Score INPUT with MODEL and write keys, predictions, model version and scoring time."""
-    from spark_jobs.services.session import spark_session
-    from spark_jobs.services.settings import load_settings
-
-    settings = load_settings(env)
-    with spark_session(settings, "lakegate-predict") as spark:
-        report = run_batch_predict(
-            spark,
-            settings,
-            model_uri,
-            source,
-            output,
-            keys=list(keys),
-            input_format=input_format,
-            output_format=output_format,
-            scored_at=scored_at,
-            gate=gate,
-        )
+    spec = PredictSpec(
+        model=model_uri,
+        input=source,
+        output=output,
+        key=list(keys),
+        input_format=input_format,  # type: ignore[arg-type]
+        format=output_format,  # type: ignore[arg-type]
+        scored_at=scored_at,
+        gate=gate,
+    )
+    report = run(job.spark, job.settings, spec)
     gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
     reason = f" ({report.scoring_fallback_reason})" if report.scoring_fallback_reason else ""
     click.echo(f"scoring path: {report.scoring_path}{reason}", err=True)
@@ -348,4 +370,6 @@ def command(
 
 
 if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
     run_as_script("predict")

@@ -18,9 +18,10 @@ import click
 import pyspark
 
 from lakegate_errors import UserError
+from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.reporting import redact
 from spark_jobs.services.session import delta_conf, jar_sources
-from spark_jobs.services.settings import PROJECT_ROOT, Settings, load_settings
+from spark_jobs.services.settings import PROJECT_ROOT, Settings
 
 JOBS = {
     "validate": "validate.py",
@@ -94,15 +95,16 @@ def build_command(
     return command
 
 
-@click.command("submit", context_settings={"ignore_unknown_options": True})
+@lakegate_command("submit", context_settings={"ignore_unknown_options": True})
 @click.option("--master", required=True, help="spark://host:port, yarn, k8s://..., local[N].")
-@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
-@click.argument("job")
+@click.argument("job_name", metavar="JOB")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(master: str, env: str | None, dry_run: bool, job: str, args: tuple[str, ...]) -> int:
+def command(
+    job: JobContext, master: str, dry_run: bool, job_name: str, args: tuple[str, ...]
+) -> int:
     """Run a lakegate job through spark-submit with its jars, code and interpreter shipped."""
-    settings = load_settings(env)
+    settings, job = job.settings, job_name  # spark-submit starts its own session
     code_zip = package_code(settings)
     argv = build_command(settings, master, job, list(args), code_zip)
     click.echo(redact(shlex.join(argv)), err=not dry_run)

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import BaseModel, ConfigDict
 
-from spark_jobs.cli import run_as_script
+from spark_jobs.services.command import JobContext, lakegate_command
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -30,10 +31,19 @@ def build_training_frame(df: DataFrame, config: TrainConfig) -> DataFrame:
     return df.select(*config.features, config.target)
 
 
-def run_training(
-    spark: SparkSession, settings: Settings, config: TrainConfig, *, source: str | None = None
+class TrainSpec(BaseModel):
+    """A training config file, and optionally the features to read instead of its input."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config: str
+    input: str | None = None
+
+
+def run(
+    spark: SparkSession, settings: Settings, spec: TrainSpec, *, config: TrainConfig | None = None
 ) -> TrainResult:
-    """Read the features (`source` overrides the config's input), train, log, register, promote.
+    """Read the features (`spec.input` overrides the config's), train, log, register, promote.
 
     Raises:
         UserError: the input lacks a feature or the target.
@@ -41,9 +51,10 @@ def run_training(
     from checks.input_gate import derive_input_suite
     from lakegate_errors import UserError
     from spark_jobs.services.table_io import read_table
-    from spark_jobs.services.training import train_model
+    from spark_jobs.services.training import load_train_config, train_model
 
-    source = source or config.input
+    config = config or load_train_config(spec.config)
+    source = spec.input or config.input
     if config.format != "table" and "://" not in source and "/" in source:
         source = str(settings.resolve(source))
     df = read_table(spark, source, config.format, keep_malformed=False)
@@ -64,9 +75,8 @@ def run_training(
     return train_model(training.toPandas(), config, settings, source=source, input_gate=gate)
 
 
-@click.command(name="train")
+@lakegate_command("train")
 @click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
 @click.option(
     "--json",
     "json_path",
@@ -74,16 +84,12 @@ def run_training(
     default=None,
     help="Also write the JSON result to this file.",
 )
-def command(config_path: Path, env: str | None, json_path: Path | None) -> None:
+def command(job: JobContext, config_path: Path, json_path: Path | None) -> None:
     """Train the model CONFIG_PATH describes, register it, and promote it if it is better."""
-    from spark_jobs.services.session import spark_session
-    from spark_jobs.services.settings import load_settings
     from spark_jobs.services.training import load_train_config
 
-    config = load_train_config(config_path)
-    settings = load_settings(env)
-    with spark_session(settings, f"lakegate-train-{config.model_name}") as spark:
-        result = run_training(spark, settings, config)
+    config = load_train_config(config_path)  # a bad config fails here, before Spark starts
+    result = run(job.spark, job.settings, TrainSpec(config=str(config_path)), config=config)
     click.echo(result.summary())
     click.echo(result.to_json())
     if json_path is not None:
@@ -92,4 +98,6 @@ def command(config_path: Path, env: str | None, json_path: Path | None) -> None:
 
 
 if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
     run_as_script("train")

@@ -7,31 +7,107 @@ from __future__ import annotations
 
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import click
+from pydantic import BaseModel, ConfigDict
 from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from checks.gate import apply_suite
+from checks.deequ_run import ConstraintResult, VerificationOutcome
+from checks.gate import Gate, apply_suite
 from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
 from lakegate_errors import ExitCode, RowsLost
+from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.reporting import Progress, redact, validation_summary
-from spark_jobs.services.session import spark_session
-from spark_jobs.services.settings import Settings, load_settings
+from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
 
 
-@dataclass(frozen=True)
-class ValidationRun:
-    """The result of one validation: the report (as written) and the exit code."""
+class ValidateSpec(BaseModel):
+    """What to validate: a suite file, an input table and the output folder."""
 
-    report: dict[str, Any]
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str
+    input: str
+    output: str
+    format: str | None = None
+    keep_history: bool = True
+
+
+@dataclass(frozen=True)
+class RowCounts:
+    """Rows in, valid and quarantined (in == valid + quarantined, or nothing is committed)."""
+
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+
+
+@dataclass(frozen=True)
+class ValidationOutputs:
+    """Where a validation wrote, and the Delta version of each table."""
+
+    valid: str
+    quarantine: str
+    report: str
+    format: str
+    table_versions: dict[str, int]
+    metrics_repository: str | None
+
+
+@dataclass(frozen=True)
+class ValidationResult:
+    """One validation, as written to report.json (`to_report`)."""
+
+    suite: str
+    suite_file: str
+    run_id: str
+    started_at: str
+    finished_at: str
+    duration_seconds: float
+    input: str
+    status: str
     exit_code: ExitCode
+    counts: RowCounts
+    quarantine_reasons: dict[str, int]
+    constraints: tuple[ConstraintResult, ...]
+    outputs: ValidationOutputs
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def table_wide_failures(self) -> list[str]:
+        """Error-level constraints that failed on the whole table (no row to quarantine)."""
+        return [
+            c.constraint
+            for c in self.constraints
+            if c.status == "failure" and c.level is Level.ERROR and not c.blames_rows
+        ]
+
+    def to_report(self) -> dict[str, Any]:
+        """The report.json document."""
+        from dataclasses import asdict
+
+        report = {
+            "suite": self.suite,
+            "suite_file": self.suite_file,
+            "run_id": self.run_id,
+            "started_at": self.started_at,
+            "finished_at": self.finished_at,
+            "duration_seconds": self.duration_seconds,
+            "input": self.input,
+            "status": self.status,
+            "exit_code": int(self.exit_code),
+            "counts": asdict(self.counts),
+            "quarantine_reasons": dict(self.quarantine_reasons),
+            "constraints": [c.as_dict() for c in self.constraints],
+            "outputs": asdict(self.outputs),
+        }
+        return report | self.extra
 
 
 def check_filters(df: DataFrame, suite: Suite) -> None:
@@ -52,45 +128,79 @@ def check_filters(df: DataFrame, suite: Suite) -> None:
                 ) from None
 
 
-def run_validation(
+def run(
     spark: SparkSession,
     settings: Settings,
-    suite: Suite,
-    source: str,
-    output: str,
+    spec: ValidateSpec,
     *,
-    fmt: str | None = None,
-    keep_history: bool = True,
+    suite: Suite | None = None,
     progress: Progress | None = None,
-) -> ValidationRun:
-    """Validate `source` against `suite`, write valid/quarantine/report under `output`.
+) -> ValidationResult:
+    """Validate `spec.input` against the suite, write valid/quarantine/report under `spec.output`.
 
     Raises:
         SuiteError, InputError: before anything is written.
         RowsLost: the outputs do not add up to the input; nothing is committed.
     """
+    suite = suite or load_suite(spec.suite)
     progress = progress or Progress(4, quiet=True)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     clock = time.monotonic()
 
-    progress.step(f"reading {redact(source)}")
-    df = read_table(spark, source, fmt)
+    progress.step(f"reading {redact(spec.input)}")
+    df = read_table(spark, spec.input, spec.format)
     check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
     check_filters(df, suite)
-
-    repository = settings.metrics_repository_path if keep_history else None
-    malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None
+    repository = settings.metrics_repository_path if spec.keep_history else None
     gate = apply_suite(
         spark,
         df,
         suite,
         repository=repository,
         tags={"suite": suite.name, "run_id": run_id},
-        malformed_column=malformed,
+        malformed_column=MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None,
     )
+    outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
+    outcome, counts = _write_split(gate, outputs, suite, progress)
+    exit_code = ExitCode.CHECKS_FAILED if outcome.failed(Level.ERROR) else ExitCode.OK
+    result = ValidationResult(
+        suite=suite.name,
+        suite_file=str(suite.path),
+        run_id=run_id,
+        started_at=started.isoformat(),
+        finished_at=datetime.now(UTC).isoformat(),
+        duration_seconds=round(time.monotonic() - clock, 3),
+        input=redact(spec.input),
+        status=outcome.status,
+        exit_code=exit_code,
+        counts=counts,
+        quarantine_reasons=gate.reasons(),
+        constraints=tuple(outcome.results),
+        outputs=ValidationOutputs(
+            valid=outputs.final("valid"),
+            quarantine=outputs.final("quarantine"),
+            report=outputs.final("report.json"),
+            format=outputs.format,
+            table_versions=outputs.table_versions(),
+            metrics_repository=str(repository) if repository else None,
+        ),
+    )
+    outputs.add_json("report.json", result.to_report())
+    outputs.commit()
+    progress.done()
+    return result
+
+
+def _write_split(
+    gate: Gate, outputs: StagedOutputs, suite: Suite, progress: Progress
+) -> tuple[VerificationOutcome, RowCounts]:
+    """Write valid rows (the pass that computes every metric), then the quarantine; judge.
+
+    Raises:
+        RowsLost: valid + quarantined != rows in; both tables are restored.
+    """
     progress.step(f"writing valid rows, {len(suite.constraints)} constraint metrics observed")
-    outputs = StagedOutputs(spark, output, run_id, settings.outputs.format)
     valid_obs, quarantine_obs = Observation("valid"), Observation("quarantine")
     try:
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
@@ -105,82 +215,40 @@ def run_validation(
         raise
     finally:
         gate.release()
-
-    rows_in = gate.rows_in
-    rows_valid = int(valid_obs.get["rows"])
-    rows_quarantined = int(quarantine_obs.get["rows"])
-    if rows_in != rows_valid + rows_quarantined:
+    counts = RowCounts(gate.rows_in, int(valid_obs.get["rows"]), int(quarantine_obs.get["rows"]))
+    if counts.rows_in != counts.rows_valid + counts.rows_quarantined:
         outputs.abort()
         raise RowsLost(
-            f"{rows_in} rows in but {rows_valid} valid + {rows_quarantined} quarantined; "
-            "nothing was written"
+            f"{counts.rows_in} rows in but {counts.rows_valid} valid + "
+            f"{counts.rows_quarantined} quarantined; nothing was written"
         )
-    exit_code = ExitCode.CHECKS_FAILED if outcome.failed(Level.ERROR) else ExitCode.OK
-    report = {
-        "suite": suite.name,
-        "suite_file": str(suite.path),
-        "run_id": run_id,
-        "started_at": started.isoformat(),
-        "finished_at": datetime.now(UTC).isoformat(),
-        "duration_seconds": round(time.monotonic() - clock, 3),
-        "input": redact(source),
-        "status": outcome.status,
-        "exit_code": int(exit_code),
-        "counts": {
-            "rows_in": rows_in,
-            "rows_valid": rows_valid,
-            "rows_quarantined": rows_quarantined,
-        },
-        "quarantine_reasons": gate.reasons(),
-        "constraints": [r.as_dict() for r in outcome.results],
-        "outputs": {
-            "valid": outputs.final("valid"),
-            "quarantine": outputs.final("quarantine"),
-            "report": outputs.final("report.json"),
-            "format": outputs.format,
-            "table_versions": outputs.table_versions(),
-            "metrics_repository": str(repository) if repository else None,
-        },
-    }
-    outputs.add_json("report.json", report)
-    outputs.commit()
-    progress.done()
-    return ValidationRun(report, exit_code)
+    return outcome, counts
 
 
-@click.command("validate")
+@lakegate_command("validate")
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--input", "source", required=True, help="Path (parquet, csv, json, delta) or table.")
 @click.option("--output", required=True, help="Folder for valid/, quarantine/ and report.json.")
 @click.option("--format", "fmt", default=None, help="Input format, when the suffix does not say.")
-@click.option("--env", default=None, help="Configuration in conf/<env>.yaml (default: local).")
 @click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(
+    job: JobContext,
     suite_file: Path,
     source: str,
     output: str,
     fmt: str | None,
-    env: str | None,
     no_history: bool,
     quiet: bool,
 ) -> int:
     """Check a table against a suite; split it into valid and quarantined rows."""
-    settings = load_settings(env)
     suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
-    with spark_session(settings, f"lakegate-validate-{suite.name}") as spark:
-        run = run_validation(
-            spark,
-            settings,
-            suite,
-            source,
-            output,
-            fmt=fmt,
-            keep_history=not no_history,
-            progress=Progress(4, quiet=quiet),
-        )
-    click.echo(validation_summary(run.report))
-    return int(run.exit_code)
+    spec = ValidateSpec(
+        suite=str(suite_file), input=source, output=output, format=fmt, keep_history=not no_history
+    )
+    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=quiet))
+    click.echo(validation_summary(result.to_report()))
+    return int(result.exit_code)
 
 
 if __name__ == "__main__":

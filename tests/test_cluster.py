@@ -171,13 +171,16 @@ def _assert_same_outputs(spark: SparkSession, left: Path, right: Path) -> None:
 def local_run(
     spark: SparkSession, settings, users_table: Path, tmp_path_factory: pytest.TempPathFactory
 ) -> Path:
-    from checks.suite import load_suite
-    from spark_jobs.validate import run_validation
+    from spark_jobs.validate import ValidateSpec, run
 
     output = tmp_path_factory.mktemp("local") / "out"
-    suite = load_suite(Path("checks/examples/users_raw.yaml"))
-    run = run_validation(spark, settings, suite, str(users_table), str(output), keep_history=False)
-    assert run.exit_code == 1  # the sample data has injected defects
+    spec = ValidateSpec(
+        suite="checks/examples/users_raw.yaml",
+        input=str(users_table),
+        output=str(output),
+        keep_history=False,
+    )
+    assert run(spark, settings, spec).exit_code == 1  # the sample data has injected defects
     return output
 
 
@@ -231,9 +234,10 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
 ) -> None:
     import yaml
 
-    from spark_jobs.predict import run_batch_predict
-    from spark_jobs.services.training import TrainConfig
-    from spark_jobs.train import run_training
+    from spark_jobs import predict
+    from spark_jobs import train as train_job
+    from spark_jobs.predict import PredictSpec
+    from spark_jobs.train import TrainSpec
 
     train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
     train.update(model_name="cluster_users", input=str(features_table), derived_features={})
@@ -248,7 +252,7 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
         return stdout
 
     trained = run("train", str(config_path))
-    local = run_training(spark, settings, TrainConfig.model_validate(train))
+    local = train_job.run(spark, settings, TrainSpec(config=str(config_path)))
     assert f"accuracy={local.score:.4f}" in trained
 
     run(
@@ -262,13 +266,15 @@ def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
         "--key",
         "user_id",
     )
-    local_predictions = run_batch_predict(
+    local_predictions = predict.run(
         spark,
         settings,
-        f"models:/cluster_users/{local.version}",
-        str(features_table),
-        str(tmp_path / "local_predictions"),
-        keys=["user_id"],
+        PredictSpec(
+            model=f"models:/cluster_users/{local.version}",
+            input=str(features_table),
+            output=str(tmp_path / "local_predictions"),
+            key=["user_id"],
+        ),
     )
     expected = (
         spark.read.format("delta").load(local_predictions.output).select("user_id", "prediction")
@@ -303,9 +309,10 @@ def test_predict_survives_a_killed_executor(
 ) -> None:
     import yaml
 
-    from spark_jobs.predict import run_batch_predict
-    from spark_jobs.services.training import TrainConfig
-    from spark_jobs.train import run_training
+    from spark_jobs import predict
+    from spark_jobs import train as train_job
+    from spark_jobs.predict import PredictSpec
+    from spark_jobs.train import TrainSpec
 
     scoring = tmp_path / "scoring.parquet"
     spark.range(0, 1_500_000, 1, 6).selectExpr(
@@ -323,7 +330,8 @@ def test_predict_survives_a_killed_executor(
         }
     )
     # Trained here, in the store the cluster job reads (training on the cluster is tested above).
-    run_training(spark, same_store, TrainConfig.model_validate(train))
+    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
+    train_job.run(spark, same_store, TrainSpec(config=str(tmp_path / "train.yaml")))
     model = "models:/kill_users@champion"
 
     job = submit(
@@ -363,8 +371,12 @@ def test_predict_survives_a_killed_executor(
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, (stdout + stderr)[-3000:]
 
-    local = run_batch_predict(
-        spark, same_store, model, str(scoring), str(tmp_path / "local"), keys=["user_id"]
+    local = predict.run(
+        spark,
+        same_store,
+        PredictSpec(
+            model=model, input=str(scoring), output=str(tmp_path / "local"), key=["user_id"]
+        ),
     )
     assertDataFrameEqual(
         spark.read.format("delta")

@@ -51,28 +51,33 @@ def pipeline_run(spark: SparkSession, settings: Settings, tmp_path_factory: pyte
 
 
 def test_pipeline_quarantines_the_injected_defects(pipeline_run) -> None:
-    tmp_path, report = pipeline_run
+    tmp_path, result = pipeline_run
     raw = synthetic_users(4000, seed=11)
-    validate = report["steps"]["validate"]
+    validate = result.validate
     expected_bad = (
         raw["user_id"].duplicated(keep=False)
         | raw["feature_1"].isna()
         | ~raw["segment"].isin(["free", "pro", "team"])
         | (raw["sessions"] < 0)
     )
-    assert validate["counts"] == {
-        "rows_in": 4000,
-        "rows_valid": int((~expected_bad).sum()),
-        "rows_quarantined": int(expected_bad.sum()),
-    }
-    assert validate["reasons"] == {
+    counts = validate.counts
+    assert (counts.rows_in, counts.rows_valid, counts.rows_quarantined) == (
+        4000,
+        int((~expected_bad).sum()),
+        int(expected_bad.sum()),
+    )
+    assert validate.quarantine_reasons == {
         "isUnique(user_id)": int(raw["user_id"].duplicated(keep=False).sum()),
         "isComplete(feature_1)": int(raw["feature_1"].isna().sum()),
         "isContainedIn(segment)": int((~raw["segment"].isin(["free", "pro", "team"])).sum()),
         "isNonNegative(sessions)": int((raw["sessions"] < 0).sum()),
     }
     written = json.loads((tmp_path / "out/pipeline_report.json").read_text())
-    assert written["steps"]["validate"]["counts"] == validate["counts"]
+    assert written["steps"]["validate"]["counts"] == {
+        "rows_in": counts.rows_in,
+        "rows_valid": counts.rows_valid,
+        "rows_quarantined": counts.rows_quarantined,
+    }
 
 
 def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
@@ -80,15 +85,15 @@ def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
     settings: Settings,
     pipeline_run,
 ) -> None:
-    tmp_path, report = pipeline_run
-    trained = report["steps"]["train"]
+    tmp_path, result = pipeline_run
+    trained = result.train
     client = MlflowClient(tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri)
     champion = client.get_model_version_by_alias("pipeline_users", "champion")
-    assert str(champion.version) == trained["version"]
+    assert str(champion.version) == trained.version
 
     features = spark.read.format("delta").load(str(tmp_path / "out/features"))
     assert spark.sql("SELECT COUNT(*) AS n FROM features").first().n == features.count()
-    model = mlflow.pyfunc.load_model(f"models:/pipeline_users/{trained['version']}")
+    model = mlflow.pyfunc.load_model(f"models:/pipeline_users/{trained.version}")
     frame = features.toPandas()
     frame["expected"] = model.predict(frame[["feature_1", "feature_2", "feature_3"]])
     expected = spark.createDataFrame(frame[["user_id", "expected"]]).select(
@@ -96,8 +101,8 @@ def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
     )
     predictions = spark.read.format("delta").load(str(tmp_path / "out/predictions"))
     assertDataFrameEqual(predictions.select("user_id", F.col("prediction").cast("long")), expected)
-    assert report["steps"]["predict"]["rows_gated"] == 0
-    assert report["steps"]["predict"]["model_version"] == trained["version"]
+    assert result.predict.rows_gated == 0
+    assert result.predict.model_version == trained.version
 
 
 def test_predict_gate_stops_out_of_range_rows(
@@ -106,7 +111,8 @@ def test_predict_gate_stops_out_of_range_rows(
     pipeline_run,
     tmp_path: Path,
 ) -> None:
-    from spark_jobs.predict import run_batch_predict
+    from spark_jobs import predict
+    from spark_jobs.predict import PredictSpec
 
     root, _ = pipeline_run
     features = spark.read.format("delta").load(str(root / "out/features"))
@@ -117,14 +123,16 @@ def test_predict_gate_stops_out_of_range_rows(
     )
     source = tmp_path / "scoring.parquet"
     features.limit(50).unionByName(odd).write.parquet(str(source))
-    outcome = run_batch_predict(
+    outcome = predict.run(
         spark,
         settings,
-        "models:/pipeline_users@champion",
-        str(source),
-        str(tmp_path / "p"),
-        keys=["user_id"],
-        gate=True,
+        PredictSpec(
+            model="models:/pipeline_users@champion",
+            input=str(source),
+            output=str(tmp_path / "p"),
+            key=["user_id"],
+            gate=True,
+        ),
     )
     assert (outcome.rows_in, outcome.rows, outcome.rows_gated) == (53, 50, 3)
     assert outcome.gate_reasons == {"isInRange(feature_1)": 3}

@@ -14,10 +14,9 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from checks.suite import load_suite
 from spark_jobs.cli import main
 from spark_jobs.services.settings import Settings
-from spark_jobs.validate import run_validation
+from spark_jobs.validate import ValidateSpec, run
 
 ITEMS = "checks/examples/items.yaml"
 
@@ -197,8 +196,12 @@ def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
         "      - isUnique: id\n      - isComplete: name\n      - isNonNegative: amount\n"
     )
     output = tmp_path / "out"
-    run = run_validation(
-        spark, settings, load_suite(suite_path), str(tmp_path / "messy.parquet"), str(output)
+    result = run(
+        spark,
+        settings,
+        ValidateSpec(
+            suite=str(suite_path), input=str(tmp_path / "messy.parquet"), output=str(output)
+        ),
     )
     valid = spark.read.format("delta").load(str(output / "valid"))
     quarantine = spark.read.format("delta").load(str(output / "quarantine"))
@@ -209,13 +212,13 @@ def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
     expected_quarantine = spark.createDataFrame(pdf[bad])
     assertDataFrameEqual(quarantine.drop("_lakegate_errors"), expected_quarantine)
     assertDataFrameEqual(valid, spark.createDataFrame(pdf[~bad]))
-    counts = run.report["counts"]
-    assert counts == {
-        "rows_in": 20_000,
-        "rows_valid": int((~bad).sum()),
-        "rows_quarantined": int(bad.sum()),
-    }
-    assert run.report["quarantine_reasons"]["isUnique(id)"] == int(duplicated.sum())
+    counts = result.counts
+    assert (counts.rows_in, counts.rows_valid, counts.rows_quarantined) == (
+        20_000,
+        int((~bad).sum()),
+        int(bad.sum()),
+    )
+    assert result.quarantine_reasons["isUnique(id)"] == int(duplicated.sum())
 
 
 def test_rerun_replaces_the_outputs_instead_of_adding_rows(
@@ -335,8 +338,13 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
         "--quiet",
         "--no-history",
     ]
-    suite = load_suite(Path("checks/examples/users_raw.yaml"))
-    run_validation(spark, settings, suite, str(table), str(output), keep_history=False)
+    spec = ValidateSpec(
+        suite="checks/examples/users_raw.yaml",
+        input=str(table),
+        output=str(output),
+        keep_history=False,
+    )
+    run(spark, settings, spec)
     before = read_report(output)
     valid_before = spark.read.format("delta").load(str(output / "valid"))
     quarantine_before = spark.read.format("delta").load(str(output / "quarantine"))

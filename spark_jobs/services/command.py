@@ -1,0 +1,83 @@
+"""One decorator for every `lakegate` command: `--env`, settings, a lazy session, an exit code.
+
+    @lakegate_command("validate")
+    @click.argument("suite_file")
+    def command(job: JobContext, suite_file: str) -> int:
+        suite = load_suite(suite_file)          # bad input fails here, before Spark starts
+        result = run(job.spark, job.settings, ValidateSpec(...))
+        ...
+
+The session is built on first use of `job.spark` (so commands that fail on their input never
+start Spark) and stopped when the command returns. Errors are `lakegate_errors` subclasses;
+`spark_jobs.cli.main` maps them to exit codes with `exit_code_of`.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import click
+
+from spark_jobs.services.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from pyspark.sql import SparkSession
+
+
+class JobContext:
+    """What a command gets: its settings now, and a SparkSession when it first asks for one."""
+
+    def __init__(self, settings: Settings, app_name: str) -> None:
+        self.settings = settings
+        self.app_name = app_name
+        self._spark: SparkSession | None = None
+        self._owned = False
+
+    @property
+    def spark(self) -> SparkSession:
+        """The session, built from the settings on first use (or the active one, in a notebook)."""
+        if self._spark is None:
+            from pyspark.sql import SparkSession
+
+            from spark_jobs.services.session import get_session
+
+            self._owned = SparkSession.getActiveSession() is None
+            self._spark = get_session(self.settings, self.app_name)
+        return self._spark
+
+    def close(self) -> None:
+        """Stop the session if this command built it."""
+        if self._spark is not None and self._owned:
+            from spark_jobs.services.session import stop_session
+
+            stop_session(self._spark)
+        self._spark = None
+
+
+def lakegate_command(
+    name: str, **click_settings: Any
+) -> Callable[[Callable[..., Any]], click.Command]:
+    """Make `fn(job: JobContext, **options) -> int | None` the click command `name`.
+
+    Adds `--env`, loads `conf/<env>.yaml` before anything else, stops the session afterwards,
+    and returns the function's exit code (0 when it returns None). `click_settings` go to
+    `click.command` (for example `context_settings`).
+    """
+
+    def decorate(fn: Callable[..., Any]) -> click.Command:
+        @functools.wraps(fn)
+        def invoke(env: str | None, **options: Any) -> int:
+            job = JobContext(load_settings(env), f"lakegate-{name}")
+            try:
+                return int(fn(job, **options) or 0)
+            finally:
+                job.close()
+
+        option = click.option(
+            "--env", default=None, help="Configuration in conf/<env>.yaml (default: local)."
+        )
+        return click.command(name, **click_settings)(option(invoke))
+
+    return decorate
