@@ -151,7 +151,7 @@ def test_a_failing_step_stops_the_pipeline_and_keeps_finished_outputs(
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
     code = main(["run", str(path), "--quiet"])
     err = capsys.readouterr().err
-    assert code == 2
+    assert code == 2, err
     assert "step 3 (train) failed" in err and "feature_9" in err and "Traceback" not in err
     assert spark.read.format("delta").load(str(tmp_path / "out/features")).count() > 0
     assert not (tmp_path / "out/predictions").exists()
@@ -171,3 +171,27 @@ def test_a_table_wide_failure_in_validate_stops_the_pipeline(
     assert failure.value.exit_code == 1
     assert (tmp_path / "out/validated/report.json").exists()
     assert not (tmp_path / "out/features").exists()
+
+
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"validate": {"suite": "no/such/suite.yaml"}},
+        {"train": {"config": "no/such/train.yaml"}},
+    ],
+    ids=["missing suite", "missing train config"],
+)
+def test_a_step_failing_on_a_bad_file_names_its_step_and_ends_its_progress_line(
+    spark: SparkSession,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    broken: dict[str, dict[str, str]],
+) -> None:
+    write_sample(tmp_path / "users.parquet", 2000, 5)
+    code = main(["run", str(pipeline_file(tmp_path, model="bad_file_users", **broken))])
+    err = capsys.readouterr().err
+    kind = next(iter(broken))
+    step = {"validate": 1, "train": 3}[kind]
+    assert code == 2, err
+    assert f"\nlakegate: error: step {step} ({kind}) failed: " in err
+    assert "no/such/" in err and "Traceback" not in err

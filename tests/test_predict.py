@@ -92,7 +92,8 @@ def test_predict_rerun_replaces_the_output_with_an_identical_one(
     second = spark.read.format("delta").load(str(output))
     assert second.count() == len(first) == 120
     assertDataFrameEqual(second, spark.createDataFrame(first, second.schema))
-    assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")]  # no staging left
+    staging = ("_staging-", "_journal-", "_replaced-")  # what StagedOutputs leaves while writing
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(staging)] == []
 
 
 def test_predict_report_counts_rows_and_null_feature_rows(spark, model, users, tmp_path):

@@ -383,3 +383,41 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
     assertDataFrameEqual(
         spark.read.format("delta").load(str(output / "quarantine")), quarantine_rows
     )
+
+
+def test_validating_a_quarantine_table_again_is_refused_with_the_fix(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = main(
+        [
+            "validate",
+            "checks/examples/items.yaml",
+            "--input",
+            "data/items.csv",
+            "--output",
+            str(tmp_path / "once"),
+            "--quiet",
+            "--no-history",
+        ]
+    )
+    assert first == 1
+    capsys.readouterr()
+    again = main(
+        [
+            "validate",
+            "checks/examples/items.yaml",
+            "--input",
+            str(tmp_path / "once" / "quarantine"),
+            "--format",
+            "delta",
+            "--output",
+            str(tmp_path / "twice"),
+            "--quiet",
+            "--no-history",
+        ]
+    )
+    err = capsys.readouterr().err
+    assert again == 2
+    assert "'_lakegate_errors'" in err and "EXCEPT (_lakegate_errors)" in err
+    assert "Traceback" not in err
+    assert not (tmp_path / "twice").exists()
