@@ -89,9 +89,11 @@ def test_sql_bad_query_exits_2(capsys):
     assert "the query cannot run" in capsys.readouterr().err
 
 
-def test_sql_needs_exactly_one_query_source(capsys):
-    assert _sql() == 2
-    assert "exactly one of -e QUERY or -f FILE" in capsys.readouterr().err
+def test_sql_refuses_both_query_sources(tmp_path, capsys):
+    query_file = tmp_path / "q.sql"
+    query_file.write_text("SELECT 1")
+    assert _sql("-e", "SELECT 1", "-f", str(query_file)) == 2
+    assert "one of -e QUERY or -f FILE, not both" in capsys.readouterr().err
 
 
 def test_sql_view_over_missing_path_exits_2(tmp_path, capsys):

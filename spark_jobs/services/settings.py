@@ -75,6 +75,29 @@ class ScoringSettings(_Strict):
     compiled: bool = True
 
 
+class SqlServerSettings(_Strict):
+    """`lakegate serve-sql`: where the JDBC endpoint listens and how it is set up.
+
+    Attributes:
+        host: the bind address; beyond loopback only with `hive_conf` naming an authentication.
+        port: the HiveServer2 (JDBC/ODBC) port.
+        refresh_interval_seconds: how often registered aliases are re-resolved (0: never; then
+            only `SELECT refresh_models()`).
+        hive_conf: HiveServer2 settings passed as they are, e.g. `hive.server2.authentication:
+            LDAP` and `hive.server2.authentication.ldap.url`.
+        spark_conf: Spark settings the server's session adds to `spark.conf` (static ones such
+            as the Thrift server's single session must be set before the session starts).
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=10000, ge=0, le=65535)
+    refresh_interval_seconds: float = Field(default=60.0, ge=0)
+    hive_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=lambda: {"spark.sql.hive.thriftServer.singleSession": True}
+    )
+
+
 class Settings(_Strict):
     """Everything a job needs to know about its environment."""
 
@@ -89,6 +112,9 @@ class Settings(_Strict):
     metrics_repository: Path | None = None
     models: dict[str, str] = Field(default_factory=dict)
     scoring: ScoringSettings = Field(default_factory=ScoringSettings)
+    # Feature tables by name: `lakegate sql` and `serve-sql` register a view over each path.
+    tables: dict[str, str] = Field(default_factory=dict)
+    sql_server: SqlServerSettings = Field(default_factory=SqlServerSettings)
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a configured path: `~` expanded, relative paths against the project root."""

@@ -71,3 +71,13 @@ def register_views(spark: SparkSession, tables: Mapping[str, str]) -> None:
     """
     for name, path in tables.items():
         read_table(spark, path, keep_malformed=False).createOrReplaceTempView(name)
+
+
+def configured_views(settings: Settings, options: Mapping[str, str]) -> dict[str, str]:
+    """The views a SQL session starts with: `tables:` in conf (paths resolved), then `--table`.
+
+    A `--table NAME=PATH` replaces a configured table of the same name.
+    """
+    views = {name: str(settings.resolve(path)) for name, path in settings.tables.items()}
+    views.update(options)
+    return views
