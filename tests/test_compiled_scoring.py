@@ -291,6 +291,10 @@ def _check_case(spark, settings, train, to_score, case: Case) -> None:
     actual = run_checked_sql(spark, query)
     plan = actual._jdf.queryExecution().executedPlan().toString()
     assert "ArrowEvalPython" not in plan and "PythonUDF" not in plan
+    estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
+    if any(word in type(estimator).__name__ for word in ("Tree", "Forest", "Boosting")):
+        # generated methods stay small enough for the JIT (udfs.compiled.HUGE_METHOD_LIMIT)
+        assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"
     expected = expected_frame(model, to_score, method, columns)
     if method == "predict_proba":
         actual = actual.select("id", "p.*")

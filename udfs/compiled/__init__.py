@@ -40,6 +40,14 @@ __all__ = [
 COMPILED = "compiled"
 UDF = "udf"
 _LOG = logging.getLogger(__name__)
+# Java's JIT leaves methods over 8,000 bytes of bytecode interpreted; Spark's default limit
+# for a whole-stage method is 65,535. Tree models generate large methods: measured with
+# GradientBoosting 20x3, 2.3 s with the limit at 8,000 against 8-12 s at the default (the UDF:
+# 3.3-4.7 s). Spark's documentation recommends 8,000 on HotSpot.
+HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
+HOTSPOT_METHOD_LIMIT = "8000"
+SPARK_DEFAULT_METHOD_LIMIT = "65535"
+TREE_STEPS = ("Tree", "Forest", "Trees", "Boosting")
 
 
 def _load(local_path: str) -> tuple[Any, Any, str, Any]:
@@ -110,6 +118,8 @@ def compile_model_function(
             spark, builder.column_over, pyfunc_model, spec, function.inputs, rows
         )
         register_builder(spark, function.name, builder)
+        if any(word in step for step in translation.steps for word in TREE_STEPS):
+            _prefer_jit_sized_methods(spark)
     except (Unsupported, Mismatch) as exc:
         return _fallback(function, str(exc))
     except Exception as exc:
@@ -129,6 +139,13 @@ def compile_model_function(
         compiled_sql=translation.sql,
         verified_rows=checked,
     )
+
+
+def _prefer_jit_sized_methods(spark: SparkSession) -> None:
+    """Lower Spark's huge-method limit to the JIT's, unless someone chose a limit already."""
+    if spark.conf.get(HUGE_METHOD_LIMIT, SPARK_DEFAULT_METHOD_LIMIT) == SPARK_DEFAULT_METHOD_LIMIT:
+        spark.conf.set(HUGE_METHOD_LIMIT, HOTSPOT_METHOD_LIMIT)
+        _LOG.info("set %s=%s for compiled tree models", HUGE_METHOD_LIMIT, HOTSPOT_METHOD_LIMIT)
 
 
 def _fallback(function: ModelFunction, reason: str) -> ModelFunction:
