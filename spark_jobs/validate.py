@@ -143,7 +143,7 @@ def run(
         RowsLost: the outputs do not add up to the input; nothing is committed.
     """
     suite = suite or load_suite(spec.suite)
-    progress = progress or Progress(4, quiet=True)
+    progress = progress or Progress(3, quiet=True)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -246,7 +246,7 @@ def command(
     spec = ValidateSpec(
         suite=str(suite_file), input=source, output=output, format=fmt, keep_history=not no_history
     )
-    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=quiet))
+    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(3, quiet=quiet))
     click.echo(validation_summary(result.to_report()))
     return int(result.exit_code)
 
