@@ -22,6 +22,7 @@ SUBCOMMANDS = {
     "train": "spark_jobs.train",
     "predict": "spark_jobs.predict",
     "sql": "spark_jobs.sql",
+    "serve-sql": "spark_jobs.serve_sql",
     "run": "spark_jobs.pipeline",
     "features": "spark_jobs.features",
     "sample-data": "spark_jobs.sample_data",

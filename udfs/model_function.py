@@ -349,6 +349,7 @@ def register_model_function(
         input_names=tuple(item.name for item in inputs),
         input_dtypes=tuple(item.numpy_dtype for item in inputs),
         output_names=output_names,
+        input_types=tuple(item.spark_type for item in inputs),
     )
     # One archive, unpacked by Spark next to each executor's files: `addFile` of a folder is
     # refused outside local mode.
@@ -369,6 +370,10 @@ def register_model_function(
         from udfs.compiled import compile_model_function
 
         function = compile_model_function(spark, function, udf, spec)
+    if function.path != "compiled":  # checked at analysis, whoever sends the query (JDBC too)
+        from udfs.checked_call import register_checked_call
+
+        register_checked_call(spark, function, udf)
     _REGISTERED[name.lower()] = function
     return function
 

@@ -65,6 +65,8 @@ class ScoringSpec:
         input_names: the signature's input columns, in order.
         input_dtypes: the numpy dtype each input is cast to before `predict`.
         output_names: the output columns when the function returns a struct, else None.
+        input_types: each input's Spark type name, for the worker's own argument check
+            (`udfs.argument_check`); empty skips the type check.
 
     """
 
@@ -72,6 +74,7 @@ class ScoringSpec:
     input_names: tuple[str, ...]
     input_dtypes: tuple[str, ...]
     output_names: tuple[str, ...] | None = None
+    input_types: tuple[str, ...] = ()
 
 
 def _has_default_index(data: pd.Series | pd.DataFrame) -> bool:
@@ -183,7 +186,11 @@ class BatchScorer:
         """Score each batch of arguments Spark hands over."""
         from pyspark import SparkFiles
 
+        from udfs.argument_check import check_batch_arguments
+
         model = load_model_cached(SparkFiles.get(self.model_dir_name))
         for batch in batches:
             args = batch if isinstance(batch, tuple) else (batch,)
+            # Calls that bypassed the driver's check (JDBC, plain spark.sql) fail here, first.
+            check_batch_arguments(args, self.spec)
             yield score_batch(model, args, self.spec)

@@ -1,0 +1,239 @@
+"""`lakegate serve-sql`: a real Thrift JDBC server on loopback, reached by beeline and PyHive."""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+import pandas as pd
+import psutil
+import pyspark
+import pytest
+from mlflow import MlflowClient
+from model_fixtures import train, users_frame
+from pyhive import hive
+
+from spark_jobs.cli import main
+from spark_jobs.services.settings import Settings
+
+FEATURES = ["feature_1", "feature_2", "feature_3"]
+MODEL = "jdbcusers"
+BEELINE = str(Path(pyspark.__file__).parent / "bin" / "beeline")
+LAKEGATE = str(Path(sys.executable).with_name("lakegate"))
+PREDICT = f"SELECT user_id, predict_{MODEL}(struct(*)) AS p FROM features ORDER BY user_id"
+REFRESH_INTERVAL = 3
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen
+    port: int
+    log: Path
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def versions(settings: Settings) -> tuple[str, str]:
+    first = train(settings, MODEL)
+    second = train(
+        settings,
+        MODEL,
+        estimator={"class": "sklearn.linear_model.LogisticRegression", "params": {"C": 0.001}},
+    )
+    _point_champion(settings, str(first.version))
+    return str(first.version), str(second.version)
+
+
+@pytest.fixture(scope="module")
+def users() -> pd.DataFrame:
+    return users_frame(rows=50, seed=21)
+
+
+@pytest.fixture(scope="module")
+def server(
+    settings: Settings, versions, users: pd.DataFrame, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Server]:
+    folder = tmp_path_factory.mktemp("serve-sql")
+    users.to_parquet(folder / "features.parquet")
+    port = _free_port()
+    log = folder / "server.log"
+    command = [
+        LAKEGATE,
+        "serve-sql",
+        "--port",
+        str(port),
+        "--model",
+        f"{MODEL}=models:/{MODEL}@champion",
+        "--table",
+        f"features={folder / 'features.parquet'}",
+        "--refresh-interval",
+        str(REFRESH_INTERVAL),
+    ]
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            command,
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "LAKEGATE_ENV": "test"},
+        )
+    deadline = time.monotonic() + 240
+    while "serving jdbc:hive2://" not in log.read_text():
+        if process.poll() is not None or time.monotonic() > deadline:
+            process.kill()
+            pytest.fail(f"serve-sql did not start:\n{log.read_text()[-3000:]}")
+        time.sleep(0.5)
+    yield Server(process, port, log)
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=60)
+
+
+def _point_champion(settings: Settings, version: str) -> None:
+    MlflowClient(tracking_uri=settings.tracking_uri).set_registered_model_alias(
+        MODEL, "champion", version
+    )
+
+
+def _expected(settings: Settings, users: pd.DataFrame, version: str) -> list[int]:
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
+    return [int(v) for v in model.predict(users[FEATURES])]
+
+
+def _beeline(server: Server, query: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [
+            BEELINE,
+            "-u",
+            f"jdbc:hive2://127.0.0.1:{server.port}",
+            "--silent=true",
+            "--outputformat=csv2",
+            "-e",
+            query,
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def _pyhive(server: Server, query: str) -> list[tuple]:
+    connection = hive.connect(host="127.0.0.1", port=server.port)
+    try:
+        cursor = connection.cursor()
+        cursor.execute(query)
+        return cursor.fetchall()
+    finally:
+        connection.close()
+
+
+def test_beeline_predictions_equal_the_models_own(server, settings, users, versions):
+    result = _beeline(server, PREDICT)
+    assert result.returncode == 0, result.stderr[-2000:]
+    # beeline echoes its prompt before the first line of output
+    text = re.sub(r"^\d+: jdbc:hive2://\S+> ", "", result.stdout.strip(), flags=re.MULTILINE)
+    rows = list(csv.DictReader(io.StringIO(text)))
+    assert [int(row["user_id"]) for row in rows] == users["user_id"].tolist()
+    assert [int(row["p"]) for row in rows] == _expected(settings, users, versions[0])
+
+
+def test_pyhive_positional_call_equals_the_models_own(server, settings, users, versions):
+    query = (
+        f"SELECT predict_{MODEL}(feature_1, feature_2, feature_3) FROM features ORDER BY user_id"
+    )
+    assert [row[0] for row in _pyhive(server, query)] == _expected(settings, users, versions[0])
+
+
+def test_four_clients_at_once_get_the_same_right_answers(server, settings, users, versions):
+    expected = _expected(settings, users, versions[0])
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        answers = list(pool.map(lambda _: _pyhive(server, PREDICT), range(4)))
+    for answer in answers:
+        assert [row[1] for row in answer] == expected
+
+
+def test_views_and_functions_are_listed_to_clients(server):
+    assert ("features",) in [(row[1],) for row in _pyhive(server, "SHOW TABLES")]
+    functions = [row[0] for row in _pyhive(server, f"SHOW USER FUNCTIONS LIKE 'predict_{MODEL}'")]
+    assert functions == [f"predict_{MODEL}"]
+
+
+def test_swapped_columns_fail_the_statement_with_a_clear_message(server):
+    query = f"SELECT predict_{MODEL}(feature_2, feature_1, feature_3) FROM features"
+    result = _beeline(server, query)
+    assert result.returncode != 0
+    assert f"{MODEL}: argument 1 is column 'feature_2' but the model's input 1" in result.stderr
+    with pytest.raises(hive.OperationalError, match="the struct argument has no field 'feature_3'"):
+        _pyhive(server, f"SELECT predict_{MODEL}(struct(feature_1, feature_2)) FROM features")
+
+
+def test_a_string_argument_fails_the_statement_with_a_cast_hint(server):
+    query = f"SELECT predict_{MODEL}(CAST(feature_1 AS STRING), feature_2, feature_3) FROM features"
+    with pytest.raises(
+        hive.OperationalError, match=r"is string but the model's input 1 'feature_1' is double"
+    ):
+        _pyhive(server, query)
+
+
+def test_refresh_models_picks_up_a_moved_alias_while_the_server_runs(
+    server, settings, users, versions
+):
+    _point_champion(settings, versions[1])
+    try:
+        report = _pyhive(server, "SELECT refresh_models()")[0][0]
+        assert f"now {MODEL} version {versions[1]}" in report or "unchanged" in report
+        moved = [row[1] for row in _pyhive(server, PREDICT)]
+        assert moved == _expected(settings, users, versions[1])
+        assert moved != _expected(settings, users, versions[0])
+    finally:
+        _point_champion(settings, versions[0])
+
+
+def test_the_refresh_interval_moves_back_without_any_statement(server, settings, users, versions):
+    expected = _expected(settings, users, versions[0])
+    deadline = time.monotonic() + REFRESH_INTERVAL * 10 + 30
+    while [row[1] for row in _pyhive(server, PREDICT)] != expected:
+        assert time.monotonic() < deadline, "the alias was not re-resolved in time"
+        time.sleep(1)
+    assert "now jdbcusers version" in server.log.read_text()
+
+
+def test_a_bind_beyond_loopback_without_authentication_is_refused(capsys):
+    assert main(["serve-sql", "--host", "0.0.0.0", "--port", str(_free_port())]) == 2
+    err = capsys.readouterr().err
+    assert "will not listen on 0.0.0.0 without authentication" in err
+    assert "LDAP, KERBEROS or CUSTOM" in err
+
+
+def test_a_taken_port_is_refused_before_spark_starts(server, capsys):
+    assert main(["serve-sql", "--port", str(server.port)]) == 2
+    assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
+
+
+def test_sigterm_stops_the_server_its_jvm_and_closes_the_port(server):
+    process = psutil.Process(server.process.pid)
+    jvms = [child for child in process.children(recursive=True) if "java" in child.name()]
+    assert jvms, "the server's JVM was not found"
+    server.process.send_signal(signal.SIGTERM)
+    assert server.process.wait(timeout=60) == 0
+    _gone, alive = psutil.wait_procs(jvms, timeout=30)
+    assert not alive
+    with socket.socket() as probe, pytest.raises(OSError):
+        probe.connect(("127.0.0.1", server.port))
