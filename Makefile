@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup jars demo test test-fast lint format bench-validate bench-predict clean
+.PHONY: setup jars demo test test-fast lint format bench-validate bench-items bench-predict clean
 
 setup: $(STAMP) jars
 
@@ -38,6 +38,9 @@ format: $(STAMP)
 
 bench-validate: setup
 	$(PY) bench/bench_validate.py
+
+bench-items: setup
+	$(PY) bench/bench_items.py
 
 bench-predict: setup
 	$(PY) bench/bench_predict.py
