@@ -204,7 +204,7 @@ def _write_split(
     valid_obs, quarantine_obs = Observation("valid"), Observation("quarantine")
     try:
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
-        progress.step(f"writing {gate.rows_to_quarantine} quarantined rows; Deequ's verdict")
+        progress.step(f"quarantining {gate.rows_to_quarantine} rows; Deequ's verdict")
         outputs.write_table(
             "quarantine",
             gate.quarantine_to_write().observe(quarantine_obs, F.count(F.lit(1)).alias("rows")),
