@@ -98,6 +98,47 @@ class SqlServerSettings(_Strict):
     )
 
 
+class OnlineStoreSettings(_Strict):
+    """Where `lakegate materialize` writes the latest feature rows and the model server reads them.
+
+    Attributes:
+        kind: `sqlite` (a file under the state folder, the default) or `redis`.
+        path: the SQLite file; relative paths resolve against the project root; default
+            `<state folder>/online_store.db`.
+        url: the Redis URL (`redis://127.0.0.1:6379/0`) when `kind` is `redis`.
+        batch_rows: rows written per batch while materializing.
+    """
+
+    kind: Literal["sqlite", "redis"] = "sqlite"
+    path: Path | None = None
+    url: str | None = None
+    batch_rows: int = Field(default=5000, ge=1)
+
+
+class ServingSettings(_Strict):
+    """`lakegate serve`: the REST model server.
+
+    Attributes:
+        host: the bind address; beyond loopback only with `auth_token_env` set and its
+            variable holding a token.
+        port: the HTTP port.
+        alias_refresh_seconds: how often served aliases (`champion`) are re-resolved.
+        max_loaded_models: loaded model versions kept in memory (least recently used go first).
+        max_loaded_megabytes: a bound on the loaded models' artifact size on disk, summed.
+        auth_token_env: the environment variable holding the bearer token clients must send;
+            None means no authentication (loopback only).
+        feature_view: the online feature view `predict-by-key` reads when a request names none.
+    """
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    alias_refresh_seconds: float = Field(default=10.0, gt=0)
+    max_loaded_models: int = Field(default=8, ge=1)
+    max_loaded_megabytes: float = Field(default=2048.0, gt=0)
+    auth_token_env: str | None = None
+    feature_view: str = "features"
+
+
 class Settings(_Strict):
     """Everything a job needs to know about its environment."""
 
@@ -115,6 +156,8 @@ class Settings(_Strict):
     # Feature tables by name: `lakegate sql` and `serve-sql` register a view over each path.
     tables: dict[str, str] = Field(default_factory=dict)
     sql_server: SqlServerSettings = Field(default_factory=SqlServerSettings)
+    online_store: OnlineStoreSettings = Field(default_factory=OnlineStoreSettings)
+    serving: ServingSettings = Field(default_factory=ServingSettings)
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a configured path: `~` expanded, relative paths against the project root."""
@@ -159,6 +202,11 @@ class Settings(_Strict):
         return (
             os.environ.get("MLFLOW_REGISTRY_URI") or self.mlflow.registry_uri or self.tracking_uri
         )
+
+    @property
+    def online_store_path(self) -> Path:
+        """The SQLite online store file: `online_store.path`, else under the state folder."""
+        return self.resolve(self.online_store.path or self.state_path / "online_store.db")
 
     @property
     def artifact_root(self) -> str:

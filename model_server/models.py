@@ -1,0 +1,258 @@
+"""Registered models by name and version or alias: resolved, loaded once, kept within bounds.
+
+`ModelCache.get("users", "champion")` resolves the alias through `udfs.model_function.
+resolve_model`, downloads and loads the version once, and keeps it among the most recently used
+(`max_models`, and a bound on the summed artifact size). A background thread re-resolves every
+alias in use each `refresh_seconds`: when `champion` moves, the new version is loaded first and
+then served, without a restart and without a slow request.
+"""
+
+from __future__ import annotations
+
+import logging
+import shutil
+import threading
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from mlflow.exceptions import MlflowException
+
+from model_server.errors import ModelNotFound, RegistryUnavailable
+from udfs.errors import ModelUsageError
+from udfs.model_function import ResolvedModel, download_model, resolve_model
+from udfs.signature_frame import SignatureInputs, signature_inputs_of
+
+log = logging.getLogger("lakegate.model_server")
+
+
+@dataclass
+class LoadedModel:
+    """One model version in memory, ready to score."""
+
+    name: str
+    version: str
+    pyfunc: Any
+    inputs: SignatureInputs
+    size_bytes: int
+    folder: Path
+    loaded_seconds: float
+
+
+def is_alias(reference: str) -> bool:
+    """Whether a version reference moves (an alias or `latest`) rather than a version number."""
+    return not reference.isdigit()
+
+
+def model_uri(name: str, reference: str) -> str:
+    """`models:/name/3` for a version, `models:/name@alias` for an alias, `.../latest` too."""
+    if reference.isdigit() or reference == "latest":
+        return f"models:/{name}/{reference}"
+    return f"models:/{name}@{reference}"
+
+
+def _is_absent(exc: ModelUsageError) -> bool:
+    """Whether `resolve_model` failed because the model, alias or version does not exist.
+
+    It raises `from None` for every failure; the exception it was handling (kept as the
+    context) tells an absent resource (none, or RESOURCE_DOES_NOT_EXIST) from a registry that
+    could not be asked.
+    """
+    context = exc.__context__
+    if context is None:
+        return True
+    return isinstance(context, MlflowException) and context.error_code == "RESOURCE_DOES_NOT_EXIST"
+
+
+def _folder_size(folder: Path) -> int:
+    return sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+
+
+class ModelCache:
+    """Resolved references and loaded versions, shared by every request of one server."""
+
+    def __init__(
+        self,
+        *,
+        tracking_uri: str,
+        registry_uri: str,
+        refresh_seconds: float,
+        max_models: int,
+        max_bytes: int,
+        on_load: Callable[[LoadedModel], None] | None = None,
+        on_evict: Callable[[LoadedModel], None] | None = None,
+    ) -> None:
+        self.tracking_uri = tracking_uri
+        self.registry_uri = registry_uri
+        self.refresh_seconds = refresh_seconds
+        self.max_models = max_models
+        self.max_bytes = max_bytes
+        self._on_load = on_load
+        self._on_evict = on_evict
+        self._references: dict[tuple[str, str], str] = {}
+        self._loaded: OrderedDict[tuple[str, str], LoadedModel] = OrderedDict()
+        self._lock = threading.Lock()
+        self._load_locks: dict[tuple[str, str], threading.Lock] = {}
+        self._stop = threading.Event()
+        self._refresher: threading.Thread | None = None
+
+    def resolve(self, name: str, reference: str) -> str:
+        """The version `reference` points at now (asks the registry).
+
+        Raises:
+            ModelNotFound: no such model, version or alias.
+            RegistryUnavailable: the registry cannot be reached.
+        """
+        resolved = self._resolve_model(name, reference)
+        return str(resolved.model_version)
+
+    def _resolve_model(self, name: str, reference: str) -> ResolvedModel:
+        try:
+            return resolve_model(
+                model_uri(name, reference),
+                tracking_uri=self.tracking_uri,
+                registry_uri=self.registry_uri,
+            )
+        except ModelUsageError as exc:
+            if _is_absent(exc):
+                raise ModelNotFound(str(exc)) from None
+            raise RegistryUnavailable(str(exc)) from None
+
+    def get(self, name: str, reference: str) -> LoadedModel:
+        """The loaded model `reference` (a version, an alias or `latest`) of `name` serves now."""
+        key = (name, reference)
+        version = self._references.get(key)
+        if version is None:
+            resolved = self._resolve_model(name, reference)
+            version = str(resolved.model_version)
+            model = self._load(name, version, resolved)
+            self._references[key] = version
+            return model
+        return self._load(name, version)
+
+    def _load(self, name: str, version: str, resolved: ResolvedModel | None = None) -> LoadedModel:
+        key = (name, version)
+        with self._lock:
+            model = self._loaded.get(key)
+            if model is not None:
+                self._loaded.move_to_end(key)
+                return model
+            load_lock = self._load_locks.setdefault(key, threading.Lock())
+        with load_lock:  # one download per version, however many requests wait for it
+            with self._lock:
+                model = self._loaded.get(key)
+            if model is not None:
+                return model
+            model = self._download_and_load(name, version, resolved)
+            with self._lock:
+                self._loaded[key] = model
+                evicted = self._evict_beyond_bounds(keep=key)
+        for old in evicted:
+            shutil.rmtree(old.folder, ignore_errors=True)
+            if self._on_evict:
+                self._on_evict(old)
+        if self._on_load:
+            self._on_load(model)
+        return model
+
+    def _download_and_load(
+        self, name: str, version: str, resolved: ResolvedModel | None
+    ) -> LoadedModel:
+        import mlflow.pyfunc
+
+        started = time.perf_counter()
+        if resolved is None or resolved.model_version != version:
+            resolved = self._resolve_model(name, version)
+        try:
+            folder, local_path = download_model(resolved, tracking_uri=self.tracking_uri)
+        except ModelUsageError as exc:
+            raise RegistryUnavailable(str(exc)) from None
+        pyfunc = mlflow.pyfunc.load_model(str(local_path))
+        inputs = signature_inputs_of(pyfunc.metadata.signature, f"model {name} version {version}")
+        model = LoadedModel(
+            name=name,
+            version=version,
+            pyfunc=pyfunc,
+            inputs=inputs,
+            size_bytes=_folder_size(folder),
+            folder=folder.parent,
+            loaded_seconds=time.perf_counter() - started,
+        )
+        log.info("loaded model %s version %s in %.2f s", name, version, model.loaded_seconds)
+        return model
+
+    def _evict_beyond_bounds(self, keep: tuple[str, str]) -> list[LoadedModel]:
+        """Drop least recently used versions until both bounds hold (never `keep`)."""
+        evicted = []
+        while len(self._loaded) > 1 and (
+            len(self._loaded) > self.max_models
+            or sum(m.size_bytes for m in self._loaded.values()) > self.max_bytes
+        ):
+            oldest = next(k for k in self._loaded if k != keep)
+            evicted.append(self._loaded.pop(oldest))
+            log.info("unloaded model %s version %s (cache bound)", *oldest)
+        return evicted
+
+    def loaded(self) -> list[LoadedModel]:
+        """The loaded versions, least recently used first."""
+        with self._lock:
+            return list(self._loaded.values())
+
+    def served_references(self) -> dict[str, str]:
+        """What each reference in use resolves to: `{"users@champion": "3", ...}`."""
+        return {
+            f"{n}@{r}" if is_alias(r) else f"{n}/{r}": v for (n, r), v in self._references.items()
+        }
+
+    def refresh_aliases(self) -> list[tuple[str, str, str, str]]:
+        """Re-resolve every alias in use; load a moved alias's new version, then switch to it.
+
+        Returns:
+            `(name, alias, old version, new version)` for each alias that moved.
+        """
+        moved = []
+        for (name, reference), version in list(self._references.items()):
+            if not is_alias(reference):
+                continue
+            try:
+                resolved = self._resolve_model(name, reference)
+            except ModelNotFound:
+                self._references.pop((name, reference), None)  # the next request answers 404
+                log.warning("model %s: %s no longer resolves", name, reference)
+                continue
+            except RegistryUnavailable as exc:
+                log.warning("keeping %s@%s = %s: %s", name, reference, version, exc)
+                continue
+            new_version = str(resolved.model_version)
+            if new_version != version:
+                self._load(name, new_version, resolved)
+                self._references[(name, reference)] = new_version
+                moved.append((name, reference, version, new_version))
+                log.info("model %s@%s moved from %s to %s", name, reference, version, new_version)
+        return moved
+
+    def start_refreshing(self) -> None:
+        """Re-resolve aliases every `refresh_seconds` in a background thread."""
+
+        def loop() -> None:
+            while not self._stop.wait(self.refresh_seconds):
+                try:
+                    self.refresh_aliases()
+                except Exception:  # keep serving what is loaded; the log says why
+                    log.exception("re-resolving aliases failed")
+
+        self._refresher = threading.Thread(target=loop, name="alias-refresh", daemon=True)
+        self._refresher.start()
+
+    def close(self) -> None:
+        """Stop refreshing and remove the downloaded artifacts."""
+        self._stop.set()
+        if self._refresher is not None:
+            self._refresher.join(timeout=10)
+        with self._lock:
+            for model in self._loaded.values():
+                shutil.rmtree(model.folder, ignore_errors=True)
+            self._loaded.clear()
