@@ -49,11 +49,12 @@ def derive_input_suite(
         aggregates += [F.min(valid).alias(f"{c}__min"), F.max(valid).alias(f"{c}__max")]
     for c in strings:
         aggregates.append(F.approx_count_distinct(c).alias(f"{c}__distinct"))
-    profile = df.agg(*aggregates).first().asDict()
+    # A global aggregate has exactly one row.
+    profile = df.agg(*aggregates).collect()[0].asDict()
     categorical = [c for c in strings if profile[f"{c}__distinct"] <= max_categories]
     vocabularies: dict[str, list[str]] = {}
     if categorical:
-        sets = df.agg(*[F.collect_set(c).alias(c) for c in categorical]).first().asDict()
+        sets = df.agg(*[F.collect_set(c).alias(c) for c in categorical]).collect()[0].asDict()
         vocabularies = {c: sorted(sets[c]) for c in categorical}
 
     rows = profile["_rows"] or 1

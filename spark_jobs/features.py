@@ -7,6 +7,7 @@ not at all (a Delta overwrite by default) and can be registered as a view for SQ
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -43,7 +44,10 @@ def load_features_spec(path: str | Path) -> FeaturesSpec:
 
 
 def build_features(
-    df: DataFrame, key: list[str], definitions: dict[str, str], passthrough: list[str] = ()
+    df: DataFrame,
+    key: Sequence[str],
+    definitions: Mapping[str, str],
+    passthrough: Sequence[str] = (),
 ) -> DataFrame:
     """Select the key, every defined feature and the passthrough columns (such as labels).
 

@@ -7,7 +7,7 @@ import sys
 from py4j.java_gateway import JavaClass
 
 from lakegate_errors import LakegateError, exit_code_of
-from spark_jobs.services.session import get_session, stop_session
+from spark_jobs.services.session import get_session, jvm_of, stop_session
 from spark_jobs.services.settings import load_settings
 
 
@@ -19,7 +19,7 @@ def main() -> int:
     except LakegateError as exc:
         print(f"lakegate: error: {exc}", file=sys.stderr)
         return int(exit_code_of(exc) or 2)
-    jvm = spark.sparkContext._jvm
+    jvm = jvm_of(spark)
     libraries = {
         f"Deequ ({settings.deequ.coordinate})": jvm.com.amazon.deequ.checks.Check,
         f"Delta Lake ({settings.delta.coordinate})": jvm.io.delta.tables.DeltaTable,

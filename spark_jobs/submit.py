@@ -104,9 +104,9 @@ def command(
     job: JobContext, master: str, dry_run: bool, job_name: str, args: tuple[str, ...]
 ) -> int:
     """Run a lakegate job through spark-submit with its jars, code and interpreter shipped."""
-    settings, job = job.settings, job_name  # spark-submit starts its own session
+    settings = job.settings  # spark-submit starts its own session
     code_zip = package_code(settings)
-    argv = build_command(settings, master, job, list(args), code_zip)
+    argv = build_command(settings, master, job_name, list(args), code_zip)
     click.echo(redact(shlex.join(argv)), err=not dry_run)
     if dry_run:
         return 0

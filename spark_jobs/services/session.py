@@ -14,6 +14,7 @@ import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pyspark
 from py4j.java_gateway import quiet_shutdown
@@ -133,7 +134,10 @@ def _driver_can_load(class_name: str) -> bool:
     from pyspark import SparkContext
 
     SparkContext._ensure_initialized()
-    return bool(SparkContext._jvm.org.apache.spark.util.Utils.classIsLoadable(class_name))
+    jvm = SparkContext._jvm
+    if jvm is None:  # _ensure_initialized has just started the gateway
+        raise EnvironmentProblem("Spark's JVM did not start; see the messages above")
+    return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(class_name))
 
 
 def _conf_value(value: object) -> str:
@@ -188,12 +192,26 @@ def stop_session(spark: SparkSession) -> None:
     reader thread blocks on them would hang the process.
     """
     gateway = spark.sparkContext._gateway
-    server = getattr(gateway, "_callback_server", None) if gateway is not None else None
-    if server is not None:
+    server = getattr(gateway, "_callback_server", None)
+    if gateway is not None and server is not None:
         for connection in list(getattr(server, "connections", [])):
             quiet_shutdown(connection.socket)
         gateway.shutdown_callback_server()
     spark.stop()
+
+
+def jvm_of(spark: SparkSession) -> Any:
+    """The JVM behind `spark` as py4j sees it (`jvm.org.apache...`), dynamic by nature.
+
+    Raises:
+        EnvironmentProblem: the session has been stopped, so there is no JVM to talk to.
+    """
+    jvm = spark.sparkContext._jvm
+    if jvm is None:
+        raise EnvironmentProblem(
+            "Spark's JVM is gone (the session was stopped); start a new session and run again"
+        )
+    return jvm
 
 
 @contextmanager

@@ -94,7 +94,9 @@ class SqlServerSettings(_Strict):
     refresh_interval_seconds: float = Field(default=60.0, ge=0)
     hive_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(
-        default_factory=lambda: {"spark.sql.hive.thriftServer.singleSession": True}
+        default_factory=lambda: dict[str, str | int | float | bool](
+            {"spark.sql.hive.thriftServer.singleSession": True}
+        )
     )
 
 

@@ -21,6 +21,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
 from lakegate_errors import EnvironmentProblem, UserError
+from spark_jobs.services.session import jvm_of
 
 FORMATS = ("parquet", "csv", "json", "delta", "orc")
 OUTPUT_FORMATS = ("delta", "parquet", "csv", "json", "orc")
@@ -44,7 +45,7 @@ class Storage:
     """Hadoop FileSystem operations on any URI Spark can reach (local, HDFS, S3, ...)."""
 
     def __init__(self, spark: SparkSession) -> None:
-        self._jvm = spark.sparkContext._jvm
+        self._jvm = jvm_of(spark)
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _path(self, path: str) -> tuple[Any, Any]:
@@ -204,7 +205,7 @@ def require_delta(spark: SparkSession) -> None:
     Raises:
         EnvironmentProblem: the Delta jar is missing (a hand-written spark-submit, usually).
     """
-    jvm = spark.sparkContext._jvm
+    jvm = jvm_of(spark)
     if not jvm.org.apache.spark.util.Utils.classIsLoadable("io.delta.tables.DeltaTable"):
         raise EnvironmentProblem(
             "Delta Lake is not on Spark's classpath, and outputs are written as Delta tables. "

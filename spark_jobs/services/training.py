@@ -241,7 +241,7 @@ def fit_and_evaluate(frame: pd.DataFrame, config: TrainConfig) -> FittedModel:
     example = x_train.head(5)
     with warnings.catch_warnings():  # integer class labels: MLflow's hint is about inputs
         warnings.simplefilter("ignore", UserWarning)
-        prediction = pd.Series(pipeline.predict(example), name="prediction")
+        prediction = pd.DataFrame({"prediction": pipeline.predict(example)})
         signature = infer_signature(example, prediction)
     return FittedModel(
         pipeline=pipeline,
