@@ -47,4 +47,4 @@ bench-predict: setup
 	$(PY) bench/bench_predict.py
 
 clean:
-	rm -rf .lakegate out spark-warehouse .pytest_cache .ruff_cache
+	rm -rf .lakegate out spark-warehouse .pytest_cache .ruff_cache .mypy_cache

@@ -513,6 +513,17 @@ def every_package_is_installed(project: Project) -> list[str]:
     ]
 
 
+def every_package_is_type_checked(project: Project) -> list[str]:
+    pyproject = tomllib.loads((project.root / "pyproject.toml").read_text(encoding="utf-8"))
+    checked = pyproject.get("tool", {}).get("mypy", {}).get("packages", [])
+    rule = "every top-level package is in [tool.mypy] packages (make lint type-checks it)"
+    return [
+        f"{package}/__init__.py:1: [{rule}] {package} is missing from {checked}"
+        for package in project.packages
+        if package not in checked
+    ]
+
+
 # --------------------------------------------------------------------------------------------
 # The rules over this project
 
@@ -565,6 +576,10 @@ def test_checks_writes_no_storage_except_the_deequ_metrics_repository(project: P
 
 def test_every_top_level_package_is_installed(project: Project) -> None:
     fail_on(every_package_is_installed(project))
+
+
+def test_every_top_level_package_is_type_checked(project: Project) -> None:
+    fail_on(every_package_is_type_checked(project))
 
 
 # --------------------------------------------------------------------------------------------
@@ -642,6 +657,11 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
         {"online_store/__init__.py": ""},
         "online_store is missing",
     ),
+    "a package is not type-checked": (
+        every_package_is_type_checked,
+        {"online_store/__init__.py": ""},
+        "online_store is missing",
+    ),
 }
 
 
@@ -650,7 +670,8 @@ def test_each_rule_catches_a_breach(breach: str, tmp_path: Path) -> None:
     rule, files, expected = BREACHES[breach]
     (tmp_path / "pyproject.toml").write_text(
         '[tool.setuptools.packages.find]\ninclude = ["spark_jobs*", "udfs*", "checks*", '
-        '"lakegate_errors*", "model_server*"]\n'
+        '"lakegate_errors*", "model_server*"]\n[tool.mypy]\npackages = ["spark_jobs", "udfs", '
+        '"checks", "lakegate_errors", "model_server"]\n'
     )
     for package in (*ROOMS, SERVICES.replace(".", "/"), "udfs/compiled", "model_server"):
         (tmp_path / package).mkdir(parents=True, exist_ok=True)
