@@ -1,7 +1,7 @@
 """The rooms' import and storage rules (docs/architecture.md), checked over the source with `ast`.
 
 No Spark session and no import of the project: every rule reads the files as they are. Packages
-are discovered (every top-level folder with an `__init__.py`), so a new server package or job
+are discovered (every top-level folder holding Python files), so a new server package or job
 module is covered the day it lands. Each failure names the file, the line and the rule.
 
 The last tests feed each rule a small project that breaks it, so none of them can pass vacuously.
@@ -31,7 +31,10 @@ SERVICES = f"{JOBS}.services"
 SESSION_FILE = "spark_jobs/services/session.py"
 TABLE_IO_FILE = "spark_jobs/services/table_io.py"
 # Importing any of these at module level starts down the JVM road (pyspark, its gateway, Deequ's
-# and Delta's Python wrappers all import pyspark).
+# and Delta's Python wrappers all import pyspark). The rule follows the project's own modules
+# only: third-party code is not read, and MLflow's `mlflow.types.schema` does `import pyspark`
+# (the package, no JVM) whenever it is installed, so a server using MLflow has `pyspark` in
+# sys.modules all the same; what the rule keeps out is lakegate code that needs Spark.
 JVM_PACKAGES = ("pyspark", "py4j", "pydeequ", "delta")
 
 # Table I/O outside table_io.py that is legitimate: (file, enclosing function) -> reason.
@@ -196,10 +199,14 @@ def _call_name(call: ast.Call) -> str | None:
 
 
 def _discover_packages(root: Path) -> list[str]:
+    """Top-level folders holding Python: regular packages and namespace ones (no __init__.py)."""
     return sorted(
-        init.parent.name
-        for init in root.glob("*/__init__.py")
-        if not init.parent.name.startswith((".", "_")) and init.parent.name not in EXEMPT_FOLDERS
+        {
+            module.parent.name
+            for module in root.glob("*/*.py")
+            if not module.parent.name.startswith((".", "_"))
+            and module.parent.name not in EXEMPT_FOLDERS
+        }
     )
 
 
@@ -507,7 +514,7 @@ def every_package_is_installed(project: Project) -> list[str]:
     include = pyproject["tool"]["setuptools"]["packages"]["find"]["include"]
     rule = "every top-level package is in [tool.setuptools.packages.find] include"
     return [
-        f"{package}/__init__.py:1: [{rule}] {package} is missing from {include}"
+        f"{package}/: [{rule}] {package} is missing from {include}"
         for package in project.packages
         if not any(fnmatch.fnmatch(package, pattern) for pattern in include)
     ]
@@ -518,7 +525,7 @@ def every_package_is_type_checked(project: Project) -> list[str]:
     checked = pyproject.get("tool", {}).get("mypy", {}).get("packages", [])
     rule = "every top-level package is in [tool.mypy] packages (make lint type-checks it)"
     return [
-        f"{package}/__init__.py:1: [{rule}] {package} is missing from {checked}"
+        f"{package}/: [{rule}] {package} is missing from {checked}"
         for package in project.packages
         if package not in checked
     ]
@@ -661,6 +668,11 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
         every_package_is_type_checked,
         {"online_store/__init__.py": ""},
         "online_store is missing",
+    ),
+    "a namespace package (no __init__.py) is not installed": (
+        every_package_is_installed,
+        {"feature_api/app.py": "import json\n"},
+        "feature_api is missing",
     ),
 }
 
