@@ -27,6 +27,8 @@ SUBCOMMANDS = {
     "features": "spark_jobs.features",
     "sample-data": "spark_jobs.sample_data",
     "submit": "spark_jobs.submit",
+    "serve": "spark_jobs.serve",
+    "materialize": "spark_jobs.materialize",
 }
 
 
