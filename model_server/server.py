@@ -30,7 +30,7 @@ def is_loopback(host: str) -> bool:
     except OSError:
         return False
     return bool(addresses) and all(
-        ipaddress.ip_address(a.split("%", 1)[0]).is_loopback for a in addresses
+        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
     )
 
 

@@ -69,7 +69,10 @@ class RedisOnlineStore(OnlineStore):
         description = self._description(view.name)
         if description is None or not keys:
             return [None] * len(keys)
-        return self._call("read rows", self._client.hmget, description["rows"], list(keys))
+        found: list[str | None] = self._call(
+            "read rows", self._client.hmget, description["rows"], list(keys)
+        )
+        return found
 
     def _replace(self, view: FeatureView, rows: Iterable[Sequence[tuple[str, str]]]) -> int:
         rows_key = f"{_PREFIX}:rows:{view.name}:{uuid.uuid4().hex}"

@@ -75,7 +75,7 @@ def log_job_metrics(
     try:
         client = MlflowClient(tracking_uri=settings.tracking_uri)
         own_run = run_id is None
-        if own_run:
+        if run_id is None:
             run_id = client.create_run(
                 _experiment_id(client, settings),
                 run_name=f"{job}-metrics",
