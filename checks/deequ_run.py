@@ -43,7 +43,8 @@ def ensure_deequ(spark: SparkSession) -> None:
     """
     from py4j.java_gateway import JavaClass
 
-    if not isinstance(spark.sparkContext._jvm.com.amazon.deequ.checks.Check, JavaClass):
+    jvm: Any = spark.sparkContext._jvm
+    if not isinstance(jvm.com.amazon.deequ.checks.Check, JavaClass):
         raise DeequNotOnClasspath(
             "Deequ is not on Spark's classpath. Run the job through `lakegate submit`, which "
             "adds it, or give spark-submit the jar (--jars or --packages "
@@ -214,4 +215,5 @@ def load_history(spark: SparkSession, repository: Path, suite: str | None = None
     loader = FileSystemMetricsRepository(spark, str(repository)).load()
     if suite is not None:
         loader = loader.withTagValues({"suite": suite})
-    return loader.getSuccessMetricsAsDataFrame().orderBy("dataset_date", ascending=False)
+    metrics: DataFrame = loader.getSuccessMetricsAsDataFrame()
+    return metrics.orderBy("dataset_date", ascending=False)

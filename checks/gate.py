@@ -228,14 +228,12 @@ def _metrics_from_states(
     spark: SparkSession, schema: Any, analyzers: Sequence[Any], provider: Any
 ) -> Any:
     """Deequ's AnalyzerContext computed from the persisted states, round by round."""
-    jvm = spark._jvm
-    runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner  # type: ignore[union-attr]
-    none = jvm.scala.Option.empty()  # type: ignore[union-attr]
+    jvm: Any = spark._jvm
+    runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner
+    none = jvm.scala.Option.empty()
     context = None
     for analyzers_of_round in _rounds(analyzers):
-        analysis = jvm.com.amazon.deequ.analyzers.Analysis(  # type: ignore[union-attr]
-            _to_seq(spark, analyzers_of_round)
-        )
+        analysis = jvm.com.amazon.deequ.analyzers.Analysis(_to_seq(spark, analyzers_of_round))
         storage_level = getattr(runner, "runOnAggregatedStates$default$5")()
         loaders = _to_seq(spark, [provider])
         found = runner.runOnAggregatedStates(
@@ -249,12 +247,12 @@ def _with_empty_states(spark: SparkSession, context: Any, analyzers: Sequence[An
     """Add the metric Deequ gives an analyzer that saw no value (no rows, or all null)."""
     if not analyzers:
         return context
-    jvm = spark._jvm
-    metrics = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()  # type: ignore[union-attr]
+    jvm: Any = spark._jvm
+    metrics = getattr(getattr(jvm.scala.collection.immutable, "Map$"), "MODULE$").empty()
     for analyzer in analyzers:
-        metric = analyzer.computeMetricFrom(jvm.scala.Option.empty())  # type: ignore[union-attr]
+        metric = analyzer.computeMetricFrom(jvm.scala.Option.empty())
         metrics = metrics.updated(analyzer, metric)
-    found = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext(metrics)  # type: ignore[union-attr]
+    found = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext(metrics)
     return found if context is None else getattr(context, "$plus$plus")(found)
 
 
@@ -302,7 +300,7 @@ def _group(
     spark: SparkSession, df: DataFrame, analyzers: list[Any], provider: Any
 ) -> list[_Grouping]:
     """One cached grouping per (columns, filter); its state persisted for each analyzer."""
-    jvm = spark._jvm
+    jvm: Any = spark._jvm
     groupings: dict[tuple[tuple[str, ...], str | None], _Grouping] = {}
     for analyzer in analyzers:
         columns = [str(c) for c in _scala_iter(analyzer.groupingColumns())]
@@ -314,12 +312,12 @@ def _group(
             totals = frequencies.agg(
                 F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
                 F.count(F.when(count > 1, 1)).alias("duplicated"),
-            ).first()
+            ).collect()[0]
             groupings[key] = _Grouping(
                 columns, where, frequencies, int(totals["rows"]), int(totals["duplicated"])
             )
         grouping = groupings[key]
-        state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(  # type: ignore[union-attr]
+        state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
             grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
         )
         provider.persist(analyzer, state)
@@ -378,19 +376,19 @@ def apply_suite(
     """
     ensure_deequ(spark)
     check_reserved_columns(df, [malformed_column] if malformed_column else [])
-    jvm = spark._jvm
+    jvm: Any = spark._jvm
     checks = compile_checks(spark, suite)
     analyzers: dict[str, Any] = {}
     for check in checks:
         for analyzer in _scala_iter(check._Check.requiredAnalyzers()):
             analyzers.setdefault(analyzer.toString(), analyzer)
     observable, grouping_analyzers, standalone = _classify(list(analyzers.values()))
-    provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()  # type: ignore[union-attr]
+    provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
     original = [c for c in df.columns if c != malformed_column]
     scan = df.drop(malformed_column) if malformed_column else df
-    none = jvm.scala.Option.empty()  # type: ignore[union-attr]
+    none = jvm.scala.Option.empty()
     for analyzer in standalone:
-        analyzer.calculate(scan._jdf, none, jvm.scala.Option.apply(provider), none)  # type: ignore[union-attr]
+        analyzer.calculate(scan._jdf, none, jvm.scala.Option.apply(provider), none)
     groupings = _group(spark, scan, grouping_analyzers, provider)
 
     row_constraints = [

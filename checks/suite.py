@@ -80,7 +80,8 @@ class Constraint:
     @property
     def columns(self) -> list[str]:
         """The columns the constraint reads, in order."""
-        return self.args.read_columns()
+        columns: list[str] = self.args.read_columns()
+        return columns
 
     @property
     def id(self) -> str:
@@ -97,7 +98,7 @@ class Constraint:
             return True
         if mode == "never":
             return False
-        return self.args.is_all_rows()
+        return bool(self.args.is_all_rows())
 
     def assertion_text(self) -> str:
         """The expectation in words, e.g. `>= 0.5` or `all rows`."""

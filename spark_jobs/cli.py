@@ -44,7 +44,8 @@ class LazyGroup(click.Group):
         module_name = SUBCOMMANDS.get(cmd_name)
         if module_name is None:
             return None
-        return importlib.import_module(module_name).command
+        command: click.Command = importlib.import_module(module_name).command
+        return command
 
 
 @click.group(cls=LazyGroup)

@@ -159,11 +159,14 @@ def _run_step(spark: SparkSession, settings: Settings, kind: str, spec: Any) -> 
     """Run one step's job; a validate step with a table-wide error-level failure stops here."""
     from spark_jobs import features, predict, train, validate
 
-    jobs = {"validate": validate.run, "features": features.run, "train": train.run}
     if kind == "predict":
         return predict.run(spark, settings, PredictSpec(**spec.model_dump(exclude={"sample_rows"})))
-    result = jobs[kind](spark, settings, spec)
-    if kind == "validate" and (table_wide := result.table_wide_failures()):
+    if kind == "features":
+        return features.run(spark, settings, spec)
+    if kind == "train":
+        return train.run(spark, settings, spec)
+    result = validate.run(spark, settings, spec)
+    if table_wide := result.table_wide_failures():
         raise StepFailed(
             f"validate: error-level constraints failed on the whole table "
             f"({', '.join(table_wide)}); see {result.outputs.report}",

@@ -352,8 +352,8 @@ def command(
         input=source,
         output=output,
         key=list(keys),
-        input_format=input_format,  # type: ignore[arg-type]
-        format=output_format,  # type: ignore[arg-type]
+        input_format=input_format,
+        format=output_format,
         scored_at=scored_at,
         gate=gate,
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import click
 
@@ -78,6 +78,9 @@ def lakegate_command(
         option = click.option(
             "--env", default=None, help="Configuration in conf/<env>.yaml (default: local)."
         )
-        return click.command(name, **click_settings)(option(invoke))
+        make_command = cast(
+            Callable[[Callable[..., Any]], click.Command], click.command(name, **click_settings)
+        )
+        return make_command(option(invoke))
 
     return decorate
