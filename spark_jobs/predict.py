@@ -244,6 +244,7 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
     from pyspark.sql import functions as F
 
     from lakegate_errors import RowsLost
+    from spark_jobs.services.job_metrics import log_job_metrics
     from spark_jobs.services.reporting import redact
     from spark_jobs.services.table_io import StagedOutputs
 
@@ -307,6 +308,21 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
     finally:
         if split is not None:
             split.release()
+    log_job_metrics(
+        settings,
+        "predict",
+        rows=report.rows,
+        seconds={
+            "load": report.load_seconds,
+            "score": report.score_seconds,
+            "total": report.total_seconds,
+        },
+        params={
+            "model": report.model_uri,
+            "version": str(report.model_version),
+            "input": report.input,
+        },
+    )
     return report
 
 

@@ -166,3 +166,25 @@ def test_missing_key_column_exits_2(model, input_path, tmp_path, capsys):
     )
     assert code == 2
     assert "'account_id'" in capsys.readouterr().err
+
+
+def test_predict_logs_its_timings_and_rows_per_second_to_mlflow(
+    spark: SparkSession, settings: Settings, model: str, input_path: Path, tmp_path: Path
+) -> None:
+    from mlflow import MlflowClient
+
+    assert _predict(input_path, tmp_path / "timed") == 0
+    report = json.loads((tmp_path / "timed" / REPORT_NAME).read_text())
+    client = MlflowClient(settings.tracking_uri)
+    experiment = client.get_experiment_by_name(settings.mlflow.experiment)
+    runs = client.search_runs(
+        [experiment.experiment_id],
+        "tags.`lakegate.job` = 'predict'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    metrics = runs[0].data.metrics
+    assert metrics["rows"] == report["rows"] == 120
+    assert metrics["total_seconds"] == report["total_seconds"]
+    assert metrics["rows_per_second"] == pytest.approx(120 / report["total_seconds"])
+    assert runs[0].data.params["version"] == report["model_version"]
