@@ -205,14 +205,14 @@ CASES: list[Case] = [
 SLOW_CASES: list[Case] = [
     (
         "rf_reg",
-        lambda: RandomForestRegressor(12, max_depth=5, random_state=0),
+        lambda: RandomForestRegressor(6, max_depth=5, random_state=0),
         "value",
         "predict",
         NUMERIC,
     ),
     (
         "rf_clf",
-        lambda: mixed(RandomForestClassifier(10, max_depth=5, random_state=0)),
+        lambda: mixed(RandomForestClassifier(6, max_depth=4, random_state=0)),
         "tier",
         "predict",
         COLUMNS,
@@ -254,19 +254,25 @@ SLOW_CASES: list[Case] = [
     ),
     (
         "hgb_reg",
-        lambda: HistGradientBoostingRegressor(max_iter=20, max_depth=4),
+        lambda: HistGradientBoostingRegressor(max_iter=8, max_depth=3),
         "value",
         "predict",
         NUMERIC,
     ),
     (
         "hgb_clf",
-        lambda: HistGradientBoostingClassifier(max_iter=15),
+        lambda: HistGradientBoostingClassifier(max_iter=10, max_leaf_nodes=8),
         "label",
         "predict_proba",
         NUMERIC,
     ),
-    ("hgb_multi", lambda: HistGradientBoostingClassifier(max_iter=10), "tier", "predict", NUMERIC),
+    (
+        "hgb_multi",
+        lambda: HistGradientBoostingClassifier(max_iter=5, max_leaf_nodes=6),
+        "tier",
+        "predict",
+        NUMERIC,
+    ),
 ]
 
 
