@@ -29,6 +29,7 @@ SUBCOMMANDS = {
     "submit": "spark_jobs.submit",
     "serve": "spark_jobs.serve",
     "materialize": "spark_jobs.materialize",
+    "convert": "spark_jobs.convert",
 }
 
 
