@@ -1,6 +1,6 @@
 """`lakegate predict`: score a table with a registered model and write keys + predictions.
 
-    lakegate predict --model models:/users@champion --input data/users_features.parquet \
+    lakegate predict --model models:/users@champion --input out/users/features \
         --output out/predictions --key user_id
 
 Writes the key columns, `prediction`, `model_name`, `model_version` and `scored_at` (one
