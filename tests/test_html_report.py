@@ -1,0 +1,136 @@
+"""report.html rendered by a real headless Chromium: what a person sees, and the page's text."""
+
+from __future__ import annotations
+
+import html as html_module
+import json
+import re
+import shutil
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+from pyspark.sql import SparkSession
+from pyspark.sql import functions as F
+
+from spark_jobs.cli import main
+from spark_jobs.services.html_report import history_records, render_report_html
+from spark_jobs.services.settings import Settings
+
+CHROMIUM = Path("/usr/bin/chromium")
+SUITE_NAME = "items_report"
+
+
+@pytest.fixture(scope="session")
+def chromium() -> Path:
+    """Debian's chromium, installed with apt-get when missing (CI starts from a fresh machine)."""
+    if not CHROMIUM.exists() and shutil.which("apt-get"):
+        subprocess.run(["apt-get", "update", "-qq"], capture_output=True, timeout=600)
+        subprocess.run(
+            ["apt-get", "install", "-y", "-qq", "chromium"], capture_output=True, timeout=900
+        )
+    if not CHROMIUM.exists():
+        pytest.skip("Debian's chromium is not installed and `apt-get install chromium` failed")
+    return CHROMIUM
+
+
+def _headless(chromium: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(chromium), "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
+         "--no-first-run", "--disable-dev-shm-usage", *args],
+        capture_output=True, text=True, timeout=120, check=True,
+    )  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def validated(
+    spark: SparkSession, settings: Settings, tmp_path_factory: pytest.TempPathFactory
+) -> dict[str, Any]:
+    """Three validate runs of the Items suite (5, 4 and 5 rows); the last one's outputs."""
+    root = tmp_path_factory.mktemp("report")
+    suite = root / "items.yaml"
+    suite.write_text(
+        Path("checks/examples/items.yaml")
+        .read_text()
+        .replace("suite: items", f"suite: {SUITE_NAME}")
+    )
+    lines = Path("data/items.csv").read_text().splitlines()
+    inputs = [lines, lines[:-1], lines]
+    for run, rows in enumerate(inputs):
+        data = root / f"items{run}.csv"
+        data.write_text("\n".join(rows) + "\n")
+        code = main(["validate", str(suite), "--input", str(data), "--output",
+                     str(root / "out"), "--quiet"])  # fmt: skip
+        assert code == 1
+    report = json.loads((root / "out" / "report.json").read_text())
+    quarantine = spark.read.format("delta").load(str(root / "out" / "quarantine"))
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for reason in report["quarantine_reasons"]:
+        broke = quarantine.where(F.array_contains("_lakegate_errors.constraint", reason))
+        samples[reason] = [r.asDict(recursive=True) for r in broke.limit(5).collect()]
+    history = history_records(spark, settings.metrics_repository_path, SUITE_NAME)
+    return {"root": root, "report": report, "samples": samples, "history": history}
+
+
+def test_history_records_are_the_suites_runs_oldest_first(validated: dict[str, Any]) -> None:
+    history = validated["history"]
+    assert {row["suite"] for row in history} == {SUITE_NAME}
+    assert len({row["run_id"] for row in history}) == 3
+    sizes = [row["value"] for row in history if row["name"] == "Size"]
+    assert sizes == [5.0, 4.0, 5.0]
+    assert [r["dataset_date"] for r in history] == sorted(r["dataset_date"] for r in history)
+
+
+def test_report_renders_in_chromium_with_status_constraints_quarantine_and_charts(
+    validated: dict[str, Any], chromium: Path
+) -> None:
+    report = dict(validated["report"])
+    size_history = [
+        {"time": r["dataset_date"], "value": r["value"]}
+        for r in validated["history"]
+        if r["name"] == "Size" and r["run_id"] != report["run_id"]
+    ]
+    report["anomalies"] = [
+        {
+            "analyzer": "Size", "column": None, "strategy": "RelativeRateOfChange",
+            "level": "error", "status": "success", "metric": 5.0, "history": size_history,
+            "bounds": {"lower": 3.2, "upper": 6.0},
+            "message": "Size 5 is within [3.2, 6] (maxRateDecrease 0.8, maxRateIncrease 1.5)",
+        }
+    ]  # fmt: skip
+    html = render_report_html(report, validated["history"], validated["samples"])
+    page = validated["root"] / "report.html"
+    page.write_text(html)
+
+    # self-contained: nothing is fetched when the page is viewed
+    assert not re.search(
+        r"""(src|href)\s*=\s*["']?(https?:)?//|url\(\s*["']?https?:|@import""", html
+    )
+
+    dom = _headless(chromium, "--dump-dom", page.as_uri()).stdout
+    text = re.sub(r"\s+", " ", html_module.unescape(re.sub(r"<[^>]+>", " ", dom)))
+    assert f"Suite {SUITE_NAME} FAILURE" in text
+    assert "Rows in Valid Quarantined 5 4 1" in text
+    assert "FAIL unit testing my data error isComplete(productName) 0.8 all rows" in text
+    assert "FAIL unit testing my data error containsURL(description) 0.4 >= 0.5" in text
+    assert "PASS unit testing my data error hasSize() 5 == 5" in text
+    assert "isComplete(productName) 1" in text  # quarantine count per reason
+    assert "Sample rows that broke isComplete(productName)" in text
+    assert " 3 null null low 5 " in text  # item 3, as it was read
+    assert "PASS Size RelativeRateOfChange error 5 [3.2, 6] 2 run(s)" in text
+    assert "3 run(s) of suite items_report" in text
+    metrics = {(r["entity"], r["instance"], r["name"]) for r in validated["history"]}
+    assert dom.count("<svg") == len(metrics) >= 6
+
+    screenshot = validated["root"] / "report.png"
+    _headless(chromium, f"--screenshot={screenshot}", "--window-size=1300,1900", page.as_uri())
+    assert screenshot.stat().st_size > 20_000
+    shutil.copy(screenshot, Path("/tmp/lakegate_report.png"))  # for a person to look at
+
+
+def test_report_without_history_or_quarantine_says_so(validated: dict[str, Any]) -> None:
+    report = dict(validated["report"], quarantine_reasons={}, anomalies=[])
+    html = render_report_html(report, [], {})
+    assert "No row was quarantined." in html
+    assert "No metrics history" in html and "<svg" not in html
