@@ -90,15 +90,12 @@ def _serve(
     stop: threading.Event,
 ) -> None:
     """Register views and functions, serve until `stop` is set, then close the port."""
-    from spark_jobs.services.model_refresh import ModelCatalog
-    from spark_jobs.services.sql_catalog import register_views
+    from spark_jobs.services.model_refresh import prepare_sql_session
     from spark_jobs.services.thrift_server import start_thrift_server
 
-    register_views(spark, views)
-    catalog = ModelCatalog(spark, settings, settings.models, extra_models)
-    for line in catalog.register_all():
+    catalog, lines = prepare_sql_session(spark, settings, views, extra_models)
+    for line in lines:
         click.echo(line, err=True)
-    catalog.register_refresh_function()
     server = start_thrift_server(spark, host, port, dict(settings.sql_server.hive_conf))
     catalog.start_refreshing(interval)
     names = ", ".join(f"predict_{name}" for name in catalog.functions) or "none"

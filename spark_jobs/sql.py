@@ -1,7 +1,7 @@
 """`lakegate sql`: run SQL in a session where every configured model is a SQL function.
 
     lakegate sql -e "SELECT user_id, predict_users(struct(*)) AS p FROM features" \
-        --table features=data/users_features.parquet [--output out/p --format delta]
+        --table features=out/users/features [--output out/p --format delta]
     lakegate sql --table features=out/users/features            # a shell (prompt or pipe)
     echo "SELECT count(*) FROM features;" | lakegate sql --output-format csv
 
@@ -109,15 +109,12 @@ def _run_shell(
     limit: int | None,
 ) -> None:
     """The shell: every model registered up front, statements from standard input."""
-    from spark_jobs.services.model_refresh import ModelCatalog
-    from spark_jobs.services.sql_catalog import register_views
+    from spark_jobs.services.model_refresh import prepare_sql_session
     from spark_jobs.services.sql_shell import run_shell
 
-    register_views(spark, views)
-    catalog = ModelCatalog(spark, settings, settings.models, extra_models)
-    for line in catalog.register_all():
+    catalog, lines = prepare_sql_session(spark, settings, views, extra_models)
+    for line in lines:
         click.echo(line, err=True)
-    catalog.register_refresh_function()
     history = settings.state_path / "sql_history"
     run_shell(spark, catalog, output_format=print_format, limit=limit, history_file=history)
 

@@ -227,6 +227,19 @@ def test_a_taken_port_is_refused_before_spark_starts(server, capsys):
     assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
 
 
+def test_without_authentication_configured_any_user_and_password_get_in(server):
+    """The control for the LDAP test below: the same client is let in when no mode is set."""
+    connection = hive.connect(
+        host="127.0.0.1", port=server.port, auth="LDAP", username="analyst", password="wrong"
+    )
+    try:
+        cursor = connection.cursor()
+        cursor.execute("SELECT 1")
+        assert cursor.fetchall() == [(1,)]
+    finally:
+        connection.close()
+
+
 def test_sigterm_stops_the_server_its_jvm_and_closes_the_port(server):
     process = psutil.Process(server.process.pid)
     jvms = [child for child in process.children(recursive=True) if "java" in child.name()]
@@ -237,3 +250,39 @@ def test_sigterm_stops_the_server_its_jvm_and_closes_the_port(server):
     assert not alive
     with socket.socket() as probe, pytest.raises(OSError):
         probe.connect(("127.0.0.1", server.port))
+
+
+@pytest.mark.slow
+def test_configured_ldap_authentication_is_enforced(settings, versions, tmp_path):
+    """hive_conf reaches HiveServer2: with LDAP on (an unreachable directory), nobody gets in."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    closed = _free_port()
+    (conf / "test.yaml").write_text(
+        (settings.project_root / "conf" / "test.yaml").read_text()
+        + "sql_server:\n  hive_conf:\n    hive.server2.authentication: LDAP\n"
+        + f"    hive.server2.authentication.ldap.url: ldap://127.0.0.1:{closed}\n"
+        + "    hive.server2.authentication.ldap.baseDN: dc=example,dc=com\n"
+    )
+    port = _free_port()
+    log = tmp_path / "server.log"
+    env = {**os.environ, "LAKEGATE_ENV": "test", "LAKEGATE_CONF_DIR": str(conf)}
+    with log.open("w") as sink:
+        process = subprocess.Popen(
+            [LAKEGATE, "serve-sql", "--port", str(port)],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while "serving jdbc:hive2://" not in log.read_text():
+            assert process.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
+            time.sleep(0.5)
+        with pytest.raises(Exception, match=r"(?i)TSocket read 0 bytes|auth|login|sasl"):
+            hive.connect(
+                host="127.0.0.1", port=port, auth="LDAP", username="analyst", password="wrong"
+            ).cursor().execute("SELECT 1")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(timeout=60) == 0

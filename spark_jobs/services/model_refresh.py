@@ -171,3 +171,33 @@ def _describe(function: ModelFunction) -> str:
     from udfs.compiled import describe_path
 
     return describe_path(function)
+
+
+def prepare_sql_session(
+    spark: SparkSession,
+    settings: Settings,
+    views: Mapping[str, str],
+    requested_models: Mapping[str, str],
+) -> tuple[ModelCatalog, list[str]]:
+    """Register the views and every model function of a long-lived SQL session.
+
+    The views are read on a second thread while the models register (both mostly wait on a
+    cold JVM, so together they take the longer of the two rather than the sum).
+
+    Returns:
+        The catalog (with `refresh_models()` registered) and one line per model.
+
+    Raises:
+        UserError: a view's path cannot be read, or a `--model` cannot be registered.
+    """
+    from concurrent.futures import ThreadPoolExecutor
+
+    from spark_jobs.services.sql_catalog import register_views
+
+    catalog = ModelCatalog(spark, settings, settings.models, requested_models)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="lakegate-views") as pool:
+        views_done = pool.submit(register_views, spark, views)
+        lines = catalog.register_all()
+        views_done.result()
+    catalog.register_refresh_function()
+    return catalog, lines
