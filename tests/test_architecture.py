@@ -52,6 +52,9 @@ CHECKS_STORAGE_ALLOWED: dict[tuple[str, str, str], str] = {
     ("checks/gate.py", "Gate.verdict", "save"): (
         "the one-pass gate appends the run's metrics to the Deequ metrics repository"
     ),
+    ("checks/anomalies.py", "compute_current_metrics", "saveOrAppendResult"): (
+        "Deequ's AnalysisRunner appends the anomaly checks' metrics to the metrics repository"
+    ),
 }
 
 
