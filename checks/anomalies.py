@@ -254,9 +254,9 @@ class _EntryDoc(BaseModel):
 def _document_at(document: YamlDocument, loc: Location) -> Any:
     data = document.data
     for part in loc:
-        if (isinstance(data, dict) and part in data) or (
-            isinstance(data, list) and isinstance(part, int) and part < len(data)
-        ):
+        if isinstance(data, dict):
+            data = data.get(part)
+        elif isinstance(data, list) and isinstance(part, int) and part < len(data):
             data = data[part]
         else:
             return None
