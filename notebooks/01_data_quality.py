@@ -107,3 +107,90 @@ for result in ge_outcome.results:
     print(f"{result.status:8} {result.constraint:28} value {result.metric}")
 assert ge_outcome.status == "success"
 assert [r.metric for r in ge_outcome.results][-1] == 541.0  # the observed mean of col2
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## The seeds' Great Expectations suite, as it is
+# MAGIC
+# MAGIC The JSON GX wrote (`get_expectation_suite`) loads as a lakegate suite; `lakegate convert` shows
+# MAGIC the translation.
+
+# COMMAND ----------
+
+from checks.great_expectations import load_gx_suite, suite_yaml
+
+print(suite_yaml("checks/examples/great_expectations_suite.json"))
+gx_suite = load_gx_suite("checks/examples/great_expectations_suite.json")
+gx_outcome = verify(spark, people, gx_suite)
+assert gx_outcome.status == "success" and gx_outcome.results[-1].metric == 541.0
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## A suite suggested by Deequ, proven on the data
+# MAGIC
+# MAGIC Deequ's constraint suggestion (default rules) profiles the Items table; every suggestion is
+# MAGIC checked on the table and relaxed or dropped when it fails.
+
+# COMMAND ----------
+
+from checks.suggestions import prove_suggestions, suggest_constraints, suggested_suite_yaml
+
+items_df = spark.read.option("header", True).option("inferSchema", True).csv("data/items.csv")
+suggested = prove_suggestions(spark, items_df, "items_suggested", suggest_constraints(spark, items_df))
+print(suggested_suite_yaml(suggested, "data/items.csv"))
+assert verify(spark, items_df, suggested.suite()).status == "success"
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## Anomaly checks on the metrics history
+# MAGIC
+# MAGIC Three runs make a history; a run with half the rows is an anomaly for RelativeRateOfChange.
+
+# COMMAND ----------
+
+from pathlib import Path
+
+import yaml
+
+from checks.anomalies import compute_current_metrics, evaluate_anomalies, parse_anomalies
+from checks.yaml_document import YamlDocument
+
+anomaly_doc = YamlDocument(
+    Path("anomalies.yaml"),
+    yaml.safe_load("anomalies:\n  - Size: {strategy: RelativeRateOfChange, maxRateDecrease: 0.8}"),
+)
+anomaly_checks = parse_anomalies(anomaly_doc)
+anomaly_repo = Path(tempfile.mkdtemp()) / "metrics.json"
+for _ in range(3):
+    compute_current_metrics(spark, people, anomaly_checks, repository=anomaly_repo,
+                            tags={"suite": "people"})
+half = compute_current_metrics(spark, people.limit(3), anomaly_checks)
+[size_result] = evaluate_anomalies(spark, anomaly_checks, half, anomaly_repo, "people")
+print(size_result.message)
+assert size_result.status == "failure"
+
+# COMMAND ----------
+
+# MAGIC %md
+# MAGIC ## report.html
+# MAGIC
+# MAGIC One self-contained page per run: status, constraints, anomalies, quarantine samples, and a
+# MAGIC chart per metric over the suite's history.
+
+# COMMAND ----------
+
+from spark_jobs.services.html_report import render_report_html
+
+page = render_report_html(
+    {"suite": "people", "run_id": "notebook", "input": "people", "status": "failure",
+     "started_at": "", "finished_at": None, "duration_seconds": 0, "exit_code": 1,
+     "suite_file": "", "counts": {"rows_in": 3, "rows_valid": 3, "rows_quarantined": 0},
+     "quarantine_reasons": {}, "constraints": [], "anomalies": [size_result.as_dict()]},
+    history=[],
+    samples={},
+)
+Path(tempfile.mkdtemp(), "report.html").write_text(page)
+assert "RelativeRateOfChange" in page
