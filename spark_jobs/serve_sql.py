@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 @click.command(name="serve-sql")
 @click.option("--host", default=None, help="Bind address [conf sql_server.host: 127.0.0.1].")
 @click.option(
-    "--port", type=click.IntRange(0, 65535), default=None, help="[conf sql_server.port: 10000]"
+    "--port", type=click.IntRange(1, 65535), default=None, help="[conf sql_server.port: 10000]"
 )
 @click.option("--model", "models", multiple=True, help="NAME=URI: register predict_NAME too.")
 @click.option("--table", "tables", multiple=True, help="NAME=PATH: a temporary view over a path.")

@@ -15,6 +15,7 @@ printed.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -158,7 +159,7 @@ def _run_one(
                 df.columns,
                 df.take(limit) if limit else df.collect(),
                 print_format,
-                click.get_text_stream("stdout"),
+                sys.stdout,
             )
         return
     output_format = output_format or settings.outputs.format

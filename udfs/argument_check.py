@@ -109,10 +109,10 @@ def check_batch_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: Scorin
                 f"{name}: argument {position} is a struct but the model's input {position} "
                 f"{item!r} is a single value; pass one struct as the only argument, or columns"
             )
-        expected = types.get(item)
-        why = _refusal(arg, expected) if expected else None
+        declared = types.get(item)
+        why = _refusal(arg, declared) if declared else None
         if why is not None:
             raise ModelUsageError(
                 f"{name}: argument {position} holds {why} but the model's input {position} "
-                f"{item!r} is {expected} (inputs in order: {', '.join(spec.input_names)})"
+                f"{item!r} is {declared} (inputs in order: {', '.join(spec.input_names)})"
             )

@@ -35,7 +35,7 @@ class CheckedCallBuilder:
     """A `scala.Function1[Seq[Expression], Expression]`: the UDF call, or its refusal."""
 
     def __init__(self, spark: SparkSession, function: ModelFunction, python_udf: Any) -> None:
-        self._jvm = spark._jvm
+        self._jvm: Any = spark._jvm
         self._function = function
         self._python_udf = python_udf
 

@@ -137,9 +137,11 @@ class ModelCatalog:
 
     def register_refresh_function(self) -> None:
         """Register `refresh_models()`: a SQL call refreshes now and returns what it did."""
-        from udfs.compiled.registration import register_builder
+        from pyspark.java_gateway import ensure_callback_server_started
 
-        register_builder(self._spark, REFRESH_FUNCTION, _RefreshBuilder(self))
+        ensure_callback_server_started(self._spark.sparkContext._gateway)
+        registry = self._spark._jsparkSession.sessionState().functionRegistry()
+        registry.createOrReplaceTempFunction(REFRESH_FUNCTION, _RefreshBuilder(self), "python_udf")
 
 
 class _RefreshBuilder:
@@ -154,7 +156,9 @@ class _RefreshBuilder:
 
     def apply(self, children: Any) -> Any:
         """Refresh, and return the report as a literal expression (Spark calls this)."""
-        jvm = self._catalog._spark._jvm
+        from spark_jobs.services.session import jvm_of
+
+        jvm = jvm_of(self._catalog._spark)
         try:
             report = "; ".join(self._catalog.refresh()) or "no models configured"
         except Exception as exc:

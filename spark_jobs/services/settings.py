@@ -90,7 +90,7 @@ class SqlServerSettings(_Strict):
     """
 
     host: str = "127.0.0.1"
-    port: int = Field(default=10000, ge=0, le=65535)
+    port: int = Field(default=10000, ge=1, le=65535)
     refresh_interval_seconds: float = Field(default=60.0, ge=0)
     hive_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(

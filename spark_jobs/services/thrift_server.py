@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from lakegate_errors import EnvironmentProblem, UserError
+from spark_jobs.services.session import jvm_of
 from spark_jobs.services.settings import Settings
 
 if TYPE_CHECKING:
@@ -148,7 +149,7 @@ def start_thrift_server(
     hive_conf = dict(hive_conf or {})
     check_bind(host, hive_conf)
     check_port_free(host, port)
-    if spark.conf.get(SINGLE_SESSION, "false").lower() != "true":
+    if (spark.conf.get(SINGLE_SESSION, "false") or "false").lower() != "true":
         raise EnvironmentProblem(
             f"the session was started without {SINGLE_SESSION}=true, so JDBC clients would not "
             "see the model functions; build it from spark_jobs.services.thrift_server."
@@ -157,7 +158,7 @@ def start_thrift_server(
     for key, value in {**DEFAULT_HIVE_CONF, **hive_conf, BIND_HOST: host, PORT: port}.items():
         spark.conf.set(key, str(value).lower() if isinstance(value, bool) else str(value))
     _quiet_disconnect_errors(spark)
-    server_class = getattr(spark._jvm, _SERVER_CLASS)
+    server_class = getattr(jvm_of(spark), _SERVER_CLASS)
     server = server_class.startWithContext(spark._jsparkSession.sqlContext())
     if not wait_for_port(host, port, timeout):
         server.stop()
@@ -169,7 +170,7 @@ def start_thrift_server(
 
 
 def _quiet_disconnect_errors(spark: SparkSession) -> None:
-    jvm = spark._jvm
+    jvm = jvm_of(spark)
     level = jvm.org.apache.logging.log4j.Level.OFF
     for logger in _QUIET_LOGGERS:
         jvm.org.apache.logging.log4j.core.config.Configurator.setLevel(logger, level)
