@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
@@ -27,6 +27,35 @@ class ConstraintArgs(BaseModel):
         """The columns the constraint reads, in order."""
         column = getattr(self, "column", None)
         return [column] if column else []
+
+    def subject(self) -> str:
+        """What the constraint is about, for its id: its columns, or a rule's name."""
+        return ",".join(self.read_columns())
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquote_column_names(cls, data: Any) -> Any:
+        """Accept `` `a.b` `` as well as `a.b`: a column is always named exactly, never parsed."""
+        if not isinstance(data, dict):
+            return data
+        fixed = dict(data)
+        for key in ("column", "column_a", "column_b"):
+            if isinstance(fixed.get(key), str):
+                fixed[key] = unquote_column(fixed[key])
+        if isinstance(fixed.get("columns"), list):
+            fixed["columns"] = [
+                unquote_column(c) if isinstance(c, str) else c for c in fixed["columns"]
+            ]
+        return fixed
+
+
+def unquote_column(name: str) -> str:
+    """`` `a.b` `` -> `a.b` (a back-quoted spelling of a column name); other names unchanged."""
+    if len(name) >= 2 and name.startswith("`") and name.endswith("`"):
+        inner = name[1:-1]
+        if "`" not in inner.replace("``", ""):
+            return inner.replace("``", "`")
+    return name
 
 
 class Assertion(ConstraintArgs):
@@ -178,11 +207,13 @@ class ContainedInArgs(Assertion):
 
 
 class InRangeArgs(ConstraintArgs):
-    """A numeric column and its inclusive bounds."""
+    """A numeric column and its bounds, inclusive unless `include_min`/`include_max` say not."""
 
     column: str
     min: float | None = None
     max: float | None = None
+    include_min: bool = True
+    include_max: bool = True
 
     @model_validator(mode="after")
     def _bounds(self) -> InRangeArgs:
@@ -191,6 +222,37 @@ class InRangeArgs(ConstraintArgs):
         if self.min is not None and self.max is not None and self.min > self.max:
             raise ValueError("min is greater than max")
         return self
+
+
+class SatisfiesArgs(Assertion):
+    """A named SQL boolean condition and an optional assertion on the share of rows meeting it."""
+
+    condition: str = Field(min_length=1, description="Spark SQL boolean expression")
+    name: str = Field(min_length=1, description="names the rule in reports and quarantine")
+
+    def subject(self) -> str:
+        """The rule's name."""
+        return self.name
+
+
+class HistogramArgs(RequiredAssertion):
+    """A column, one of its values (null is a value of its own) and an assertion on its share.
+
+    `measure: absolute` asserts on the number of rows holding the value, `ratio` (the default)
+    on their share of all rows, as Deequ's `Histogram` counts them (values compared as text).
+    """
+
+    column: str
+    value: str | int | float | bool | None
+    measure: Literal["absolute", "ratio"] = "ratio"
+
+    def histogram_key(self, null_key: str) -> str:
+        """The key Deequ's histogram files the value under (`null_key` for null)."""
+        if self.value is None:
+            return null_key
+        if isinstance(self.value, bool):
+            return "true" if self.value else "false"
+        return str(self.value)
 
 
 class PatternArgs(Assertion):

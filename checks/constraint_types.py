@@ -8,9 +8,11 @@ Importing this module needs no JVM; the builders and rules run only when called.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import reduce
 from typing import Any, Literal
 
 from checks import row_rules as rules
@@ -23,11 +25,13 @@ from checks.arguments import (
     ConstraintArgs,
     ContainedInArgs,
     DataTypeArgs,
+    HistogramArgs,
     InRangeArgs,
     PairArgs,
     PairAssert,
     PatternArgs,
     QuantileArgs,
+    SatisfiesArgs,
     SizeAssert,
     UniqueArgs,
 )
@@ -43,6 +47,9 @@ class ColumnKind(StrEnum):
     ANY = "any"
     NUMERIC = "numeric"
     STRING = "string"
+    # Deequ casts the column to a number (`CAST(c AS DOUBLE)`, NULL compliant): numbers, numeric
+    # text and booleans have a defined answer; dates, structs... fail inside Deequ.
+    CASTS_TO_NUMBER = "castable to a number"
 
 
 @dataclass(frozen=True)
@@ -53,6 +60,10 @@ class ConstraintType:
     meet), `never` (a table-wide metric), or `when_all_rows` (a ratio constraint whose assertion
     is "every row"). `row_rule` is the predicate, for types that can blame rows.
     `groups_rows` marks types whose rule needs the key grouping (duplicate keys).
+    `dotted_names` is False where Deequ cannot read a column whose name holds a dot (its
+    Histogram and the analyzers built on it, quoted or not): such suites are refused up front.
+    `metric_of(args, value)` reads a number out of a metric that is not one (a Distribution);
+    without it, the constraint's own Deequ value picker is used, if it has one.
     """
 
     name: str
@@ -62,77 +73,291 @@ class ConstraintType:
     row_rule: RowRule | None = None
     column_kind: ColumnKind = ColumnKind.ANY
     groups_rows: bool = False
+    dotted_names: bool = True
+    metric_of: Callable[[Any, Any], float | None] | None = None
 
 
 def _quote(column: str) -> str:
     return "`" + column.replace("`", "``") + "`"
 
 
-def range_predicate(column: str, low: float | None, high: float | None) -> str:
+def deequ_column(column: str) -> str:
+    """The spelling Deequ's `col(...)`-based analyzers need: back-quoted when it holds a dot.
+
+    Other names go as they are, so metric names (and the metrics history) stay Deequ's own.
+    """
+    return _quote(column) if "." in column or "`" in column else column
+
+
+def _sql_name(column: str) -> str:
+    """A column in SQL text: as is when a plain identifier, else back-quoted."""
+    return column if _PLAIN_IDENTIFIER.fullmatch(column) else _quote(column)
+
+
+_PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def range_predicate(
+    column: str,
+    low: float | None,
+    high: float | None,
+    include_low: bool = True,
+    include_high: bool = True,
+) -> str:
     """The SQL predicate Deequ evaluates for `isInRange` (null is compliant)."""
     parts = []
     if low is not None:
-        parts.append(f"{_quote(column)} >= {low!r}")
+        parts.append(f"{_quote(column)} {'>=' if include_low else '>'} {low!r}")
     if high is not None:
-        parts.append(f"{_quote(column)} <= {high!r}")
+        parts.append(f"{_quote(column)} {'<=' if include_high else '<'} {high!r}")
     return f"{_quote(column)} IS NULL OR ({' AND '.join(parts)})"
 
 
+def completeness_predicate(columns: list[str], any_of: bool) -> str:
+    """Deequ's `isEachNotNull`/`isAnyNotNull` text, with every name quoted so it parses.
+
+    Deequ builds it from `col(c).isNotNull` and its `toString`, which leaves `a b` unquoted;
+    for plain names this is character for character Deequ's own predicate.
+    """
+    joiner = " OR " if any_of else " AND "
+    return reduce(
+        lambda a, b: f"({a}{joiner}{b})", [f"({_sql_name(c)} IS NOT NULL)" for c in columns]
+    )
+
+
+def _jvm(check: Any) -> Any:
+    return check._jvm
+
+
+def _function(check: Any, test: Callable[[Any], bool]) -> Any:
+    """A Scala `Function1` calling `test` back in Python (PyDeequ's callback)."""
+    from pydeequ.scala_utils import ScalaFunction1
+
+    return ScalaFunction1(check._spark_session.sparkContext._gateway, test)
+
+
+def _option(check: Any, value: Any) -> Any:
+    return _jvm(check).scala.Option.apply(value)
+
+
+def _seq(check: Any, items: list[str]) -> Any:
+    from pydeequ.scala_utils import to_scala_seq
+
+    return to_scala_seq(_jvm(check), items)
+
+
+def _set(check: Any, j_check: Any) -> Any:
+    check._Check = j_check
+    return check
+
+
+def _column_metric_jvm(method: str) -> DeequBuilder:
+    """`Check.<method>(column, assertion, hint)` on the JVM (PyDeequ 1.7 lacks the method)."""
+
+    def build(check: Any, a: Any, test: Any, hint: str | None) -> Any:
+        j_check = getattr(check._Check, method)(
+            deequ_column(a.column), _function(check, test), _option(check, hint)
+        )
+        return _set(check, j_check)
+
+    return build
+
+
 def _unique(check: Any, a: UniqueArgs, test: Any, hint: str | None) -> Any:
-    key = a.key
+    key = [deequ_column(c) for c in a.key]
     if len(key) == 1:
         return check.isUnique(key[0], hint)
     return check.hasUniqueness(key, lambda x: x == 1.0, hint)
 
 
+def _primary_key(check: Any, a: UniqueArgs, test: Any, hint: str | None) -> Any:
+    key = [deequ_column(c) for c in a.key]
+    return check.isPrimaryKey(key[0], *key[1:], hint=hint)
+
+
+def _are_unique(check: Any, a: ColumnsArgs, test: Any, hint: str | None) -> Any:
+    key = [deequ_column(c) for c in a.columns]
+    none = _jvm(check).scala.Option.empty()
+    return _set(check, check._Check.areUnique(_seq(check, key), _option(check, hint), none))
+
+
+def _columns_metric(method: str) -> DeequBuilder:
+    """`check.<method>([columns], assertion, hint)` (uniqueness and its kin)."""
+    return lambda check, a, test, hint: getattr(check, method)(
+        [deequ_column(c) for c in a.columns], test, hint
+    )
+
+
+def _duplicate_row_count(check: Any, a: Any, test: Any, hint: str | None) -> Any:
+    columns = _seq(check, [deequ_column(c) for c in a.columns])
+    j_check = check._Check.hasDuplicateRowCount(
+        columns, _function(check, test), _option(check, hint)
+    )
+    return _set(check, j_check)
+
+
+def _completeness(any_of: bool, default_all_rows: bool) -> DeequBuilder:
+    """`areComplete`, `haveCompleteness`, `areAnyComplete`, `haveAnyCompleteness`.
+
+    Deequ's own methods build their predicate with unquoted names (a column `a b` or `a.b`
+    breaks it); the same `satisfies` call with the names quoted gives Deequ's analyzer, name
+    and metric.
+    """
+    name = "Any Completeness" if any_of else "Combined Completeness"
+
+    def build(check: Any, a: Any, test: Any, hint: str | None) -> Any:
+        predicate = completeness_predicate(a.columns, any_of)
+        assertion = None if default_all_rows else test
+        j_test = (
+            getattr(check._Check, "satisfies$default$3")()
+            if assertion is None
+            else _function(check, assertion)
+        )
+        j_check = check._Check.satisfies(
+            predicate,
+            name,
+            j_test,
+            _option(check, hint),
+            _seq(check, list(a.columns)),
+            _jvm(check).scala.Option.empty(),
+        )
+        return _set(check, j_check)
+
+    return build
+
+
 def _in_range(check: Any, a: InRangeArgs, test: Any, hint: str | None) -> Any:
     constraint = f"isInRange({a.column})" + (f" where {a.where}" if a.where else "")
-    return check.satisfies(range_predicate(a.column, a.min, a.max), constraint, None, hint)
+    predicate = range_predicate(a.column, a.min, a.max, a.include_min, a.include_max)
+    return check.satisfies(predicate, constraint, None, hint)
+
+
+def _satisfies(check: Any, a: SatisfiesArgs, test: Any, hint: str | None) -> Any:
+    return check.satisfies(a.condition, a.name, test, hint)
 
 
 def _data_type(check: Any, a: DataTypeArgs, test: Any, hint: str | None) -> Any:
     from pydeequ.checks import ConstrainableDataTypes
 
-    return check.hasDataType(a.column, getattr(ConstrainableDataTypes, a.datatype), test, hint)
+    datatype = getattr(ConstrainableDataTypes, a.datatype)
+    return check.hasDataType(deequ_column(a.column), datatype, test, hint)
 
 
-def _column_metric(method: str) -> DeequBuilder:
-    """`check.<method>(column, assertion, hint)`: the shape of most single-column methods."""
-    return lambda check, a, test, hint: getattr(check, method)(a.column, test, hint)
+# Deequ's `Histogram.NullFieldReplacement`: the key its histograms file null under.
+HISTOGRAM_NULL = "NullValue"
 
 
-def _pair(method: str) -> DeequBuilder:
+def _histogram_value(a: HistogramArgs, distribution: Any) -> float:
+    """The value's absolute count or ratio in a Deequ `Distribution` (0 when absent)."""
+    found = distribution.values().get(a.histogram_key(HISTOGRAM_NULL))
+    if not found.isDefined():
+        return 0.0
+    entry = found.get()
+    return float(entry.absolute() if a.measure == "absolute" else entry.ratio())
+
+
+def _histogram(check: Any, a: HistogramArgs, test: Any, hint: str | None) -> Any:
+    def assertion(distribution: Any) -> bool:
+        return bool(test(_histogram_value(a, distribution)))
+
+    return check.hasHistogramValues(a.column, assertion, None, None, hint)
+
+
+def _exact_quantile(check: Any, a: QuantileArgs, test: Any, hint: str | None) -> Any:
+    j_check = check._Check.hasExactQuantile(
+        deequ_column(a.column), float(a.quantile), _function(check, test), _option(check, hint)
+    )
+    return _set(check, j_check)
+
+
+def _column_metric(method: str, quote: bool = True) -> DeequBuilder:
+    """`check.<method>(column, assertion, hint)`: the shape of most single-column methods.
+
+    `quote=False` for Deequ methods that quote the name themselves (they build SQL text).
+    """
+    return lambda check, a, test, hint: getattr(check, method)(
+        deequ_column(a.column) if quote else a.column, test, hint
+    )
+
+
+def _pair(method: str, quote: bool = True) -> DeequBuilder:
     """`check.<method>(column_a, column_b, assertion, hint)`."""
-    return lambda check, a, test, hint: getattr(check, method)(a.column_a, a.column_b, test, hint)
+
+    def build(check: Any, a: Any, test: Any, hint: str | None) -> Any:
+        name_a, name_b = (
+            (deequ_column(a.column_a), deequ_column(a.column_b))
+            if quote
+            else (a.column_a, a.column_b)
+        )
+        return getattr(check, method)(name_a, name_b, test, hint)
+
+    return build
 
 
-_NUMERIC, _STRING = ColumnKind.NUMERIC, ColumnKind.STRING
+_NUMERIC, _STRING, _CASTS = ColumnKind.NUMERIC, ColumnKind.STRING, ColumnKind.CASTS_TO_NUMBER
 
 _TYPES = [
     ConstraintType("hasSize", SizeAssert, lambda c, a, t, h: c.hasSize(t, h)),
     ConstraintType(
         "isComplete",
         ColumnArgs,
-        lambda c, a, t, h: c.isComplete(a.column, h),
+        lambda c, a, t, h: c.isComplete(deequ_column(a.column), h),
         "always",
         rules.is_null,
     ),
     ConstraintType(
-        "areComplete",
-        ColumnsArgs,
-        lambda c, a, t, h: c.areComplete(a.columns, h),
-        "always",
+        "areComplete", ColumnsArgs, _completeness(False, True), "always", rules.any_null
+    ),
+    ConstraintType(
+        "haveCompleteness",
+        ColumnsAssert,
+        _completeness(False, False),
+        "when_all_rows",
         rules.any_null,
+    ),
+    ConstraintType(
+        "areAnyComplete", ColumnsArgs, _completeness(True, True), "always", rules.all_null
+    ),
+    ConstraintType(
+        "haveAnyCompleteness",
+        ColumnsAssert,
+        _completeness(True, False),
+        "when_all_rows",
+        rules.all_null,
     ),
     ConstraintType("hasCompleteness", ColumnAssert, _column_metric("hasCompleteness")),
     ConstraintType(
         "isUnique", UniqueArgs, _unique, "always", rules.duplicated_key, groups_rows=True
     ),
     ConstraintType(
-        "hasUniqueness", ColumnsAssert, lambda c, a, t, h: c.hasUniqueness(a.columns, t, h)
+        "isPrimaryKey", UniqueArgs, _primary_key, "always", rules.duplicated_key, groups_rows=True
     ),
     ConstraintType(
-        "hasDistinctness", ColumnsAssert, lambda c, a, t, h: c.hasDistinctness(a.columns, t, h)
+        "areUnique", ColumnsArgs, _are_unique, "always", rules.duplicated_key, groups_rows=True
+    ),
+    ConstraintType("hasUniqueness", ColumnsAssert, _columns_metric("hasUniqueness")),
+    ConstraintType("hasDistinctness", ColumnsAssert, _columns_metric("hasDistinctness")),
+    ConstraintType("hasUniqueValueRatio", ColumnsAssert, _columns_metric("hasUniqueValueRatio")),
+    ConstraintType("hasDuplicateRowCount", ColumnsAssert, _duplicate_row_count),
+    ConstraintType(
+        "hasNumberOfDistinctValues",
+        ColumnAssert,
+        lambda c, a, t, h: c.hasNumberOfDistinctValues(a.column, t, None, None, h),
+        dotted_names=False,
+    ),
+    ConstraintType(
+        "hasHistogramValues",
+        HistogramArgs,
+        _histogram,
+        dotted_names=False,
+        metric_of=_histogram_value,
+    ),
+    ConstraintType(
+        "satisfies",
+        SatisfiesArgs,
+        _satisfies,
+        "when_all_rows",
+        rules.condition_not_met,
     ),
     ConstraintType(
         "isContainedIn",
@@ -145,39 +370,39 @@ _TYPES = [
     ConstraintType(
         "isNonNegative",
         ColumnRatio,
-        _column_metric("isNonNegative"),
+        _column_metric("isNonNegative", quote=False),
         "when_all_rows",
         rules.negative,
-        _NUMERIC,
+        _CASTS,
     ),
     ConstraintType(
         "isPositive",
         ColumnRatio,
-        _column_metric("isPositive"),
+        _column_metric("isPositive", quote=False),
         "when_all_rows",
         rules.not_positive,
-        _NUMERIC,
+        _CASTS,
     ),
-    ConstraintType(
-        "containsURL",
-        ColumnRatio,
-        _column_metric("containsURL"),
-        "when_all_rows",
-        rules.pattern_rule("URL"),
-        _STRING,
-    ),
-    ConstraintType(
-        "containsEmail",
-        ColumnRatio,
-        _column_metric("containsEmail"),
-        "when_all_rows",
-        rules.pattern_rule("EMAIL"),
-        _STRING,
-    ),
+    *[
+        ConstraintType(
+            name,
+            ColumnRatio,
+            _column_metric(name),
+            "when_all_rows",
+            rules.pattern_rule(pattern),
+            _STRING,
+        )
+        for name, pattern in [
+            ("containsURL", "URL"),
+            ("containsEmail", "EMAIL"),
+            ("containsCreditCardNumber", "CREDITCARD"),
+            ("containsSocialSecurityNumber", "SSN"),
+        ]
+    ],
     ConstraintType(
         "hasPattern",
         PatternArgs,
-        lambda c, a, t, h: c.hasPattern(a.column, a.pattern, t, None, h),
+        lambda c, a, t, h: c.hasPattern(deequ_column(a.column), a.pattern, t, None, h),
         "when_all_rows",
         rules.pattern_rule(None),
         _STRING,
@@ -185,9 +410,10 @@ _TYPES = [
     ConstraintType(
         "hasApproxQuantile",
         QuantileArgs,
-        lambda c, a, t, h: c.hasApproxQuantile(a.column, a.quantile, t, h),
+        lambda c, a, t, h: c.hasApproxQuantile(deequ_column(a.column), a.quantile, t, h),
         column_kind=_NUMERIC,
     ),
+    ConstraintType("hasExactQuantile", QuantileArgs, _exact_quantile, column_kind=_NUMERIC),
     *[
         ConstraintType(name, ColumnAssert, _column_metric(name), column_kind=kind)
         for name, kind in [
@@ -202,11 +428,30 @@ _TYPES = [
             ("hasApproxCountDistinct", ColumnKind.ANY),
         ]
     ],
-    ConstraintType("hasDataType", DataTypeArgs, _data_type, column_kind=_STRING),
+    *[
+        ConstraintType(name, ColumnAssert, _column_metric_jvm(name), column_kind=_NUMERIC)
+        for name in [
+            "hasVariance",
+            "hasSkewness",
+            "hasKurtosis",
+            "hasRange",
+            "hasInterquartileRange",
+            "hasZerosCount",
+        ]
+    ],
+    ConstraintType("hasDataType", DataTypeArgs, _data_type),
     ConstraintType("hasCorrelation", PairAssert, _pair("hasCorrelation"), column_kind=_NUMERIC),
+    ConstraintType(
+        "hasMutualInformation", PairAssert, _pair("hasMutualInformation"), dotted_names=False
+    ),
     *[
         ConstraintType(
-            name, PairArgs, _pair(name), "when_all_rows", rules.comparison_rule(symbol), _NUMERIC
+            name,
+            PairArgs,
+            _pair(name, quote=False),
+            "when_all_rows",
+            rules.comparison_rule(symbol),
+            _NUMERIC,
         )
         for name, symbol in [
             ("isLessThan", "<"),
@@ -218,3 +463,18 @@ _TYPES = [
 ]
 
 CONSTRAINT_TYPES: dict[str, ConstraintType] = {t.name: t for t in _TYPES}
+
+# Deequ `Check` methods lakegate calls on the JVM object itself (PyDeequ 1.7 has no wrapper for
+# them, or its wrapper cannot be given quoted names); tests confirm each exists in the jar.
+JVM_CHECK_METHODS = (
+    "areUnique",
+    "hasDuplicateRowCount",
+    "hasExactQuantile",
+    "hasVariance",
+    "hasSkewness",
+    "hasKurtosis",
+    "hasRange",
+    "hasInterquartileRange",
+    "hasZerosCount",
+    "satisfies",
+)

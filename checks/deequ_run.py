@@ -131,17 +131,46 @@ def compile_checks(spark: SparkSession, suite: Suite) -> list[DeequCheck]:
     return compiled
 
 
-def _metric_value(j_metric_option: Any) -> float | None:
+def _metric_value(j_result: Any, constraint: Constraint) -> float | None:
+    """The number a constraint asserted on.
+
+    A metric that is not a number (a Distribution: `hasDataType`, `hasNumberOfDistinctValues`,
+    `hasHistogramValues`) is read by the type's `metric_of`, or by the value picker of Deequ's
+    own constraint (for `hasDataType`, the share of values of the type that Deequ asserts on).
+    """
+    j_metric_option = j_result.metric()
     if not j_metric_option.isDefined():
         return None
     value_try = j_metric_option.get().value()
     if not value_try.isSuccess():
         return None
     value = value_try.get()
+    if not isinstance(value, int | float):
+        if constraint.type.metric_of is not None:
+            value = constraint.type.metric_of(constraint.args, value)
+        else:
+            value = _deequ_value_picked(j_result.constraint(), value)
     if isinstance(value, int | float):
         number = float(value)
         return None if math.isnan(number) else number
     return None
+
+
+def _deequ_value_picked(j_constraint: Any, value: Any) -> Any:
+    """Apply the value picker of the analysis-based constraint inside Deequ's decorators."""
+    from py4j.protocol import Py4JError
+
+    inner = j_constraint
+    for _ in range(8):  # NamedConstraint(RowLevelConstraint(...)): unwrap the decorators
+        try:
+            inner = inner.inner()
+        except Py4JError:
+            break
+    try:
+        picker = inner.valuePicker()
+    except Py4JError:
+        return None
+    return picker.get().apply(value) if picker.isDefined() else None
 
 
 def verify(
@@ -201,7 +230,7 @@ def read_results(
                     columns=constraint.columns,
                     expectation=constraint.assertion_text(),
                     status=j_result.status().toString().lower(),
-                    metric=_metric_value(j_result.metric()),
+                    metric=_metric_value(j_result, constraint),
                     message=message.get() if message.isDefined() else None,
                     deequ_constraint=j_result.constraint().toString(),
                     blames_rows=constraint.blames_rows,

@@ -31,6 +31,7 @@ from typing import Any
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from checks.arguments import unquote_column
 from checks.deequ_run import (
     VerificationOutcome,
     compile_checks,
@@ -55,8 +56,10 @@ ERRORS_COLUMN = "_lakegate_errors"
 RESERVED_PREFIX = "_lakegate_"
 # Up to this many duplicated keys are broadcast to the join; more go through a shuffle join.
 BROADCAST_DUPLICATE_KEYS = 2_000_000
-# Analyzers whose aggregate cannot run inside `observe` (NotSerializableException).
-NOT_OBSERVABLE = frozenset({"DataType"})
+# Analyzers whose aggregate cannot run inside `observe` (NotSerializableException), and the
+# higher moments, whose partial states `observe` merges in task-completion order: their last
+# digits would vary from run to run and from a plain Deequ run.
+NOT_OBSERVABLE = frozenset({"DataType", "Kurtosis", "Skewness"})
 _PACKED = "deequ_states"
 
 
@@ -126,6 +129,7 @@ class Gate:
     _analyzers: list[Any]
     _has_malformed: bool
     _cached: list[DataFrame] = field(default_factory=list)
+    _standalone: list[Any] = field(default_factory=list)
 
     @property
     def observed(self) -> dict[str, Any]:
@@ -172,6 +176,8 @@ class Gate:
                 self._provider.persist(analyzer, state.get())
             else:
                 empty.append(analyzer)
+        # A standalone analyzer that saw no value (Kurtosis of no rows) persisted no state.
+        empty += [a for a in self._standalone if not self._provider.load(a).isDefined()]
         stated = [a for a in self._analyzers if a not in empty]
         context = _metrics_from_states(self.spark, self._schema, stated, self._provider)
         context = _with_empty_states(self.spark, context, empty)
@@ -303,7 +309,8 @@ def _group(
     jvm: Any = spark._jvm
     groupings: dict[tuple[tuple[str, ...], str | None], _Grouping] = {}
     for analyzer in analyzers:
-        columns = [str(c) for c in _scala_iter(analyzer.groupingColumns())]
+        # Deequ is given `a.b` back-quoted; the frequencies are keyed by the exact names.
+        columns = [unquote_column(str(c)) for c in _scala_iter(analyzer.groupingColumns())]
         where = _option(_call_or_none(analyzer, "filterCondition"))
         key = (tuple(columns), where)
         if key not in groupings:
@@ -458,6 +465,7 @@ def apply_suite(
         _analyzers=list(analyzers.values()),
         _has_malformed=malformed_column is not None,
         _cached=[g.frequencies for g in groupings],
+        _standalone=standalone,
     )
 
 

@@ -8,8 +8,10 @@ rows that pulled Deequ's metric below 1. Nothing here reads or writes.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, SparkSession
@@ -35,10 +37,19 @@ class RowContext:
 RowRule = Callable[[Any, RowContext], tuple[Column, Column]]
 
 
+# Names of Deequ's `Patterns` members, by the name the row rules use.
+DEEQU_PATTERNS = {
+    "URL": "URL",
+    "EMAIL": "EMAIL",
+    "CREDITCARD": "CREDITCARD",
+    "SSN": "SOCIAL_SECURITY_NUMBER_US",
+}
+
+
 def deequ_patterns(spark: SparkSession) -> dict[str, str]:
-    """Deequ's own regular expressions for URL and e-mail, so rows are judged as Deequ judges."""
+    """Deequ's own regular expressions (URL, e-mail, credit card, US SSN), to judge as Deequ."""
     patterns = spark.sparkContext._jvm.com.amazon.deequ.analyzers.Patterns  # type: ignore[union-attr]
-    return {"URL": patterns.URL().toString(), "EMAIL": patterns.EMAIL().toString()}
+    return {name: getattr(patterns, member)().toString() for name, member in DEEQU_PATTERNS.items()}
 
 
 def column(name: str) -> Column:
@@ -67,6 +78,19 @@ def any_null(args: Any, ctx: RowContext) -> tuple[Column, Column]:
     return fails, F.concat(F.concat_ws(", ", *nulls), F.lit(" is null"))
 
 
+def all_null(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """Every one of the columns is null (`areAnyComplete`)."""
+    cols = args.read_columns()
+    fails = reduce(operator.and_, [column(c).isNull() for c in cols])
+    return fails, F.lit(f"{', '.join(cols)} are all null")
+
+
+def condition_not_met(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """The SQL condition is false or null (`satisfies`: Deequ counts only rows where it is true)."""
+    fails = ~F.coalesce(F.expr(args.condition), F.lit(False))
+    return fails, F.lit(f"{args.name}: {args.condition} does not hold")
+
+
 def duplicated_key(args: Any, ctx: RowContext) -> tuple[Column, Column]:
     """The row's key occurs more than once (`isUnique`); needs the duplicate flag column."""
     if ctx.duplicate_flag is None:
@@ -89,19 +113,19 @@ def not_in_set(args: Any, ctx: RowContext) -> tuple[Column, Column]:
 
 
 def out_of_range(args: Any, ctx: RowContext) -> tuple[Column, Column]:
-    """A non-null value outside inclusive bounds (`isInRange`)."""
+    """A non-null value outside the bounds (`isInRange`; each bound inclusive unless told not)."""
     value = column(args.column)
     inside = F.lit(True)
     if args.min is not None:
-        inside = inside & (value >= F.lit(args.min))
+        inside = inside & (value >= args.min if args.include_min else value > args.min)
     if args.max is not None:
-        inside = inside & (value <= F.lit(args.max))
-    low = "-inf" if args.min is None else f"{args.min:g}"
-    high = "inf" if args.max is None else f"{args.max:g}"
+        inside = inside & (value <= args.max if args.include_max else value < args.max)
+    low = "(-inf" if args.min is None else ("[" if args.include_min else "(") + f"{args.min:g}"
+    high = "inf)" if args.max is None else f"{args.max:g}" + ("]" if args.include_max else ")")
     message = F.concat(
-        F.lit(f"{args.column} = "), _text(args.column), F.lit(f" is outside [{low}, {high}]")
+        F.lit(f"{args.column} = "), _text(args.column), F.lit(f" is outside {low}, {high}")
     )
-    return value.isNotNull() & ~inside, message
+    return value.isNotNull() & ~F.coalesce(inside, F.lit(False)), message
 
 
 def negative(args: Any, ctx: RowContext) -> tuple[Column, Column]:

@@ -25,7 +25,8 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from pyspark.sql.types import NumericType, StringType, StructType
+from pyspark.sql import DataFrame
+from pyspark.sql.types import BooleanType, NumericType, StringType, StructType
 
 from checks.arguments import Assertion
 from checks.constraint_types import CONSTRAINT_TYPES, ColumnKind, ConstraintType
@@ -46,6 +47,7 @@ __all__ = [
     "Suite",
     "SuiteError",
     "check_against_schema",
+    "check_sql_conditions",
     "load_suite",
     "parse_suite",
 ]
@@ -86,7 +88,7 @@ class Constraint:
     @property
     def id(self) -> str:
         """A stable, readable identifier such as `isComplete(productName)`."""
-        cols = ",".join(self.columns)
+        cols = self.args.subject()
         suffix = f" where {self.args.where}" if self.args.where else ""
         return f"{self.kind}({cols}){suffix}"
 
@@ -274,6 +276,19 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
                 continue
             needed = constraint.type.column_kind
             actual = types[column]
+            if "." in column and not constraint.type.dotted_names:
+                problems.append(
+                    f"{where}: {label}: Deequ's histogram cannot read column {column!r} (a dot "
+                    f"in its name, quoted or not); rename it first, e.g. "
+                    f"SELECT *, `{column}` AS {column.replace('.', '_')}"
+                )
+            if needed is ColumnKind.CASTS_TO_NUMBER and not isinstance(
+                actual, NumericType | StringType | BooleanType
+            ):
+                problems.append(
+                    f"{where}: {label}: column {column!r} is {actual.simpleString()}, but this "
+                    "constraint needs a number (or text or booleans Deequ casts to one)"
+                )
             if needed is ColumnKind.NUMERIC and not isinstance(actual, NumericType):
                 problems.append(
                     f"{where}: {label}: column {column!r} is {actual.simpleString()}, "
@@ -286,3 +301,34 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
                 )
     if problems:
         raise SuiteError("\n".join(problems))
+
+
+def check_sql_conditions(df: DataFrame, suite: Suite) -> None:
+    """Reject `satisfies` conditions that do not analyse against `df` as booleans (no job runs).
+
+    Deequ casts the condition to an integer and sums it, so a condition that is not boolean would
+    give a meaningless share; one naming an unknown column would fail inside the run.
+
+    Raises:
+        SuiteError: naming the suite line, the rule and Spark's reason.
+    """
+    from pyspark.errors import AnalysisException, ParseException
+    from pyspark.sql import functions as F
+
+    for c in suite.constraints:
+        condition = getattr(c.args, "condition", None)
+        if condition is None:
+            continue
+        where = f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} ({c.kind})"
+        try:
+            field = df.select(F.expr(condition).alias("condition")).schema.fields[0]
+        except (AnalysisException, ParseException) as exc:
+            reason = str(exc).splitlines()[0]
+            raise SuiteError(
+                f"{where}: condition {condition!r} is not valid SQL on this table: {reason}"
+            ) from None
+        if not isinstance(field.dataType, BooleanType):
+            raise SuiteError(
+                f"{where}: condition {condition!r} is {field.dataType.simpleString()}, not a "
+                "boolean; write a comparison such as `amount >= 0`"
+            )

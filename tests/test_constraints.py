@@ -15,21 +15,23 @@ from checks.suite import Suite, check_against_schema, load_suite
 
 SCHEMA = (
     "rid int, id long, name string, email string, site string, category string, "
-    "amount double, qty long, low double, high double, code string, num_text string"
+    "amount double, qty long, low double, high double, code string, num_text string, "
+    "card string, ssn string"
 )
+CARD, SSN = "4111 1111 1111 1111", "123-45-6789"
 CLEAN = [
-    (1, 1, "ab", "a@x.com", "see http://a.com", "x", 1.0, 1, 0.0, 1.0, "A-1", "1"),
-    (2, 2, "bc", "b@x.com", "see http://b.com", "y", 2.0, 2, 0.0, 1.0, "B-2", "2"),
-    (3, 3, "cd", "c@x.com", "see http://c.com", "x", 3.0, 3, 0.0, 1.0, "C-3", "3"),
-    (4, 4, "de", "d@x.com", "see http://d.com", "y", 4.0, 4, 0.0, 1.0, "D-4", "4"),
-    (5, 5, "ef", "e@x.com", "see http://e.com", "x", 5.0, 5, 0.0, 1.0, "E-5", "5"),
+    (1, 1, "ab", "a@x.com", "see http://a.com", "x", 1.0, 1, 0.0, 1.0, "A-1", "1", CARD, SSN),
+    (2, 2, "bc", "b@x.com", "see http://b.com", "y", 2.0, 2, 0.0, 1.0, "B-2", "2", CARD, SSN),
+    (3, 3, "cd", "c@x.com", "see http://c.com", "x", 3.0, 3, 0.0, 1.0, "C-3", "3", CARD, SSN),
+    (4, 4, "de", "d@x.com", "see http://d.com", "y", 4.0, 4, 0.0, 1.0, "D-4", "4", CARD, SSN),
+    (5, 5, "ef", "e@x.com", "see http://e.com", "x", 5.0, 5, 0.0, 1.0, "E-5", "5", CARD, SSN),
 ]
 DIRTY = [
-    (1, 1, "a", "a@x.com", "http://a.com", "x", 1.0, 1, 0.0, 1.0, "A-1", "1"),
-    (2, 2, None, "bad", "nope", "y", -2.0, 2, 0.0, 1.0, "B-2", "2"),
-    (3, 2, "c", "c@x.com", "http://c", "z", 3.0, 3, 0.0, 1.0, "bad", "x"),
-    (4, 4, "d", "d@x.com", None, "x", 4.0, 4, 5.0, 1.0, "D-4", "4"),
-    (5, 5, "e", "e@x.com", "http://e.com", "x", 100.0, 5, 0.0, 1.0, "E-5", "5"),
+    (1, 1, "a", "a@x.com", "http://a.com", "x", 1.0, 1, 0.0, 1.0, "A-1", "1", CARD, SSN),
+    (2, 2, None, "bad", "nope", "y", -2.0, 2, 0.0, 1.0, "B-2", "-2", CARD, SSN),
+    (3, 2, "c", "c@x.com", "http://c", "z", 3.0, 3, 0.0, 1.0, "bad", "x", "1234", SSN),
+    (4, 4, "d", "d@x.com", None, "x", 4.0, 4, 5.0, 1.0, "D-4", "4", CARD, "000-12-3456"),
+    (5, 5, "e", "e@x.com", "http://e.com", "x", 100.0, 5, 0.0, 1.0, "E-5", "5", CARD, SSN),
 ]
 
 # constraint entry (YAML) -> (passes on CLEAN, rows of DIRTY it blames; None = aggregate fail)
@@ -50,6 +52,21 @@ ROW_LEVEL = {
     "isGreaterThan: {column_a: high, column_b: low}": {4},
     "isGreaterThanOrEqualTo: {column_a: high, column_b: low}": {4},
     "isNonNegative: {column: amount, where: \"category = 'y'\"}": {2},
+    "isNonNegative: num_text": {2},  # text cast to a number, as Deequ does ('x' is NULL)
+    "satisfies: {name: small amounts, condition: 'amount < 50'}": {5},
+    "satisfies: {name: low below high, condition: 'low < high', where: 'qty > 1'}": {4},
+    "isPrimaryKey: id": {2, 3},
+    "areUnique: {columns: [id, low]}": {2, 3},
+    "haveCompleteness: {columns: [name, site], eq: 1}": {2, 4},
+    "areAnyComplete: {columns: [name, site]}": set(),
+    "haveAnyCompleteness: {columns: [name, email], eq: 1}": set(),
+    "containsCreditCardNumber: card": {3},
+    "containsSocialSecurityNumber: ssn": {4},
+    "isInRange: {column: amount, min: 1, max: 100, include_max: false, where: 'qty > 0'}": {
+        2,
+        5,
+    },
+    "isInRange: {column: amount, min: 0, include_min: false, where: 'rid > 0'}": {2},
 }
 # (entry that passes on CLEAN, entry that fails on DIRTY)
 AGGREGATE = {
@@ -102,6 +119,64 @@ AGGREGATE = {
     "containsURL ratio": (
         "containsURL: {column: site, min: 0.9}",
         "containsURL: {column: site, min: 0.9}",
+    ),
+    "hasUniqueValueRatio": (
+        "hasUniqueValueRatio: {columns: [id], eq: 1}",
+        "hasUniqueValueRatio: {columns: [id], eq: 1}",
+    ),
+    "hasNumberOfDistinctValues": (
+        "hasNumberOfDistinctValues: {column: category, eq: 2}",
+        "hasNumberOfDistinctValues: {column: category, eq: 2}",
+    ),
+    "hasDuplicateRowCount": (
+        "hasDuplicateRowCount: {columns: [id], eq: 0}",
+        "hasDuplicateRowCount: {columns: [id], eq: 0}",
+    ),
+    "haveCompleteness ratio": (
+        "haveCompleteness: {columns: [name, site], min: 0.9}",
+        "haveCompleteness: {columns: [name, site], min: 0.9}",
+    ),
+    "haveAnyCompleteness ratio": (
+        "haveAnyCompleteness: {columns: [name, site], min: 0.9}",
+        "haveAnyCompleteness: {columns: [name, site], where: 'rid = 2 or rid = 4', max: 0.5}",
+    ),
+    "satisfies ratio": (
+        "satisfies: {name: most amounts small, condition: 'amount < 4', min: 0.6}",
+        "satisfies: {name: most amounts small, condition: 'amount < 4', min: 0.8}",
+    ),
+    "hasHistogramValues": (
+        "hasHistogramValues: {column: category, value: x, measure: absolute, eq: 3}",
+        "hasHistogramValues: {column: name, value: null, eq: 0}",
+    ),
+    "hasMutualInformation": (
+        "hasMutualInformation: {column_a: id, column_b: category, gt: 0.5}",
+        "hasMutualInformation: {column_a: id, column_b: category, max: 0.5}",
+    ),
+    "hasExactQuantile": (
+        "hasExactQuantile: {column: amount, quantile: 0.5, eq: 3}",
+        "hasExactQuantile: {column: amount, quantile: 0.5, max: 2}",
+    ),
+    "hasVariance": (
+        "hasVariance: {column: amount, eq: 2}",
+        "hasVariance: {column: amount, max: 10}",
+    ),
+    "hasSkewness": (
+        "hasSkewness: {column: amount, between: [-0.1, 0.1]}",
+        "hasSkewness: {column: amount, max: 1}",
+    ),
+    "hasKurtosis": ("hasKurtosis: {column: amount, lt: 0}", "hasKurtosis: {column: amount, lt: 0}"),
+    "hasRange": ("hasRange: {column: amount, eq: 4}", "hasRange: {column: amount, max: 10}"),
+    "hasInterquartileRange": (
+        "hasInterquartileRange: {column: amount, eq: 2}",
+        "hasInterquartileRange: {column: amount, max: 1}",
+    ),
+    "hasZerosCount": (
+        "hasZerosCount: {column: qty, eq: 0}",
+        "hasZerosCount: {column: low, max: 1}",
+    ),
+    "hasDataType on a bigint column": (
+        "hasDataType: {column: qty, datatype: Integral}",
+        "hasDataType: {column: amount, datatype: Integral, min: 0.5}",
     ),
     "isComplete with where": (
         "isComplete: {column: name, where: \"category = 'x'\"}",
