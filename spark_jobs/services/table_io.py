@@ -215,6 +215,33 @@ def require_delta(spark: SparkSession) -> None:
         )
 
 
+# Characters Delta (and parquet) refuse in column names unless the table maps its columns.
+_DELTA_INVALID_NAME_CHARS = frozenset(" ,;{}()\n\t=")
+# Delta's column mapping by name: the physical parquet names are generated, any name is allowed.
+DELTA_COLUMN_MAPPING = {
+    "delta.columnMapping.mode": "name",
+    "delta.minReaderVersion": "2",
+    "delta.minWriterVersion": "5",
+}
+
+
+def needs_column_mapping(columns: Collection[str]) -> bool:
+    """Whether a column name has a character Delta accepts only with column mapping."""
+    return any(_DELTA_INVALID_NAME_CHARS & set(c) for c in columns)
+
+
+def _enable_column_mapping(spark: SparkSession, path: str) -> None:
+    """Turn on column mapping by name for an existing Delta table (one metadata commit)."""
+    from delta.tables import DeltaTable
+
+    properties = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    if properties and properties[0].get("delta.columnMapping.mode") == "name":
+        return
+    settings = ", ".join(f"'{k}' = '{v}'" for k, v in DELTA_COLUMN_MAPPING.items())
+    quoted = path.replace("`", "``")
+    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({settings})")
+
+
 def delta_version(spark: SparkSession, path: str) -> int | None:
     """The latest committed version of the Delta table at `path`, or None if it is not one.
 
@@ -301,13 +328,18 @@ class StagedOutputs:
         self._save_journal("writing")
         if entry["moved_aside"]:  # not a Delta table (say, parquet): keep it until commit
             self.storage.rename(final, f"{self._aside(self.run_id)}/{name}")
-        (
+        writer = (
             df.write.format("delta")
             .mode("overwrite")
             .option("overwriteSchema", "true")
             .option("userMetadata", f"lakegate run {self.run_id}")
-            .save(final)
         )
+        if needs_column_mapping(df.columns):
+            if entry["previous_version"] is not None:
+                _enable_column_mapping(self.spark, final)
+            for key, value in DELTA_COLUMN_MAPPING.items():
+                writer = writer.option(key, value)
+        writer.save(final)
         entry["version"] = delta_version(self.spark, final)
 
     def table_versions(self) -> dict[str, int]:
