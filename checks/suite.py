@@ -219,9 +219,15 @@ def parse_suite(document: YamlDocument) -> Suite:
 def load_suite(path: str | Path) -> Suite:
     """Load and validate a suite file.
 
+    A `.json` file is read as a Great Expectations expectation suite (`checks.great_expectations`).
+
     Raises:
         SuiteError: the file is missing, not YAML, or not a valid suite.
     """
+    if Path(path).suffix.lower() == ".json":
+        from checks.great_expectations import load_gx_suite
+
+        return load_gx_suite(Path(path))
     try:
         document = load_yaml_document(path)
     except SuiteError:

@@ -17,8 +17,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from spark_jobs.cli import run_as_script
-
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -115,4 +113,6 @@ def _serve(
 
 
 if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
     run_as_script("serve-sql")

@@ -21,8 +21,6 @@ from typing import TYPE_CHECKING
 
 import click
 
-from spark_jobs.cli import run_as_script
-
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
@@ -168,4 +166,6 @@ def _run_one(
 
 
 if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
     run_as_script("sql")

@@ -20,7 +20,14 @@ from pyspark.sql import functions as F
 
 from checks.deequ_run import ConstraintResult, VerificationOutcome
 from checks.gate import Gate, apply_suite
-from checks.suite import Level, Suite, SuiteError, check_against_schema, load_suite
+from checks.suite import (
+    Level,
+    Suite,
+    SuiteError,
+    check_against_schema,
+    check_sql_conditions,
+    load_suite,
+)
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.reporting import Progress, redact, validation_summary
@@ -152,6 +159,7 @@ def run(
     df = read_table(spark, spec.input, spec.format)
     check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
     check_filters(df, suite)
+    check_sql_conditions(df.drop(MALFORMED_COLUMN), suite)
     repository = settings.metrics_repository_path if spec.keep_history else None
     gate = apply_suite(
         spark,

@@ -327,3 +327,29 @@ def test_convert_writes_a_commented_yaml_suite_that_loads_the_same(
     bad = write_suite(tmp_path / "bad.json", [{"type": "expect_nothing", "kwargs": {}}])
     assert main(["convert", str(bad), "-o", str(tmp_path / "bad.yaml")]) == 2
     assert not (tmp_path / "bad.yaml").exists()
+
+
+def test_validate_accepts_a_gx_suite_wherever_a_yaml_suite_goes(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from spark_jobs.cli import main
+
+    source = tmp_path / "people.parquet"
+    spark.createDataFrame(
+        SEEDS_ROWS, "id string, gender string, col1 long, col2 long"
+    ).write.parquet(str(source))
+    code = main(
+        [
+            "validate",
+            "checks/examples/great_expectations_suite.json",
+            "--input",
+            str(source),
+            "--output",
+            str(tmp_path / "out"),
+            "--quiet",
+            "--no-history",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0, out
+    assert "SUCCESS" in out and "Rows: 7 in, 7 valid, 0 quarantined" in out
