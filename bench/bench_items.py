@@ -62,6 +62,7 @@ from bench_validate import (  # noqa: E402  (the bench folder is put on the path
     StageLedger,
     _pick,
     _uniform,
+    timing_summary,
 )
 
 DEFAULT_SUITE = PROJECT_ROOT / "checks" / "examples" / "items.yaml"
@@ -241,24 +242,9 @@ def summarize(runs: list[Run], rows: int) -> dict[str, dict[str, Any]]:
         mine = [r for r in runs if r.variant == variant]
         if not mine:
             continue
-        seconds = [r.seconds for r in mine]
-        median = statistics.median(seconds)
-        phase_names = list(dict.fromkeys(p for r in mine for p in r.phases))
         summary[variant] = {
-            "median_seconds": round(median, 3),
-            "min_seconds": round(min(seconds), 3),
-            "max_seconds": round(max(seconds), 3),
-            "seconds": [round(s, 3) for s in seconds],
-            "rows_per_second": round(rows / median),
-            "peak_jvm_rss_bytes": max(r.peak_jvm_rss for r in mine),
-            "peak_python_rss_bytes": max(r.peak_python_rss for r in mine),
-            "task_result_bytes_max": max(r.spark["task_result_bytes"] for r in mine),
-            "stages_median": statistics.median(r.spark["stages"] for r in mine),
+            **timing_summary(mine, rows),
             "load_average_median": round(statistics.median(r.load_average for r in mine), 2),
-            "phases_median_seconds": {
-                p: round(statistics.median(r.phases.get(p, 0.0) for r in mine), 3)
-                for p in phase_names
-            },
         }
     return summary
 

@@ -367,6 +367,30 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:,.0f}"
 
 
+def timing_summary(mine: list[Any], rows: int) -> dict[str, Any]:
+    """Median, min and max seconds, rows/s, peaks and phases of one variant's runs.
+
+    Shared with bench_items.py; each `Run` has seconds, phases, peak RSS and Spark counters.
+    """
+    seconds = [r.seconds for r in mine]
+    median = statistics.median(seconds)
+    phase_names = list(dict.fromkeys(p for r in mine for p in r.phases))
+    return {
+        "median_seconds": round(median, 3),
+        "min_seconds": round(min(seconds), 3),
+        "max_seconds": round(max(seconds), 3),
+        "seconds": [round(s, 3) for s in seconds],
+        "rows_per_second": round(rows / median),
+        "peak_jvm_rss_bytes": max(r.peak_jvm_rss for r in mine),
+        "peak_python_rss_bytes": max(r.peak_python_rss for r in mine),
+        "task_result_bytes_max": max(r.spark["task_result_bytes"] for r in mine),
+        "stages_median": statistics.median(r.spark["stages"] for r in mine),
+        "phases_median_seconds": {
+            p: round(statistics.median(r.phases.get(p, 0.0) for r in mine), 3) for p in phase_names
+        },
+    }
+
+
 def summarize(runs: list[Run], rows: int) -> dict[str, dict[str, Any]]:
     """Median, min and max seconds, rows/s and peaks per variant."""
     summary: dict[str, dict[str, Any]] = {}
@@ -374,27 +398,12 @@ def summarize(runs: list[Run], rows: int) -> dict[str, dict[str, Any]]:
         mine = [r for r in runs if r.variant == variant]
         if not mine:
             continue
-        seconds = [r.seconds for r in mine]
-        median = statistics.median(seconds)
-        phase_names = list(dict.fromkeys(p for r in mine for p in r.phases))
         summary[variant] = {
-            "median_seconds": round(median, 3),
-            "min_seconds": round(min(seconds), 3),
-            "max_seconds": round(max(seconds), 3),
-            "seconds": [round(s, 3) for s in seconds],
-            "rows_per_second": round(rows / median),
-            "peak_jvm_rss_bytes": max(r.peak_jvm_rss for r in mine),
-            "peak_python_rss_bytes": max(r.peak_python_rss for r in mine),
-            "task_result_bytes_max": max(r.spark["task_result_bytes"] for r in mine),
-            "stages_median": statistics.median(r.spark["stages"] for r in mine),
+            **timing_summary(mine, rows),
             "shuffle_write_bytes_median": statistics.median(
                 r.spark["shuffle_write_bytes"] for r in mine
             ),
             "input_bytes_median": statistics.median(r.spark["input_bytes"] for r in mine),
-            "phases_median_seconds": {
-                p: round(statistics.median(r.phases.get(p, 0.0) for r in mine), 3)
-                for p in phase_names
-            },
             "rows_valid": mine[-1].rows_valid,
             "rows_quarantined": mine[-1].rows_quarantined,
         }
