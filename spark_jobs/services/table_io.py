@@ -348,7 +348,11 @@ class StagedOutputs:
 
     def add_json(self, name: str, data: Mapping[str, Any]) -> None:
         """Stage a JSON document as output `name`."""
-        self._files[name] = json.dumps(data, indent=2, default=str) + "\n"
+        self.add_text(name, json.dumps(data, indent=2, default=str) + "\n")
+
+    def add_text(self, name: str, text: str) -> None:
+        """Stage a small text file (a report) as output `name`, written at commit."""
+        self._files[name] = text
 
     def commit(self) -> None:
         """Make every output of the job the current one."""
