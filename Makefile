@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 
-.PHONY: setup jars demo test test-fast lint format bench-validate bench-items bench-predict clean
+.PHONY: setup jars demo test test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
 setup: $(STAMP) jars
 
@@ -45,6 +45,15 @@ bench-items: setup
 
 bench-predict: setup
 	$(PY) bench/bench_predict.py
+
+bench-sql: setup
+	$(PY) bench/bench_sql_endpoint.py
+
+bench-compiled: setup
+	$(PY) bench/bench_compiled.py
+
+bench-serving: setup
+	$(PY) bench/bench_serving.py
 
 clean:
 	rm -rf .lakegate out spark-warehouse .pytest_cache .ruff_cache .mypy_cache
