@@ -130,6 +130,14 @@ class Gate:
     _has_malformed: bool
     _cached: list[DataFrame] = field(default_factory=list)
     _standalone: list[Any] = field(default_factory=list)
+    _context: Any = None
+
+    @property
+    def analyzer_context(self) -> Any:
+        """Deequ's JVM `AnalyzerContext` of every metric (available once `verdict` ran)."""
+        if self._context is None:
+            raise RuntimeError("the gate has no metrics before verdict() ran")
+        return self._context
 
     @property
     def observed(self) -> dict[str, Any]:
@@ -181,6 +189,7 @@ class Gate:
         stated = [a for a in self._analyzers if a not in empty]
         context = _metrics_from_states(self.spark, self._schema, stated, self._provider)
         context = _with_empty_states(self.spark, context, empty)
+        self._context = context
         if self.repository is not None:
             repository = metrics_repository(self.spark, self.repository).repository
             repository.save(result_key(self.spark, self.tags).resultKey, context)
@@ -374,8 +383,12 @@ def apply_suite(
     repository: Path | None = None,
     tags: dict[str, str] | None = None,
     malformed_column: str | None = None,
+    extra_analyzers: Sequence[Any] = (),
 ) -> Gate:
     """Apply `suite` to `df`: see the module docstring. Nothing runs until `valid` is written.
+
+    `extra_analyzers` (JVM Deequ analyzers, say the suite's anomaly metrics) are computed in the
+    same pass and saved with the checks' metrics; read them from `Gate.analyzer_context`.
 
     Raises:
         SuiteError: an input column is named like lakegate's reserved columns.
@@ -389,6 +402,8 @@ def apply_suite(
     for check in checks:
         for analyzer in _scala_iter(check._Check.requiredAnalyzers()):
             analyzers.setdefault(analyzer.toString(), analyzer)
+    for analyzer in extra_analyzers:
+        analyzers.setdefault(analyzer.toString(), analyzer)
     observable, grouping_analyzers, standalone = _classify(list(analyzers.values()))
     provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
     original = [c for c in df.columns if c != malformed_column]
