@@ -136,3 +136,27 @@ def test_batch_check_accepts_integers_with_nulls_decimals_and_null_strings():
 def test_batch_check_names_the_argument_that_cannot_bind(args, message):
     with pytest.raises(ModelUsageError, match=message):
         check_batch_arguments(args, SPEC)
+
+
+@pytest.mark.parametrize(
+    ("values", "declared", "reason"),
+    [
+        (pd.Series([1.5, None]), "long", "non-integral numbers"),
+        (pd.Series([1, 2.0], dtype=object), "long", None),  # whole numbers, as JSON gives them
+        (pd.Series(["1", "2"]), "double", "string values"),
+        (pd.Series([True, None], dtype=object), "long", "bool values"),
+        (pd.Series([None, None], dtype=object), "boolean", None),
+    ],
+)
+def test_the_worker_and_the_rest_server_refuse_values_for_the_same_reason(values, declared, reason):
+    from udfs.signature_frame import SignatureInputs, frame_problems
+
+    spec = ScoringSpec("predict_x", ("v",), ("float64",), input_types=(declared,))
+    if reason is None:
+        check_batch_arguments((values,), spec)
+    else:
+        with pytest.raises(ModelUsageError, match=f"argument 1 holds {reason} but"):
+            check_batch_arguments((values,), spec)
+    inputs = SignatureInputs(spec, (declared,), (True,))
+    expected = [] if reason is None else [f"feature 'v' is {declared} but was given {reason}"]
+    assert frame_problems(pd.DataFrame({"v": values}), inputs) == expected

@@ -14,59 +14,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from udfs.errors import ModelUsageError
+from udfs.signature_types import type_refusal
 
 if TYPE_CHECKING:
     from udfs.scoring import ScoringSpec
-
-_INTEGRAL = {"byte", "short", "integer", "long"}
-_FRACTIONAL = {"float", "double"}
-# What pandas' `infer_dtype` calls the values of an object column that each input type accepts.
-_OBJECT_KINDS = {
-    "numeric": {"decimal", "integer", "floating", "mixed-integer-float", "empty"},
-    "string": {"string", "empty"},
-    "boolean": {"boolean", "empty"},
-}
-
-
-def _values_kind(values: pd.Series) -> str:
-    """A short name for what a column holds: `int`, `float`, `bool`, `string`, `decimal`..."""
-    kind = values.dtype.kind
-    if kind in "iu":
-        return "int"
-    if kind == "f":
-        return "float"
-    if kind == "b":
-        return "bool"
-    if kind in "Mm":
-        return "timestamp"
-    return pd.api.types.infer_dtype(values, skipna=True)
-
-
-def _refusal(values: pd.Series, expected: str) -> str | None:
-    """Why `values` cannot be passed where the signature declares `expected`, or None."""
-    kind = _values_kind(values)
-    if expected in _INTEGRAL:
-        if kind == "int" or kind == "empty":
-            return None
-        if kind == "float":  # an integer column with nulls arrives as float64
-            present = values.to_numpy()[~np.isnan(values.to_numpy())]
-            if np.all(np.isfinite(present)) and np.all(np.mod(present, 1) == 0):
-                return None
-            return "non-integral numbers"
-        return f"{kind} values"
-    if expected in _FRACTIONAL:
-        if kind in ("int", "float") or kind in _OBJECT_KINDS["numeric"]:
-            return None
-        return f"{kind} values"
-    if expected == "string":
-        return None if kind in _OBJECT_KINDS["string"] else f"{kind} values"
-    if expected == "boolean":
-        return None if kind in ("bool", *_OBJECT_KINDS["boolean"]) else f"{kind} values"
-    return None  # dates, timestamps, binary: no opinion from pandas data
 
 
 def check_batch_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: ScoringSpec) -> None:
@@ -90,7 +44,7 @@ def check_batch_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: Scorin
                 f"{', '.join(map(str, struct.columns)) or 'none'})"
             )
         for item, expected in types.items():
-            why = _refusal(struct[item], expected)
+            why = type_refusal(struct[item], expected)
             if why is not None:
                 raise ModelUsageError(
                     f"{name}: struct field {item!r} holds {why} but the model's input {item!r} "
@@ -110,7 +64,7 @@ def check_batch_arguments(args: Sequence[pd.Series | pd.DataFrame], spec: Scorin
                 f"{item!r} is a single value; pass one struct as the only argument, or columns"
             )
         declared = types.get(item)
-        why = _refusal(arg, declared) if declared else None
+        why = type_refusal(arg, declared) if declared else None
         if why is not None:
             raise ModelUsageError(
                 f"{name}: argument {position} holds {why} but the model's input {position} "

@@ -11,17 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import numpy as np
 import pandas as pd
 
 from udfs.errors import ModelUsageError
 from udfs.scoring import ScoringSpec
+from udfs.signature_types import type_refusal
 
 if TYPE_CHECKING:
     from mlflow.models.signature import ModelSignature
-
-_INTEGRAL = {"integer", "long"}
-_FRACTIONAL = {"float", "double"}
 
 
 @dataclass(frozen=True)
@@ -77,45 +74,6 @@ def signature_inputs_of(signature: ModelSignature | None, model_label: str) -> S
     return SignatureInputs(spec, tuple(types), tuple(required))
 
 
-def _kind(values: pd.Series) -> str:
-    """What a column holds: `int`, `float`, `bool`, `string`, `empty` (all null) or pandas' word."""
-    kind = values.dtype.kind
-    if kind in "iu":
-        return "int"
-    if kind == "f":
-        return "float"
-    if kind == "b":
-        return "bool"
-    inferred = pd.api.types.infer_dtype(values, skipna=True)
-    return {"integer": "int", "floating": "float", "boolean": "bool"}.get(inferred, inferred)
-
-
-def _refusal(values: pd.Series, expected: str) -> str | None:
-    """Why `values` cannot be given where the signature declares `expected`, or None."""
-    kind = _kind(values)
-    if kind == "empty":
-        return None
-    if expected in _INTEGRAL:
-        if kind == "int":
-            return None
-        if kind in ("float", "mixed-integer-float"):
-            numbers = pd.to_numeric(values, errors="coerce").to_numpy(dtype="float64")
-            present = numbers[~np.isnan(numbers)]
-            if np.all(np.isfinite(present)) and np.all(np.mod(present, 1) == 0):
-                return None
-            return "numbers with a fraction"
-        return f"{kind} values"
-    if expected in _FRACTIONAL:
-        return (
-            None if kind in ("int", "float", "mixed-integer-float", "decimal") else f"{kind} values"
-        )
-    if expected == "string":
-        return None if kind == "string" else f"{kind} values"
-    if expected == "boolean":
-        return None if kind == "bool" else f"{kind} values"
-    return None  # datetimes, binary: MLflow converts them when it predicts
-
-
 def frame_problems(frame: pd.DataFrame, inputs: SignatureInputs) -> list[str]:
     """Every way `frame` does not fit the signature: missing inputs, then mistyped ones.
 
@@ -140,7 +98,7 @@ def frame_problems(frame: pd.DataFrame, inputs: SignatureInputs) -> list[str]:
     for name, expected in zip(spec.input_names, inputs.types, strict=True):
         if name in missing:
             continue
-        why = _refusal(frame[name], expected)
+        why = type_refusal(frame[name], expected)
         if why is not None:
             problems.append(f"feature {name!r} is {expected} but was given {why}")
     return problems
