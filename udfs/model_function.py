@@ -23,8 +23,11 @@ from udfs.errors import ModelUsageError
 from udfs.scoring import BatchScorer, ScoringSpec
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from mlflow.models.signature import ModelSignature
     from pyspark.sql import Column, SparkSession
+    from pyspark.sql._typing import UserDefinedFunctionLike
     from pyspark.sql.types import DataType
 
 _FUNCTION_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -70,7 +73,7 @@ class ModelFunction:
     local_path: str
     inputs: tuple[ModelInput, ...]
     return_type: DataType
-    udf: Any
+    udf: Callable[..., Column]  # the registered pandas UDF, or the compiled path's call
     # How calls are scored: "compiled" (a native Spark expression, see udfs.compiled) or "udf".
     path: str = "udf"
     fallback_reason: str | None = None
@@ -287,17 +290,18 @@ def signature_return_type(
     return T.StructType(fields), names
 
 
-def _iterator_pandas_udf(scorer: BatchScorer, return_type: DataType) -> Any:
-    from pyspark.sql.functions import pandas_udf
-
-    try:
-        from pyspark.util import PythonEvalType
-    except ImportError:  # Spark 3.5 keeps it in pyspark.rdd
-        from pyspark.rdd import PythonEvalType
+def _iterator_pandas_udf(scorer: BatchScorer, return_type: DataType) -> UserDefinedFunctionLike:
+    from pyspark.rdd import PythonEvalType  # Spark 3.5's home for it
+    from pyspark.sql.pandas.functions import pandas_udf
 
     with warnings.catch_warnings():  # the eval type is given explicitly: arity varies per call
         warnings.simplefilter("ignore", UserWarning)
-        return pandas_udf(scorer, return_type, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF)
+        # pyspark's stubs type an iterator UDF as Iterable -> Iterable[Series] with an atomic
+        # return type; a struct return type (DataFrame batches) is valid and has no overload.
+        udf: UserDefinedFunctionLike = pandas_udf(  # type: ignore[call-overload]
+            scorer, return_type, PythonEvalType.SQL_SCALAR_PANDAS_ITER_UDF
+        )
+    return udf
 
 
 def register_model_function(

@@ -13,6 +13,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from pandas.api.extensions import ExtensionDtype
 
 from udfs.errors import ModelUsageError
 
@@ -23,16 +24,16 @@ _LOAD_COUNTS: dict[str, int] = {}
 _LOAD_LOCK = threading.Lock()
 
 # Nullable pandas dtypes for integer and boolean outputs, so a null prediction stays an integer.
-_NULLABLE = {
-    "int8": "Int8",
-    "int16": "Int16",
-    "int32": "Int32",
-    "int64": "Int64",
-    "uint8": "UInt8",
-    "uint16": "UInt16",
-    "uint32": "UInt32",
-    "uint64": "UInt64",
-    "bool": "boolean",
+_NULLABLE: dict[str, ExtensionDtype] = {
+    "int8": pd.Int8Dtype(),
+    "int16": pd.Int16Dtype(),
+    "int32": pd.Int32Dtype(),
+    "int64": pd.Int64Dtype(),
+    "uint8": pd.UInt8Dtype(),
+    "uint16": pd.UInt16Dtype(),
+    "uint32": pd.UInt32Dtype(),
+    "uint64": pd.UInt64Dtype(),
+    "bool": pd.BooleanDtype(),
 }
 
 
@@ -140,7 +141,7 @@ def _as_output(raw: Any, rows: int, spec: ScoringSpec) -> pd.Series | pd.DataFra
 
 def _nullable(series: pd.Series) -> pd.Series:
     nullable = _NULLABLE.get(str(series.dtype))
-    return series.astype(nullable) if nullable else series
+    return series if nullable is None else series.astype(nullable)
 
 
 def _cast(frame: pd.DataFrame, dtypes: dict[str, str]) -> pd.DataFrame:
