@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pyspark.sql import DataFrame
@@ -36,6 +36,9 @@ from checks.yaml_document import (
     describe_validation_error,
     load_yaml_document,
 )
+
+if TYPE_CHECKING:
+    from checks.anomalies import AnomalyCheck
 
 __all__ = [
     "CONSTRAINT_TYPES",
@@ -127,6 +130,7 @@ class Suite:
     description: str
     checks: tuple[Check, ...]
     expected_schema: tuple[tuple[str, str], ...] = ()
+    anomalies: tuple[AnomalyCheck, ...] = ()
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -151,6 +155,7 @@ class _SuiteDoc(BaseModel):
     description: str = ""
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
     checks: list[_CheckDoc] = Field(min_length=1)
+    anomalies: Any = None  # validated entry by entry by `checks.anomalies.parse_anomalies`
 
 
 def _parse_constraint(
@@ -211,8 +216,15 @@ def parse_suite(document: YamlDocument) -> Suite:
             for i, entry in enumerate(check_doc.constraints)
         )
         checks.append(Check(check_doc.name, check_doc.level, constraints))
+    from checks.anomalies import parse_anomalies  # it builds on this module's Level
+
     return Suite(
-        doc.suite, document.path, doc.description, tuple(checks), tuple(doc.schema_.items())
+        doc.suite,
+        document.path,
+        doc.description,
+        tuple(checks),
+        tuple(doc.schema_.items()),
+        parse_anomalies(document),
     )
 
 
@@ -253,8 +265,6 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
     Raises:
         SuiteError: naming the suite file and line, the constraint and the column.
     """
-    import difflib
-
     types = {f.name: f.dataType for f in schema.fields}
     problems = []
     for column, expected in suite.expected_schema:
@@ -273,12 +283,7 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
         label = f"check {constraint.check!r}, constraint {constraint.index + 1} ({constraint.kind})"
         for column in constraint.columns:
             if column not in types:
-                close = difflib.get_close_matches(column, types, n=1)
-                hint = f"; did you mean {close[0]!r}?" if close else ""
-                problems.append(
-                    f"{where}: {label}: unknown column {column!r}; the table has "
-                    f"{', '.join(types)}{hint}"
-                )
+                problems.append(f"{where}: {label}: {_unknown_column(column, types)}")
                 continue
             needed = constraint.type.column_kind
             actual = types[column]
@@ -305,8 +310,23 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
                     f"{where}: {label}: column {column!r} is {actual.simpleString()}, "
                     "but this constraint needs a string column"
                 )
+    for entry in suite.anomalies:
+        where = f"{suite.path}:{entry.line}" if entry.line else str(suite.path)
+        for column in entry.columns:
+            if column not in types:
+                label = f"anomaly check {entry.index + 1} ({entry.label})"
+                problems.append(f"{where}: {label}: {_unknown_column(column, types)}")
     if problems:
         raise SuiteError("\n".join(problems))
+
+
+def _unknown_column(column: str, types: dict[str, Any]) -> str:
+    """`unknown column 'x'; the table has a, b; did you mean 'y'?`."""
+    import difflib
+
+    close = difflib.get_close_matches(column, types, n=1)
+    hint = f"; did you mean {close[0]!r}?" if close else ""
+    return f"unknown column {column!r}; the table has {', '.join(types)}{hint}"
 
 
 def check_sql_conditions(df: DataFrame, suite: Suite) -> None:

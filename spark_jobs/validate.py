@@ -18,8 +18,9 @@ from pyspark.errors import AnalysisException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, evaluate_anomalies
 from checks.deequ_run import ConstraintResult, VerificationOutcome
-from checks.gate import Gate, apply_suite
+from checks.gate import ERRORS_COLUMN, Gate, apply_suite
 from checks.suite import (
     Level,
     Suite,
@@ -30,6 +31,7 @@ from checks.suite import (
 )
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.command import JobContext, lakegate_command
+from spark_jobs.services.html_report import SAMPLE_ROWS, history_records, render_report_html
 from spark_jobs.services.reporting import Progress, redact, validation_summary
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
@@ -45,6 +47,7 @@ class ValidateSpec(BaseModel):
     output: str
     format: str | None = None
     keep_history: bool = True
+    html_report: bool = True
 
 
 @dataclass(frozen=True)
@@ -63,6 +66,7 @@ class ValidationOutputs:
     valid: str
     quarantine: str
     report: str
+    html_report: str | None
     format: str
     table_versions: dict[str, int]
     metrics_repository: str | None
@@ -85,6 +89,7 @@ class ValidationResult:
     quarantine_reasons: dict[str, int]
     constraints: tuple[ConstraintResult, ...]
     outputs: ValidationOutputs
+    anomalies: tuple[AnomalyResult, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     def table_wide_failures(self) -> list[str]:
@@ -114,6 +119,8 @@ class ValidationResult:
             "constraints": [c.as_dict() for c in self.constraints],
             "outputs": asdict(self.outputs),
         }
+        if self.anomalies:
+            report["anomalies"] = [a.as_dict() for a in self.anomalies]
         return report | self.extra
 
 
@@ -123,16 +130,25 @@ def check_filters(df: DataFrame, suite: Suite) -> None:
     Raises:
         SuiteError: naming the suite line and the filter.
     """
-    for c in suite.constraints:
-        if c.args.where:
-            try:
-                df.where(c.args.where).schema  # noqa: B018
-            except AnalysisException as exc:
-                reason = str(exc).splitlines()[0]
-                raise SuiteError(
-                    f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} "
-                    f"({c.kind}): where {c.args.where!r} is not a valid filter here: {reason}"
-                ) from None
+    conditions = [
+        (c.line, f"check {c.check!r}, constraint {c.index + 1} ({c.kind})", "where", c.args.where)
+        for c in suite.constraints
+    ]
+    for entry in suite.anomalies:
+        label = f"anomaly check {entry.index + 1} ({entry.label})"
+        conditions.append((entry.line, label, "where", entry.args.where))
+        conditions.append((entry.line, label, "predicate", entry.args.predicate))
+    for line, label, role, condition in conditions:
+        if not condition:
+            continue
+        try:
+            df.where(condition).schema  # noqa: B018
+        except AnalysisException as exc:
+            reason = str(exc).splitlines()[0]
+            raise SuiteError(
+                f"{suite.path}:{line}: {label}: {role} {condition!r} is not a valid filter here: "
+                f"{reason}"
+            ) from None
 
 
 def run(
@@ -150,7 +166,7 @@ def run(
         RowsLost: the outputs do not add up to the input; nothing is committed.
     """
     suite = suite or load_suite(spec.suite)
-    progress = progress or Progress(3, quiet=True)
+    progress = progress or Progress(4, quiet=True)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
     clock = time.monotonic()
@@ -168,10 +184,20 @@ def run(
         repository=repository,
         tags={"suite": suite.name, "run_id": run_id},
         malformed_column=MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None,
+        extra_analyzers=anomaly_analyzers(spark, suite.anomalies),
     )
     outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
     outcome, counts = _write_split(gate, outputs, suite, progress)
-    exit_code = ExitCode.CHECKS_FAILED if outcome.failed(Level.ERROR) else ExitCode.OK
+    progress.step("anomaly checks and reports")
+    anomalies = evaluate_anomalies(
+        spark,
+        suite.anomalies,
+        current_metrics(spark, suite.anomalies, gate.analyzer_context),
+        settings.metrics_repository_path,
+        suite.name,
+        run_id=run_id,
+    )
+    status, exit_code = _verdict(outcome, anomalies)
     result = ValidationResult(
         suite=suite.name,
         suite_file=str(suite.path),
@@ -180,7 +206,7 @@ def run(
         finished_at=datetime.now(UTC).isoformat(),
         duration_seconds=round(time.monotonic() - clock, 3),
         input=redact(spec.input),
-        status=outcome.status,
+        status=status,
         exit_code=exit_code,
         counts=counts,
         quarantine_reasons=gate.reasons(),
@@ -189,15 +215,44 @@ def run(
             valid=outputs.final("valid"),
             quarantine=outputs.final("quarantine"),
             report=outputs.final("report.json"),
+            html_report=outputs.final("report.html") if spec.html_report else None,
             format=outputs.format,
             table_versions=outputs.table_versions(),
             metrics_repository=str(repository) if repository else None,
         ),
+        anomalies=tuple(anomalies),
     )
     outputs.add_json("report.json", result.to_report())
+    if spec.html_report:
+        history = history_records(spark, settings.metrics_repository_path, suite)
+        samples = quarantine_samples(outputs.read_written("quarantine"), result.quarantine_reasons)
+        outputs.add_text("report.html", render_report_html(result.to_report(), history, samples))
     outputs.commit()
     progress.done()
     return result
+
+
+def _verdict(outcome: VerificationOutcome, anomalies: list[AnomalyResult]) -> tuple[str, ExitCode]:
+    """The run's status and exit code: Deequ's verdict, worsened by anomalies found."""
+    failed = {a.entry.level for a in anomalies if a.status == "failure"}
+    status = outcome.status
+    if Level.ERROR in failed:
+        status = "failure"
+    elif Level.WARNING in failed and status == "success":
+        status = "warning"
+    failing = outcome.failed(Level.ERROR) or Level.ERROR in failed
+    return status, ExitCode.CHECKS_FAILED if failing else ExitCode.OK
+
+
+def quarantine_samples(
+    quarantine: DataFrame, reasons: dict[str, int], rows: int = SAMPLE_ROWS
+) -> dict[str, list[dict[str, Any]]]:
+    """A few quarantined rows per reason (one small limited read each), for report.html."""
+    samples: dict[str, list[dict[str, Any]]] = {}
+    for reason in reasons:
+        broke = quarantine.where(F.array_contains(f"{ERRORS_COLUMN}.constraint", reason))
+        samples[reason] = [r.asDict(recursive=True) for r in broke.limit(rows).collect()]
+    return samples
 
 
 def _write_split(
@@ -239,6 +294,7 @@ def _write_split(
 @click.option("--output", required=True, help="Folder for valid/, quarantine/ and report.json.")
 @click.option("--format", "fmt", default=None, help="Input format, when the suffix does not say.")
 @click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
+@click.option("--no-html-report", is_flag=True, help="Write report.json only, not report.html.")
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(
     job: JobContext,
@@ -247,14 +303,20 @@ def command(
     output: str,
     fmt: str | None,
     no_history: bool,
+    no_html_report: bool,
     quiet: bool,
 ) -> int:
     """Check a table against a suite; split it into valid and quarantined rows."""
     suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
     spec = ValidateSpec(
-        suite=str(suite_file), input=source, output=output, format=fmt, keep_history=not no_history
+        suite=str(suite_file),
+        input=source,
+        output=output,
+        format=fmt,
+        keep_history=not no_history,
+        html_report=not no_html_report,
     )
-    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(3, quiet=quiet))
+    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=quiet))
     click.echo(validation_summary(result.to_report()))
     return int(result.exit_code)
 

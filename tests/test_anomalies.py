@@ -181,3 +181,64 @@ def suite_text_with(entry: str) -> str:
 
 def test_suite_without_anomalies_has_none(tmp_path: Path) -> None:
     assert load(tmp_path, SUITE.split("anomalies:")[0])[1] == ()
+
+
+VALIDATED_SUITE = """\
+suite: shop_validated
+checks:
+  - name: basics
+    constraints:
+      - isComplete: id
+anomalies:
+  - Size: {strategy: RelativeRateOfChange, maxRateDecrease: 0.8, maxRateIncrease: 1.5}
+  - Completeness: {column: name, strategy: SimpleThresholds, lowerBound: 0.5, upperBound: 1,
+                   level: warning}
+"""
+
+
+def _validate(spark: SparkSession, root: Path, suite: Path, rows: int, run: int) -> int:
+    from spark_jobs.cli import main
+
+    data = root / f"in{run}.parquet"
+    frame(spark, rows).write.mode("overwrite").parquet(str(data))
+    return main(["validate", str(suite), "--input", str(data), "--output", str(root / "out"),
+                 "--quiet", "--no-html-report"])  # fmt: skip
+
+
+def test_validate_fails_a_run_whose_metric_is_an_anomaly_and_lists_it(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import json
+
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(VALIDATED_SUITE)
+    assert _validate(spark, tmp_path, suite, 10, 0) == 0
+    first = json.loads((tmp_path / "out" / "report.json").read_text())
+    assert "no earlier run" in first["anomalies"][0]["message"]
+    assert _validate(spark, tmp_path, suite, 11, 1) == 0
+    capsys.readouterr()
+
+    assert _validate(spark, tmp_path, suite, 3, 2) == 1  # 3 rows after 11: a rate of 0.27
+    report = json.loads((tmp_path / "out" / "report.json").read_text())
+    size, completeness = report["anomalies"]
+    assert (report["status"], report["exit_code"]) == ("failure", 1)
+    assert all(c["status"] == "success" for c in report["constraints"])
+    assert (size["status"], size["metric"], size["level"]) == ("failure", 3.0, "error")
+    assert [p["value"] for p in size["history"]] == [10.0, 11.0]
+    assert size["bounds"] == {"lower": pytest.approx(8.8), "upper": pytest.approx(16.5)}
+    assert (completeness["status"], completeness["level"]) == ("success", "warning")
+    summary = capsys.readouterr().out
+    assert "FAIL  anomaly: Size = 3 is an anomaly (RelativeRateOfChange [8.8, 16.5]" in summary
+    assert (tmp_path / "out" / "valid").is_dir()  # a failed anomaly still writes the split
+
+
+def test_validate_refuses_an_anomaly_on_an_unknown_column_before_writing(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(VALIDATED_SUITE.replace("column: name", "column: nmae"))
+    assert _validate(spark, tmp_path, suite, 10, 0) == 2
+    error = capsys.readouterr().err
+    assert "suite.yaml:8: anomaly check 2 (Completeness(nmae)): unknown column 'nmae'" in error
+    assert "did you mean 'name'?" in error
+    assert not (tmp_path / "out").exists()

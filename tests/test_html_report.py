@@ -12,7 +12,6 @@ from typing import Any
 
 import pytest
 from pyspark.sql import SparkSession
-from pyspark.sql import functions as F
 
 from spark_jobs.cli import main
 from spark_jobs.services.html_report import history_records, render_report_html
@@ -47,13 +46,15 @@ def _headless(chromium: Path, *args: str) -> subprocess.CompletedProcess[str]:
 def validated(
     spark: SparkSession, settings: Settings, tmp_path_factory: pytest.TempPathFactory
 ) -> dict[str, Any]:
-    """Three validate runs of the Items suite (5, 4 and 5 rows); the last one's outputs."""
+    """Three validate runs of the Items suite with a Size anomaly check (5, 4 and 5 rows)."""
     root = tmp_path_factory.mktemp("report")
     suite = root / "items.yaml"
     suite.write_text(
         Path("checks/examples/items.yaml")
         .read_text()
         .replace("suite: items", f"suite: {SUITE_NAME}")
+        + "anomalies:\n"
+        + "  - Size: {strategy: RelativeRateOfChange, maxRateDecrease: 0.8, maxRateIncrease: 1.5}\n"
     )
     lines = Path("data/items.csv").read_text().splitlines()
     inputs = [lines, lines[:-1], lines]
@@ -64,13 +65,8 @@ def validated(
                      str(root / "out"), "--quiet"])  # fmt: skip
         assert code == 1
     report = json.loads((root / "out" / "report.json").read_text())
-    quarantine = spark.read.format("delta").load(str(root / "out" / "quarantine"))
-    samples: dict[str, list[dict[str, Any]]] = {}
-    for reason in report["quarantine_reasons"]:
-        broke = quarantine.where(F.array_contains("_lakegate_errors.constraint", reason))
-        samples[reason] = [r.asDict(recursive=True) for r in broke.limit(5).collect()]
     history = history_records(spark, settings.metrics_repository_path, SUITE_NAME)
-    return {"root": root, "report": report, "samples": samples, "history": history}
+    return {"root": root, "report": report, "history": history}
 
 
 def test_history_records_are_the_suites_runs_oldest_first(validated: dict[str, Any]) -> None:
@@ -82,26 +78,24 @@ def test_history_records_are_the_suites_runs_oldest_first(validated: dict[str, A
     assert [r["dataset_date"] for r in history] == sorted(r["dataset_date"] for r in history)
 
 
+def test_validate_writes_report_html_beside_report_json_with_the_anomaly_judged(
+    validated: dict[str, Any],
+) -> None:
+    report = validated["report"]
+    page = validated["root"] / "out" / "report.html"
+    assert report["outputs"]["html_report"] == str(page)
+    (anomaly,) = report["anomalies"]
+    assert (anomaly["status"], anomaly["metric"], anomaly["bounds"]) == (
+        "success", 5.0, {"lower": pytest.approx(3.2), "upper": pytest.approx(6.0)},
+    )  # fmt: skip
+    assert [p["value"] for p in anomaly["history"]] == [5.0, 4.0]
+
+
 def test_report_renders_in_chromium_with_status_constraints_quarantine_and_charts(
     validated: dict[str, Any], chromium: Path
 ) -> None:
-    report = dict(validated["report"])
-    size_history = [
-        {"time": r["dataset_date"], "value": r["value"]}
-        for r in validated["history"]
-        if r["name"] == "Size" and r["run_id"] != report["run_id"]
-    ]
-    report["anomalies"] = [
-        {
-            "analyzer": "Size", "column": None, "strategy": "RelativeRateOfChange",
-            "level": "error", "status": "success", "metric": 5.0, "history": size_history,
-            "bounds": {"lower": 3.2, "upper": 6.0},
-            "message": "Size 5 is within [3.2, 6] (maxRateDecrease 0.8, maxRateIncrease 1.5)",
-        }
-    ]  # fmt: skip
-    html = render_report_html(report, validated["history"], validated["samples"])
-    page = validated["root"] / "report.html"
-    page.write_text(html)
+    page = validated["root"] / "out" / "report.html"
+    html = page.read_text()
 
     # self-contained: nothing is fetched when the page is viewed
     assert not re.search(

@@ -20,7 +20,7 @@ from spark_jobs.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"
-PATH_LINES = ("Valid rows:", "Quarantined rows:", "Report:", "Metrics history:")
+PATH_LINES = ("Valid rows:", "Quarantined rows:", "Report:", "HTML report:", "Metrics history:")
 
 
 def section(title: str) -> str:

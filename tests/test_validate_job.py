@@ -230,7 +230,12 @@ def test_rerun_replaces_the_outputs_instead_of_adding_rows(
     main(args)
     assert spark.read.format("delta").load(str(output / "valid")).count() == 4
     assert spark.read.format("delta").load(str(output / "quarantine")).count() == 1
-    assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "quarantine",
+        "report.html",
+        "report.json",
+        "valid",
+    ]
 
 
 def test_job_script_runs_as_a_program_with_the_same_arguments(
@@ -369,7 +374,12 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
 
     done = subprocess.run(args, capture_output=True, text=True, timeout=300)
     assert done.returncode == 1, done.stderr
-    assert sorted(p.name for p in output.iterdir()) == ["quarantine", "report.json", "valid"]
+    assert sorted(p.name for p in output.iterdir()) == [
+        "quarantine",
+        "report.html",
+        "report.json",
+        "valid",
+    ]
     assert read_report(output)["counts"] == before["counts"]
     assertDataFrameEqual(spark.read.format("delta").load(str(output / "valid")), valid_rows)
     history = DeltaTable.forPath(spark, str(output / "valid")).history().toPandas()

@@ -145,6 +145,12 @@ def _chart_svg(
             formatter = mdates.ConciseDateFormatter(locator)  # type: ignore[no-untyped-call]
             axes.xaxis.set_major_formatter(formatter)
             axes.margins(x=0.08, y=0.2)
+            moments = {_date_number(when) for when, _ in points}
+            if current is not None:
+                moments.add(_date_number(current[0]))
+            if len(moments) == 1:  # one run: a day either side, so the date axis has a range
+                (only,) = moments
+                axes.set_xlim(only - 1, only + 1)
             figure.tight_layout(pad=0.4)
             buffer = io.StringIO()
             figure.savefig(buffer, format="svg")

@@ -61,6 +61,9 @@ def validation_summary(report: Mapping[str, Any]) -> str:
             f"  {mark}  {c['constraint']:<{width}}  value {_metric(c['metric']):>8}  "
             f"expected {c['expectation']}"
         )
+    for a in report.get("anomalies", []):
+        mark = "PASS" if a["status"] == "success" else ("FAIL" if a["level"] == "error" else "WARN")
+        lines.append(f"  {mark}  anomaly: {a['message']}")
     counts = report["counts"]
     lines.append(
         f"Rows: {counts['rows_in']} in, {counts['rows_valid']} valid, "
@@ -72,6 +75,8 @@ def validation_summary(report: Mapping[str, Any]) -> str:
     lines.append(f"Valid rows:       {outputs['valid']}")
     lines.append(f"Quarantined rows: {outputs['quarantine']}")
     lines.append(f"Report:           {outputs['report']}")
+    if outputs.get("html_report"):
+        lines.append(f"HTML report:      {outputs['html_report']}")
     if outputs.get("metrics_repository"):
         lines.append(f"Metrics history:  {outputs['metrics_repository']}")
     return "\n".join(lines)
