@@ -76,6 +76,14 @@ class Constraint:
     type: ConstraintType
     args: Any  # the type's arguments model, validated
     line: int | None
+    qualifier: str = ""  # set by parse_suite when another constraint has the same id
+
+    @property
+    def base_id(self) -> str:
+        """`isComplete(productName)`: the constraint type, what it reads and its filter."""
+        cols = self.args.subject()
+        suffix = f" where {self.args.where}" if self.args.where else ""
+        return f"{self.kind}({cols}){suffix}"
 
     @property
     def kind(self) -> str:
@@ -90,10 +98,12 @@ class Constraint:
 
     @property
     def id(self) -> str:
-        """A stable, readable identifier such as `isComplete(productName)`."""
-        cols = self.args.subject()
-        suffix = f" where {self.args.where}" if self.args.where else ""
-        return f"{self.kind}({cols}){suffix}"
+        """A readable identifier unique in its suite, such as `isComplete(productName)`.
+
+        Two constraints of the same type on the same columns and filter are told apart by their
+        check, or by their position: `isContainedIn(priority) in check 'strict'`.
+        """
+        return f"{self.base_id}{self.qualifier}"
 
     @property
     def blames_rows(self) -> bool:
@@ -216,6 +226,7 @@ def parse_suite(document: YamlDocument) -> Suite:
             for i, entry in enumerate(check_doc.constraints)
         )
         checks.append(Check(check_doc.name, check_doc.level, constraints))
+    checks = _with_unique_ids(checks)
     from checks.anomalies import parse_anomalies  # it builds on this module's Level
 
     return Suite(
@@ -226,6 +237,29 @@ def parse_suite(document: YamlDocument) -> Suite:
         tuple(doc.schema_.items()),
         parse_anomalies(document),
     )
+
+
+def _with_unique_ids(checks: list[Check]) -> list[Check]:
+    """Qualify constraints that share an id (reasons and results are keyed by it)."""
+    from collections import Counter
+    from dataclasses import replace
+
+    counts = Counter(c.base_id for check in checks for c in check.constraints)
+    per_check = Counter((check.name, c.base_id) for check in checks for c in check.constraints)
+    if max(counts.values(), default=0) < 2:
+        return checks
+    unique = []
+    for check in checks:
+        constraints = []
+        for c in check.constraints:
+            if counts[c.base_id] > 1:
+                qualifier = f" in check {check.name!r}"
+                if per_check[(check.name, c.base_id)] > 1:
+                    qualifier += f", constraint {c.index + 1}"
+                c = replace(c, qualifier=qualifier)
+            constraints.append(c)
+        unique.append(Check(check.name, check.level, tuple(constraints)))
+    return unique
 
 
 def load_suite(path: str | Path) -> Suite:

@@ -431,3 +431,35 @@ def test_validating_a_quarantine_table_again_is_refused_with_the_fix(
     assert "'_lakegate_errors'" in err and "EXCEPT (_lakegate_errors)" in err
     assert "Traceback" not in err
     assert not (tmp_path / "twice").exists()
+
+
+def test_two_constraints_alike_in_two_checks_keep_their_own_reasons_and_results(
+    spark: SparkSession, items_csv: Path, tmp_path: Path
+) -> None:
+    suite = tmp_path / "twice.yaml"
+    suite.write_text(
+        "suite: twice\nchecks:\n"
+        "  - name: strict\n    constraints:\n"
+        "      - isContainedIn: {column: priority, values: [high]}\n"
+        "  - name: loose\n    constraints:\n"
+        "      - isContainedIn: {column: priority, values: [high, low]}\n"
+        "      - isContainedIn: {column: priority, values: [high, low]}\n"
+    )
+    output = tmp_path / "out"
+    code = main(["validate", str(suite), "--input", str(items_csv), "--output", str(output),
+                 "--quiet", "--no-history"])  # fmt: skip
+    assert code == 1
+    report = read_report(output)
+    strict = "isContainedIn(priority) in check 'strict'"
+    results = {c["constraint"]: c["status"] for c in report["constraints"]}
+    assert results == {
+        strict: "failure",
+        "isContainedIn(priority) in check 'loose', constraint 1": "success",
+        "isContainedIn(priority) in check 'loose', constraint 2": "success",
+    }
+    assert report["quarantine_reasons"] == {strict: 2}  # items 3 and 4 are `low`
+    quarantine = spark.read.format("delta").load(str(output / "quarantine"))
+    assertDataFrameEqual(
+        quarantine.select("id", F.col("_lakegate_errors")[0]["constraint"].alias("broke")),
+        spark.createDataFrame([(3, strict), (4, strict)], "id int, broke string"),
+    )
