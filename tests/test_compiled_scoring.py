@@ -8,14 +8,15 @@ Every model here is logged to the test MLflow store and registered through
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import mlflow
 import numpy as np
 import pandas as pd
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 from sklearn.compose import ColumnTransformer
 from sklearn.ensemble import (
@@ -35,11 +36,45 @@ from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
 from spark_jobs.services.settings import Settings
 from udfs import ModelFunction, ModelUsageError, register_model_function, run_checked_sql
-from udfs.compiled import float32_threshold, trees
+from udfs.compiled import (
+    HUGE_METHOD_LIMIT,
+    SPARK_DEFAULT_METHOD_LIMIT,
+    float32_threshold,
+    trees,
+    verdict_cache,
+)
 
 NUMERIC = ["f1", "f2", "f3"]
 COLUMNS = [*NUMERIC, "segment"]
 SEGMENTS = ["north", "south", "east", "o'hara"]  # a quote in a category: SQL escaping
+JIT_METHOD_BYTES = 8000  # HotSpot compiles no method with more bytecode than this
+DEFAULT_LIMIT = SPARK_DEFAULT_METHOD_LIMIT
+
+
+@pytest.fixture(scope="module", autouse=True)
+def verdicts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """This module's own verdict cache: every registration here proves its model afresh."""
+    folder = tmp_path_factory.mktemp("verdicts")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(verdict_cache.CACHE_ENV, str(folder))
+        yield folder
+
+
+def largest_generated_method(spark: SparkSession, df: DataFrame) -> int:
+    """Bytecode size of the largest method Spark generates for `df`'s whole-stage code."""
+    jvm = spark.sparkContext._jvm
+    compiler = jvm.org.apache.spark.sql.catalyst.expressions.codegen.CodeGenerator
+    pending = [df._jdf.queryExecution().executedPlan()]
+    sizes = []
+    while pending:
+        node = pending.pop()
+        if node.getClass().getSimpleName() == "WholeStageCodegenExec":
+            sizes.append(compiler.compile(node.doCodeGen()._2())._2().maxMethodCodeSize())
+        children = node.children().iterator()
+        while children.hasNext():
+            pending.append(children.next())
+    assert sizes, "the plan has no whole-stage code"
+    return max(sizes)
 
 
 def training_frame(rows: int = 600, seed: int = 3) -> pd.DataFrame:
@@ -298,9 +333,10 @@ def _check_case(spark, settings, train, to_score, case: Case) -> None:
     plan = actual._jdf.queryExecution().executedPlan().toString()
     assert "ArrowEvalPython" not in plan and "PythonUDF" not in plan
     estimator = model.steps[-1][1] if isinstance(model, Pipeline) else model
-    if any(word in type(estimator).__name__ for word in ("Tree", "Forest", "Boosting")):
-        # generated methods stay small enough for the JIT (udfs.compiled.HUGE_METHOD_LIMIT)
-        assert spark.conf.get("spark.sql.codegen.hugeMethodLimit") == "8000"
+    if any(word in type(estimator).__name__ for word in ("Forest", "Boosting")):
+        # a method per tree: whole-stage code stays within HotSpot's JIT limit, untouched
+        assert largest_generated_method(spark, actual) < JIT_METHOD_BYTES
+        assert spark.conf.get(HUGE_METHOD_LIMIT, DEFAULT_LIMIT) == DEFAULT_LIMIT
     expected = expected_frame(model, to_score, method, columns)
     if method == "predict_proba":
         actual = actual.select("id", "p.*")
@@ -456,3 +492,188 @@ def test_float32_threshold_reproduces_sklearns_float32_comparison():
         near += list(t + rng.normal(scale=abs(t) * 1e-7 + 1e-45, size=20))
         for x in near:
             assert (float(np.float32(x)) <= t) == (x <= bound), (t, x)
+
+
+def _predictions(spark: SparkSession, function: ModelFunction) -> list[Any]:
+    """The function's predictions in SQL over the scoring rows, ordered by id."""
+    query = f"SELECT id, {function.name}(struct(*)) AS p FROM compiled_rows ORDER BY id"
+    return [row["p"] for row in run_checked_sql(spark, query).collect()]
+
+
+def _sklearn_predictions(model: Any, to_score: pd.DataFrame) -> list[Any]:
+    expected = expected_frame(model, to_score, "predict", NUMERIC).sort_values("id")
+    return [None if pd.isna(v) else float(v) for v in expected["p"]]
+
+
+def test_gradient_boosting_keeps_whole_stage_code_in_jit_sized_methods(
+    spark, settings, train, to_score
+):
+    # 20 trees of depth 3 written as one sum make an 11 kB method (interpreted by HotSpot);
+    # with a method per tree the largest is under 3 kB and no session setting changes.
+    case: Case = (
+        "gb_methods",
+        lambda: GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0),
+        "value",
+        "predict",
+        NUMERIC,
+    )
+    function, model = _register_case(spark, settings, train, case)
+    assert function.path == "compiled", function.fallback_reason
+    assert function.compiled_sql.count("greatest(") == 20
+    scored = spark.sql(f"SELECT {function.name}(f1, f2, f3) AS p FROM compiled_rows")
+    plan = scored._jdf.queryExecution().executedPlan().toString()
+    assert plan.lstrip().startswith("*"), plan  # whole-stage code generation
+    assert "knownnotnull" in plan.lower()  # comparisons skip null tests (guarded rows)
+    assert largest_generated_method(spark, scored) < 4000
+    assert spark.conf.get(HUGE_METHOD_LIMIT, DEFAULT_LIMIT) == DEFAULT_LIMIT
+    got = _predictions(spark, function)
+    want = _sklearn_predictions(model, to_score)
+    assert [g is None for g in got] == [w is None for w in want]
+    assert all(
+        g is None or math.isclose(g, w, rel_tol=1e-12) for g, w in zip(got, want, strict=True)
+    )
+
+
+def test_a_tree_too_large_for_one_method_lowers_the_limit_and_says_so(
+    spark, settings, train, to_score, caplog
+):
+    case: Case = (
+        "big_tree",
+        lambda: DecisionTreeRegressor(max_leaf_nodes=150, random_state=0),
+        "value",
+        "predict",
+        NUMERIC,
+    )
+    try:
+        with caplog.at_level("WARNING", logger="udfs.compiled"):
+            function, model = _register_case(spark, settings, train, case)
+        assert function.path == "compiled", function.fallback_reason
+        assert spark.conf.get(HUGE_METHOD_LIMIT) == "8000"
+        assert "for the whole session: its largest tree has 299 nodes" in caplog.text
+        got = _predictions(spark, function)
+        assert got == _sklearn_predictions(model, to_score)
+    finally:
+        spark.conf.unset(HUGE_METHOD_LIMIT)
+
+
+VERDICT_CASE: Case = (
+    "cached",
+    lambda: GradientBoostingRegressor(n_estimators=6, max_depth=2, random_state=0),
+    "value",
+    "predict",
+    NUMERIC,
+)
+
+
+@pytest.fixture(scope="module")
+def cached_model(settings, train) -> tuple[str, Any]:
+    """A logged model version (URI) and the fitted model."""
+    _, factory, target, method, columns = VERDICT_CASE
+    model = factory().fit(train[columns], train[target])
+    return log_and_register(settings, "compiled_cached", model, train[columns], method), model
+
+
+def _register_uri(spark: SparkSession, settings: Settings, name: str, uri: str) -> ModelFunction:
+    return register_model_function(spark, name, uri, tracking_uri=settings.tracking_uri)
+
+
+def _model_never_loaded(*_args: Any) -> Any:
+    raise AssertionError("the cached verdict should spare loading the model")
+
+
+def test_a_verified_model_registers_from_its_cached_verdict_without_loading_it(
+    spark, settings, to_score, verdicts, cached_model, monkeypatch, caplog
+):
+    import udfs.compiled
+
+    uri, model = cached_model
+    first = _register_uri(spark, settings, "predict_cached_a", uri)
+    assert first.path == "compiled", first.fallback_reason
+    stored = list(verdicts.glob("predict_cached_a-*.json"))
+    assert len(stored) == 1
+    monkeypatch.setattr(udfs.compiled, "_load", _model_never_loaded)
+    with caplog.at_level("INFO", logger="udfs.compiled"):
+        again = _register_uri(spark, settings, "predict_cached_a", uri)
+    assert again.path == "compiled", again.fallback_reason
+    assert "cached verdict" in caplog.text
+    assert again.compiled_sql == first.compiled_sql
+    assert again.verified_rows == first.verified_rows
+    assert _predictions(spark, again) == _sklearn_predictions(model, to_score)
+    # another function name is another expression (its messages name it): not a hit
+    other = _register_uri(spark, settings, "predict_cached_b", uri)
+    assert other.path == "udf" and "should spare loading" in other.fallback_reason
+
+
+def test_a_changed_translator_or_a_broken_verdict_file_proves_the_model_again(
+    spark, settings, verdicts, cached_model, monkeypatch
+):
+    import udfs.compiled
+
+    uri, _ = cached_model
+    name = "predict_cached_c"
+    assert _register_uri(spark, settings, name, uri).path == "compiled"
+    proofs: list[str] = []
+    prove = udfs.compiled._prove
+
+    def counted(*args: Any) -> Any:
+        proofs.append(args[1].name)
+        return prove(*args)
+
+    monkeypatch.setattr(udfs.compiled, "_prove", counted)
+    assert _register_uri(spark, settings, name, uri).path == "compiled"
+    assert proofs == []  # a hit
+    monkeypatch.setattr(verdict_cache, "translator_version", lambda: "a-newer-translator")
+    assert _register_uri(spark, settings, name, uri).path == "compiled"
+    assert proofs == [name]  # the translator changed: a miss, a second verdict
+    assert len(list(verdicts.glob(f"{name}-*.json"))) == 2
+    for stored in verdicts.glob(f"{name}-*.json"):
+        stored.write_text("{not json")
+    assert _register_uri(spark, settings, name, uri).path == "compiled"
+    assert proofs == [name, name]  # unreadable: a miss, rewritten
+    assert any(json_ok(p) for p in verdicts.glob(f"{name}-*.json") if p.stat().st_size > 10)
+
+
+def json_ok(path: Path) -> bool:
+    import json
+
+    try:
+        json.loads(path.read_text())
+    except ValueError:
+        return False
+    return True
+
+
+def test_translator_version_follows_the_translator_code(tmp_path):
+    sources = verdict_cache.translator_sources()
+    names = {p.name for p in sources}
+    assert {"trees.py", "verify.py", "verdict_cache.py", "scoring.py"} <= names
+    copies = []
+    for source in sources:
+        copy = tmp_path / source.name
+        copy.write_bytes(source.read_bytes())
+        copies.append(copy)
+    before = verdict_cache.source_digest(copies, ["1.5.2"])
+    assert before == verdict_cache.source_digest(sources, ["1.5.2"])
+    assert before != verdict_cache.source_digest(copies, ["1.6.0"])
+    trees_copy = tmp_path / "trees.py"
+    trees_copy.write_text(trees_copy.read_text() + "\n# changed\n")
+    assert before != verdict_cache.source_digest(copies, ["1.5.2"])
+
+
+def test_a_fallback_verdict_is_cached_too_and_the_cache_can_be_off(
+    spark, settings, train, verdicts, monkeypatch
+):
+    import udfs.compiled
+
+    model = KNeighborsClassifier(3).fit(train[NUMERIC], train["label"])
+    uri = log_and_register(settings, "compiled_knn_cached", model, train[NUMERIC])
+    first = _register_uri(spark, settings, "predict_knn_cached", uri)
+    assert first.fallback_reason == "KNeighborsClassifier is not supported"
+    monkeypatch.setattr(udfs.compiled, "_load", _model_never_loaded)
+    again = _register_uri(spark, settings, "predict_knn_cached", uri)
+    assert again.path == "udf"
+    assert again.fallback_reason == "KNeighborsClassifier is not supported"
+    monkeypatch.setenv(verdict_cache.CACHE_ENV, "off")
+    off = _register_uri(spark, settings, "predict_knn_off", uri)
+    assert "should spare loading" in off.fallback_reason  # no cache: the model is loaded
+    assert not list(verdicts.glob("predict_knn_off-*"))

@@ -15,9 +15,23 @@ import logging
 import time
 from typing import TYPE_CHECKING, Any
 
+from udfs.compiled.registration import (
+    CompiledCall,
+    CompiledFunctionBuilder,
+    parse_expression,
+    register_builder,
+)
 from udfs.compiled.sql_text import Unsupported
 from udfs.compiled.translate import Translation, translate_model
-from udfs.compiled.trees import MAX_TREE_NODES, float32_threshold
+from udfs.compiled.trees import JIT_TREE_NODES, MAX_TREE_NODES, float32_threshold
+from udfs.compiled.verdict_cache import (
+    COMPILED,
+    UDF,
+    Verdict,
+    read_verdict,
+    verdict_key,
+    write_verdict,
+)
 from udfs.compiled.verify import Mismatch, sample_rows, verify_translation
 
 if TYPE_CHECKING:
@@ -31,23 +45,24 @@ __all__ = [
     "Mismatch",
     "Translation",
     "Unsupported",
+    "Verdict",
     "compile_model_function",
     "describe_path",
     "float32_threshold",
     "translate_model",
 ]
 
-COMPILED = "compiled"
-UDF = "udf"
 _LOG = logging.getLogger(__name__)
 # Java's JIT leaves methods over 8,000 bytes of bytecode interpreted; Spark's default limit
-# for a whole-stage method is 65,535. Tree models generate large methods: measured with
-# GradientBoosting 20x3, 2.3 s with the limit at 8,000 against 8-12 s at the default (the UDF:
-# 3.3-4.7 s). Spark's documentation recommends 8,000 on HotSpot.
+# for a whole-stage method is 65,535. A tree sum written plainly is one method: GradientBoosting
+# 20x3 took 20-27 s on 4M rows at the default limit, 2.5 s at 8,000 (whole-stage codegen off for
+# the stage). Written with a method per tree (`trees.own_method`) it stays whole-stage and
+# JIT-compiled at the default limit (about 1 s), so the limit is lowered only for trees too
+# large for one method.
+SUBEXPRESSIONS = "spark.sql.subexpressionElimination.enabled"
 HUGE_METHOD_LIMIT = "spark.sql.codegen.hugeMethodLimit"
 HOTSPOT_METHOD_LIMIT = "8000"
 SPARK_DEFAULT_METHOD_LIMIT = "65535"
-TREE_STEPS = ("Tree", "Forest", "Trees", "Boosting")
 
 
 def _load(local_path: str) -> tuple[Any, Any, str, Any]:
@@ -79,6 +94,9 @@ def compile_model_function(
 ) -> ModelFunction:
     """Compile, verify and register `function` natively, or keep its UDF and say why.
 
+    The verdict is cached per model version and translator (`udfs.compiled.verdict_cache`):
+    a model proven once registers in later processes without loading it in the driver.
+
     Args:
         spark: the session the function is registered in.
         function: the model function, already registered as a pandas UDF.
@@ -91,14 +109,66 @@ def compile_model_function(
         (`fallback_reason` says why).
 
     """
-    from udfs.compiled.registration import (
-        CompiledCall,
-        CompiledFunctionBuilder,
-        parse_expression,
-        register_builder,
+    started = time.perf_counter()
+    try:
+        key = verdict_key(function, max_tree_nodes)
+    except OSError:
+        key = None
+    verdict = read_verdict(key) if key is not None else None
+    origin = "cached verdict"
+    if verdict is None:
+        origin = "verified"
+        try:
+            verdict = _prove(spark, function, python_udf, spec, max_tree_nodes)
+        except Exception as exc:
+            return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
+        if key is not None:
+            write_verdict(key, verdict)
+    if verdict.path != COMPILED:
+        return _fallback(function, verdict.reason)
+    try:
+        register_builder(spark, function.name, _builder(spark, function, python_udf, verdict.sql))
+    except Exception as exc:
+        return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
+    _keep_methods_jit_sized(spark, function, verdict)
+    _LOG.info(
+        "%s: compiled to a Spark expression (%s; %d nodes; %s on %d rows; %.1f s)",
+        function.name,
+        " -> ".join(verdict.steps),
+        verdict.nodes,
+        origin,
+        verdict.verified_rows,
+        time.perf_counter() - started,
+    )
+    return dataclasses.replace(
+        function,
+        udf=CompiledCall(function.name),
+        path=COMPILED,
+        compiled_sql=verdict.sql,
+        verified_rows=verdict.verified_rows,
     )
 
-    started = time.perf_counter()
+
+def _builder(
+    spark: SparkSession, function: ModelFunction, python_udf: Any, sql: str
+) -> CompiledFunctionBuilder:
+    judf = getattr(python_udf, "_unwrapped", python_udf)._judf
+    return CompiledFunctionBuilder(spark, function, parse_expression(spark, sql), judf)
+
+
+def _prove(
+    spark: SparkSession,
+    function: ModelFunction,
+    python_udf: Any,
+    spec: ScoringSpec,
+    max_tree_nodes: int,
+) -> Verdict:
+    """Translate and verify the model: a compiled verdict, or a UDF one with the reason.
+
+    Raises:
+        Exception: anything but an unsupported step or a disagreement (not a verdict to keep).
+
+    """
     try:
         pyfunc_model, raw, predict_fn, example = _load(function.local_path)
         translation = translate_model(
@@ -110,42 +180,47 @@ def compile_model_function(
             function_name=function.name,
             max_tree_nodes=max_tree_nodes,
         )
-        template = parse_expression(spark, translation.sql)
-        judf = getattr(python_udf, "_unwrapped", python_udf)._judf
-        builder = CompiledFunctionBuilder(spark, function, template, judf)
+        builder = _builder(spark, function, python_udf, translation.sql)
         rows = sample_rows(function.inputs, example, translation)
         checked = verify_translation(
             spark, builder.column_over, pyfunc_model, spec, function.inputs, rows
         )
-        register_builder(spark, function.name, builder)
-        if any(word in step for step in translation.steps for word in TREE_STEPS):
-            _prefer_jit_sized_methods(spark)
     except (Unsupported, Mismatch) as exc:
-        return _fallback(function, str(exc))
-    except Exception as exc:
-        return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
-    _LOG.info(
-        "%s: compiled to a Spark expression (%s; %d nodes; verified on %d rows in %.1f s)",
-        function.name,
-        " -> ".join(translation.steps),
-        translation.nodes,
-        checked,
-        time.perf_counter() - started,
-    )
-    return dataclasses.replace(
-        function,
-        udf=CompiledCall(function.name),
-        path=COMPILED,
-        compiled_sql=translation.sql,
+        return Verdict(UDF, reason=str(exc))
+    return Verdict(
+        COMPILED,
+        sql=translation.sql,
+        steps=translation.steps,
+        nodes=translation.nodes,
+        largest_tree=translation.largest_tree,
         verified_rows=checked,
     )
 
 
-def _prefer_jit_sized_methods(spark: SparkSession) -> None:
-    """Lower Spark's huge-method limit to the JIT's, unless someone chose a limit already."""
+def _keep_methods_jit_sized(spark: SparkSession, function: ModelFunction, verdict: Verdict) -> None:
+    """Lower Spark's huge-method limit when a tree cannot be generated in JIT-sized methods.
+
+    Each tree of an ensemble gets a method of its own (`udfs.compiled.trees.own_method`), so the
+    limit stays as it is unless one tree alone is too large, or subexpression elimination (which
+    does the splitting) is off. Then the limit goes to 8,000 when it is at Spark's default (a
+    limit set by the user is kept): the stage runs without whole-stage codegen, in small methods.
+    """
+    if verdict.largest_tree > JIT_TREE_NODES:
+        why = f"its largest tree has {verdict.largest_tree} nodes (over {JIT_TREE_NODES})"
+    elif verdict.largest_tree and spark.conf.get(SUBEXPRESSIONS, "true") == "false":
+        why = f"{SUBEXPRESSIONS} is false"
+    else:
+        return
     if spark.conf.get(HUGE_METHOD_LIMIT, SPARK_DEFAULT_METHOD_LIMIT) == SPARK_DEFAULT_METHOD_LIMIT:
         spark.conf.set(HUGE_METHOD_LIMIT, HOTSPOT_METHOD_LIMIT)
-        _LOG.info("set %s=%s for compiled tree models", HUGE_METHOD_LIMIT, HOTSPOT_METHOD_LIMIT)
+        _LOG.warning(
+            "%s: set %s=%s for the whole session: %s, so its generated code would exceed "
+            "HotSpot's JIT limit",
+            function.name,
+            HUGE_METHOD_LIMIT,
+            HOTSPOT_METHOD_LIMIT,
+            why,
+        )
 
 
 def _fallback(function: ModelFunction, reason: str) -> ModelFunction:

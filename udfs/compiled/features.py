@@ -56,6 +56,7 @@ class Context:
             scikit-learn refuses the row, so the compiled expression raises the same way.
         unknown_refused: inputs whose unseen categories scikit-learn refuses (not probed).
         nodes: size of what was emitted (tree nodes and linear terms), for the size bound.
+        largest_tree: nodes of the largest single tree (its generated method's size).
         steps: names of the translated steps, for messages.
 
     """
@@ -64,6 +65,7 @@ class Context:
     refusals: list[tuple[str, str]] = field(default_factory=list)
     unknown_refused: set[int] = field(default_factory=set)
     nodes: int = 0
+    largest_tree: int = 0
     steps: list[str] = field(default_factory=list)
 
     def probe(self, feature: Feature, *values: Any) -> None:

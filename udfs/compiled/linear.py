@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from udfs.compiled.estimators import Prediction, binary_probabilities, expit, first_argmax, softmax
 from udfs.compiled.features import Context, Feature, numbers
@@ -18,7 +19,9 @@ REGRESSORS = ("LinearRegression", "Ridge", "Lasso", "ElasticNet")
 CLASSIFIERS = ("LogisticRegression",)
 
 
-def _score(coef: np.ndarray, intercept: float, features: list[Feature], ctx: Context) -> str:
+def _score(
+    coef: NDArray[np.float64], intercept: float, features: list[Feature], ctx: Context
+) -> str:
     terms = [
         f"({double(float(c))} * {feature.sql})"
         for c, feature in zip(coef, features, strict=True)

@@ -8,15 +8,23 @@ scikit-learn does no BLAS reduction).
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 from udfs.compiled.features import NUMBER, TEXT, Context, Feature, numbers
-from udfs.compiled.sql_text import Unsupported, double, placeholder, string
+from udfs.compiled.sql_text import Unsupported, double, known_placeholder, placeholder, string
+
+if TYPE_CHECKING:
+    from udfs.model_function import ModelInput
 
 
 def _is_missing_marker(value: Any) -> bool:
     return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _unscale(mean: float, scale: float) -> Callable[[float], float]:
+    """The inverse of `(x - mean) / scale`, mapping a scaled value back (probing)."""
+    return lambda value: value * scale + mean
 
 
 def standard_scaler(step: Any, features: list[Feature], ctx: Context) -> list[Feature]:
@@ -31,7 +39,7 @@ def standard_scaler(step: Any, features: list[Feature], ctx: Context) -> list[Fe
         if step.scale_ is not None and step.with_std:
             scale = float(step.scale_[i])
             sql = f"({sql} / {double(scale)})"
-        out.append(feature.derived(sql, lambda v, m=mean, s=scale: v * s + m))
+        out.append(feature.derived(sql, _unscale(mean, scale)))
     return out
 
 
@@ -205,18 +213,26 @@ def transform(step: Any, features: list[Feature], ctx: Context) -> list[Feature]
     return result
 
 
-def input_features(inputs: Any) -> list[Feature]:
-    """The model's inputs as features: strings stay text, numbers become doubles."""
+def _same(value: float) -> float:
+    return value
+
+
+def input_features(inputs: Sequence[ModelInput]) -> list[Feature]:
+    """The model's inputs as features: strings stay text, numbers become doubles.
+
+    Numbers are read through their known-not-null placeholders (the null guard answers rows
+    with a null input before any feature matters); text keeps the plain one, since a string
+    comparison on a null known not to be null would fail in generated code.
+    """
     out = []
     for position, item in enumerate(inputs):
-        ref = placeholder(position)
         if item.spark_type == "string":
-            out.append(Feature(ref, TEXT, position, None, item.name))
+            out.append(Feature(placeholder(position), TEXT, position, None, item.name))
         elif item.spark_type in ("double",):
-            out.append(Feature(ref, NUMBER, position, lambda v: v, item.name))
+            out.append(Feature(known_placeholder(position), NUMBER, position, _same, item.name))
         elif item.spark_type in ("float", "long", "integer", "short", "byte", "boolean"):
-            cast = f"CAST({ref} AS DOUBLE)"
-            out.append(Feature(cast, NUMBER, position, lambda v: v, item.name))
+            cast = f"CAST({known_placeholder(position)} AS DOUBLE)"
+            out.append(Feature(cast, NUMBER, position, _same, item.name))
         else:
             raise Unsupported(f"input {item.name!r} of type {item.spark_type}")
     return out

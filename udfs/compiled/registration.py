@@ -19,7 +19,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from udfs.call_check import _describe_argument, check_call
-from udfs.compiled.sql_text import placeholder
+from udfs.compiled.sql_text import known_placeholder, placeholder
 from udfs.errors import ModelUsageError
 
 if TYPE_CHECKING:
@@ -37,6 +37,19 @@ def scala_items(seq: Any) -> list[Any]:
     return items
 
 
+def session_jvm(spark: SparkSession) -> Any:
+    """The py4j view of the session's JVM (`jvm.org.apache...`), dynamic by nature.
+
+    Raises:
+        RuntimeError: the session is stopped (no JVM to talk to).
+
+    """
+    jvm: Any = spark.sparkContext._jvm
+    if jvm is None:
+        raise RuntimeError("Spark's JVM is gone (the session was stopped)")
+    return jvm
+
+
 def parse_expression(spark: SparkSession, sql: str) -> Any:
     """Parse SQL text into an unresolved Catalyst expression (one py4j call)."""
     return spark._jsparkSession.sessionState().sqlParser().parseExpression(sql)
@@ -48,13 +61,13 @@ class CompiledFunctionBuilder:
     def __init__(
         self, spark: SparkSession, function: ModelFunction, template: Any, python_udf: Any
     ) -> None:
-        self._jvm = spark._jvm
+        self._jvm: Any = session_jvm(spark)
         self._function = function
         self._template = template
         self._python_udf = python_udf
-        self._placeholders = [
-            parse_expression(spark, placeholder(i)) for i in range(len(function.inputs))
-        ]
+        count = len(function.inputs)
+        self._placeholders = [parse_expression(spark, placeholder(i)) for i in range(count)]
+        self._known = [parse_expression(spark, known_placeholder(i)) for i in range(count)]
 
     def apply(self, children: Any) -> Any:
         """Build the call's expression from its resolved argument expressions (Spark calls)."""
@@ -97,10 +110,12 @@ class CompiledFunctionBuilder:
             ]
         else:
             bound = arguments
+        expressions = jvm.org.apache.spark.sql.catalyst.expressions
         substitutions = jvm.java.util.HashMap()
-        for key, expression, item in zip(self._placeholders, bound, function.inputs, strict=True):
-            cast = jvm.org.apache.spark.sql.Column(expression).cast(item.spark_type)
-            substitutions.put(key, cast.expr())
+        for position, (expression, item) in enumerate(zip(bound, function.inputs, strict=True)):
+            cast = jvm.org.apache.spark.sql.Column(expression).cast(item.spark_type).expr()
+            substitutions.put(self._placeholders[position], cast)
+            substitutions.put(self._known[position], expressions.KnownNotNull(cast))
         as_scala = jvm.scala.collection.JavaConverters.mapAsScalaMapConverter(substitutions)
         return self._template.transform(as_scala.asScala())
 

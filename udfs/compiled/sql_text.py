@@ -10,6 +10,10 @@ import math
 from typing import Any
 
 PLACEHOLDER_PREFIX = "__lakegate_in_"
+# The same input, known not null: the builder binds it to `KnownNotNull(<argument>)`, so the
+# generated code of every comparison and product skips its null test. Only for numbers used
+# under the null guard (a row with a null input is answered NULL, whatever they compute).
+KNOWN_PREFIX = "__lakegate_nn_"
 
 
 class Unsupported(Exception):
@@ -19,6 +23,11 @@ class Unsupported(Exception):
 def placeholder(position: int) -> str:
     """The quoted name standing for input `position` until a call binds it."""
     return f"`{PLACEHOLDER_PREFIX}{position}`"
+
+
+def known_placeholder(position: int) -> str:
+    """The quoted name standing for input `position` known not null (see `KNOWN_PREFIX`)."""
+    return f"`{KNOWN_PREFIX}{position}`"
 
 
 def double(value: float) -> str:

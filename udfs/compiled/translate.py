@@ -30,6 +30,7 @@ class Translation:
     Attributes:
         sql: the whole expression, typed as the function's return type.
         nodes: tree nodes and linear terms emitted (the size bound counts these).
+        largest_tree: nodes of the largest single tree (0 without trees).
         steps: the translated steps, in order.
         probes: per input position, values worth testing at registration.
         unknown_refused: inputs whose unseen categories scikit-learn refuses.
@@ -39,6 +40,7 @@ class Translation:
     sql: str
     nodes: int
     steps: tuple[str, ...]
+    largest_tree: int = 0
     probes: dict[int, set[Any]] = field(default_factory=dict)
     unknown_refused: frozenset[int] = frozenset()
 
@@ -149,6 +151,7 @@ def translate_model(
         sql=f"CAST({sql} AS {return_type.simpleString()})",
         nodes=ctx.nodes,
         steps=tuple(ctx.steps),
+        largest_tree=ctx.largest_tree,
         probes=ctx.probes,
         unknown_refused=frozenset(ctx.unknown_refused),
     )

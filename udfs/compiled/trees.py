@@ -9,6 +9,14 @@ HistGradientBoosting compares float64 values directly.
 Ensembles add their trees in scikit-learn's order, so sums agree bit for bit; classifier
 probabilities are per-tree arrays indexed per class (Spark's subexpression elimination
 evaluates each tree once per row).
+
+Each tree of a sum is written `greatest(tree, tree)` (`own_method`). The value is the tree's
+(a tree's leaves are finite numbers), but the repetition makes the tree a common
+subexpression: Spark evaluates it once per row and, as the trees' code is over
+`spark.sql.codegen.methodSplitThreshold`, generates it in a method of its own. Whole-stage code
+generation thus keeps every method under HotSpot's 8,000-byte JIT limit without lowering
+`spark.sql.codegen.hugeMethodLimit` (GradientBoosting 20x3: largest method 2.9 kB against
+11 kB for the plain sum; docs/performance.md, "Compiled scoring").
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+from numpy.typing import NDArray
 
 from udfs.compiled.estimators import Prediction, binary_probabilities, expit, first_argmax, softmax
 from udfs.compiled.features import Context, Feature, numbers
@@ -26,6 +35,10 @@ from udfs.compiled.sql_text import Unsupported, double, total
 # "Compiled scoring"): GradientBoosting 20x3 (300 nodes) compiled 1.5-1.7x faster than the UDF,
 # 100x3 (1,496 nodes) 2.4x slower (the generated code no longer fits methods the JIT compiles).
 MAX_TREE_NODES = 500
+# A tree with more nodes than this generates a method over HotSpot's 8,000-byte JIT limit on its
+# own (about 55 bytes of bytecode per split): `udfs.compiled` then lowers Spark's huge-method
+# limit so that stage runs without whole-stage codegen, split into small methods.
+JIT_TREE_NODES = 255
 
 CLASSIFIER_FORESTS = ("RandomForestClassifier", "ExtraTreesClassifier")
 REGRESSOR_FORESTS = ("RandomForestRegressor", "ExtraTreesRegressor")
@@ -63,11 +76,16 @@ def _check_size(nodes: int, ctx: Context, bound: int) -> None:
         )
 
 
+def own_method(tree: str) -> str:
+    """`greatest(tree, tree)`: the tree once per row, generated in its own method (see above)."""
+    return f"greatest({tree}, {tree})"
+
+
 def _tree_sql(
-    left: np.ndarray,
-    right: np.ndarray,
-    feature: np.ndarray,
-    threshold: np.ndarray,
+    left: NDArray[Any],
+    right: NDArray[Any],
+    feature: NDArray[Any],
+    threshold: NDArray[Any],
     leaf: Callable[[int], str],
     features: list[Feature],
     ctx: Context,
@@ -90,6 +108,7 @@ def _tree_sql(
 
 
 def _sk_tree(tree: Any, leaf: Callable[[int], str], features: list[Feature], ctx: Context) -> str:
+    ctx.largest_tree = max(ctx.largest_tree, int(tree.node_count))
     return _tree_sql(
         tree.children_left,
         tree.children_right,
@@ -102,16 +121,22 @@ def _sk_tree(tree: Any, leaf: Callable[[int], str], features: list[Feature], ctx
     )
 
 
-def _leaf_probabilities(tree: Any, n_classes: int) -> np.ndarray:
+def _leaf_probabilities(tree: Any, n_classes: int) -> NDArray[np.float64]:
     """Per-leaf class probabilities as DecisionTreeClassifier.predict_proba normalises them."""
     proba = np.array(tree.value[:, 0, :n_classes], dtype=np.float64)
     normalizer = proba.sum(axis=1)[:, np.newaxis]
     normalizer[normalizer == 0.0] = 1.0
-    return proba / normalizer
+    result: NDArray[np.float64] = proba / normalizer
+    return result
 
 
-def _array_leaf(rows: np.ndarray) -> Callable[[int], str]:
+def _array_leaf(rows: NDArray[np.float64]) -> Callable[[int], str]:
     return lambda n: f"array({', '.join(double(v) for v in rows[n])})"
+
+
+def _value_leaf(values: NDArray[Any]) -> Callable[[int], str]:
+    """Leaf `n` as the double `values[n]`."""
+    return lambda n: double(float(values[n]))
 
 
 def _single_output(model: Any) -> None:
@@ -127,9 +152,7 @@ def decision_tree(model: Any, features: list[Feature], ctx: Context, bound: int)
     _check_size(tree.node_count, ctx, bound)
     ctx.nodes += tree.node_count
     if type(model).__name__ == "DecisionTreeRegressor":
-        return Prediction(
-            value=_sk_tree(tree, lambda n: double(tree.value[n, 0, 0]), features, ctx)
-        )
+        return Prediction(value=_sk_tree(tree, _value_leaf(tree.value[:, 0, 0]), features, ctx))
     classes = tuple(model.classes_.tolist())
     winners = np.argmax(tree.value[:, 0, : len(classes)], axis=1)
     class_index = _sk_tree(tree, lambda n: str(int(winners[n])), features, ctx)
@@ -148,13 +171,15 @@ def forest(model: Any, features: list[Feature], ctx: Context, bound: int) -> Pre
     ctx.nodes += sum(t.node_count for t in trees)
     count = double(float(len(trees)))
     if type(model).__name__ in REGRESSOR_FORESTS:
-        parts = [_sk_tree(t, lambda n, t=t: double(t.value[n, 0, 0]), features, ctx) for t in trees]
+        parts = [
+            own_method(_sk_tree(t, _value_leaf(t.value[:, 0, 0]), features, ctx)) for t in trees
+        ]
         return Prediction(value=f"({total(parts)} / {count})")
     classes = tuple(model.classes_.tolist())
     arrays = [
         _sk_tree(t, _array_leaf(_leaf_probabilities(t, len(classes))), features, ctx) for t in trees
     ]
-    probabilities = tuple(
+    probabilities: tuple[str, ...] = tuple(
         f"({total([f'{a}[{k}]' for a in arrays])} / {count})" for k in range(len(classes))
     )
     return Prediction(
@@ -167,11 +192,11 @@ def _boosted_classes(model: Any, raw: list[str], *, strict: bool) -> Prediction:
     loss = type(model._loss).__name__
     if len(raw) == 1:
         test = ">" if strict else ">="
-        proba = binary_probabilities(expit(raw[0])) if loss == "HalfBinomialLoss" else None
+        binary = binary_probabilities(expit(raw[0])) if loss == "HalfBinomialLoss" else None
         return Prediction(
             classes=classes,
             class_index=f"(CASE WHEN {raw[0]} {test} 0D THEN 1 ELSE 0 END)",
-            probabilities=proba,
+            probabilities=binary,
         )
     proba = softmax(raw) if loss == "HalfMultinomialLoss" else None
     return Prediction(classes=classes, class_index=first_argmax(raw), probabilities=proba)
@@ -197,7 +222,7 @@ def gradient_boosting(model: Any, features: list[Feature], ctx: Context, bound: 
         for stage in stages[:, k]:
             tree = stage.tree_
             scaled = rate * tree.value[:, 0, 0].astype(np.float64)
-            parts.append(_sk_tree(tree, lambda n, s=scaled: double(s[n]), features, ctx))
+            parts.append(own_method(_sk_tree(tree, _value_leaf(scaled), features, ctx)))
         raw.append(total(parts, start=double(float(start[k]))))
     if type(model).__name__ == "GradientBoostingRegressor":
         return Prediction(value=raw[0])
@@ -227,19 +252,18 @@ def hist_gradient_boosting(
                     raise Unsupported("HistGradientBoosting with categorical splits")
             left = np.where(nodes["is_leaf"] == 1, -1, nodes["left"].astype(np.int64))
             right = np.where(nodes["is_leaf"] == 1, -1, nodes["right"].astype(np.int64))
-            values = nodes["value"]
-            parts.append(
-                _tree_sql(
-                    left,
-                    right,
-                    nodes["feature_idx"],
-                    nodes["num_threshold"],
-                    lambda n, v=values: double(v[n]),
-                    features,
-                    ctx,
-                    float32=False,
-                )
+            ctx.largest_tree = max(ctx.largest_tree, int(nodes.shape[0]))
+            tree_sql = _tree_sql(
+                left,
+                right,
+                nodes["feature_idx"],
+                nodes["num_threshold"],
+                _value_leaf(nodes["value"]),
+                features,
+                ctx,
+                float32=False,
             )
+            parts.append(own_method(tree_sql))
         raw.append(total(parts, start=double(float(0.0 + baseline[k]))))
     if type(model).__name__ == "HistGradientBoostingRegressor":
         link = type(model._loss.link).__name__

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
+from numpy.typing import NDArray
 
 from udfs.compiled.translate import Translation
 from udfs.scoring import ScoringSpec, score_batch
@@ -36,7 +37,7 @@ class Mismatch(Exception):
     """The compiled expression and the model disagreed on a sample row."""
 
 
-def _spread(values: np.ndarray) -> tuple[float, float]:
+def _spread(values: NDArray[np.float64]) -> tuple[float, float]:
     finite = values[np.isfinite(values)] if values.size else values
     if not finite.size:
         return 0.0, 1.0
@@ -109,8 +110,8 @@ def sample_rows(
     width = len(inputs)
     count = max(len(c) for c in columns)
     rows = [tuple(columns[i][r % len(columns[i])] for i in range(width)) for r in range(count)]
-    for position, values in enumerate(specials):
-        for value in values:
+    for position, special_values in enumerate(specials):
+        for value in special_values:
             row = list(rows[int(rng.integers(len(rows)))])
             row[position] = value
             rows.append(tuple(row))
@@ -153,7 +154,7 @@ def _differs(expected: Any, actual: Any) -> bool:
         )
     if isinstance(expected, np.generic):
         expected = expected.item()
-    return expected != actual
+    return bool(expected != actual)
 
 
 def verify_translation(

@@ -1,0 +1,152 @@
+"""Verdicts of registration kept per model version, so a model is proven once, not per process.
+
+A verdict is what `udfs.compiled.compile_model_function` concluded for one model: the verified
+expression (SQL text, steps, sizes, rows compared) or the reason it keeps the UDF
+(unsupported, or disagreeing). It is a JSON file under the cache folder
+(`$LAKEGATE_COMPILED_CACHE`, default `~/.cache/lakegate/compiled`; `off` disables it), named by
+a key that covers everything the verdict depends on:
+
+- the model's files (MLmodel, the serialized estimator, the input example), by content;
+- the function: SQL name (it is in the expression's error messages), inputs, return type, size
+  bound;
+- the translator: the source of every module of `udfs.compiled` and of `udfs.scoring` (the
+  reference scoring), and the versions of scikit-learn, numpy and Spark.
+
+Any change to one of those is another key, so a stale verdict is never read (changing the
+translator's code invalidates every verdict). Files are written atomically; an unreadable one is
+a miss.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import hashlib
+import json
+import os
+import tempfile
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from udfs.model_function import ModelFunction
+
+CACHE_ENV = "LAKEGATE_COMPILED_CACHE"
+DEFAULT_CACHE = Path("~/.cache/lakegate/compiled")
+COMPILED = "compiled"
+UDF = "udf"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What registration concluded for one model and function.
+
+    Attributes:
+        path: `compiled` (the expression was verified) or `udf` (kept the UDF).
+        sql: the verified expression (compiled only).
+        steps: the translated steps, in order (compiled only).
+        nodes: tree nodes and linear terms emitted.
+        largest_tree: nodes of the largest single tree.
+        verified_rows: rows the expression and the model agreed on.
+        reason: why the UDF is kept (udf only).
+
+    """
+
+    path: str
+    sql: str = ""
+    steps: tuple[str, ...] = ()
+    nodes: int = 0
+    largest_tree: int = 0
+    verified_rows: int = 0
+    reason: str = ""
+
+
+def cache_folder() -> Path | None:
+    """The verdicts' folder, or None when `$LAKEGATE_COMPILED_CACHE` is `off`."""
+    configured = os.environ.get(CACHE_ENV, "")
+    if configured.lower() == "off":
+        return None
+    return Path(configured or DEFAULT_CACHE).expanduser()
+
+
+def translator_sources() -> list[Path]:
+    """The code a verdict depends on: every module of `udfs.compiled`, and `udfs.scoring`."""
+    import udfs.scoring
+
+    return [*sorted(Path(__file__).parent.glob("*.py")), Path(udfs.scoring.__file__)]
+
+
+def source_digest(sources: Sequence[Path], versions: Sequence[str]) -> str:
+    """A short hash of the files' names and contents and of the library versions."""
+    digest = hashlib.sha256()
+    for source in sources:
+        digest.update(source.name.encode())
+        digest.update(source.read_bytes())
+    for version in versions:
+        digest.update(version.encode())
+    return digest.hexdigest()[:16]
+
+
+@functools.cache
+def translator_version() -> str:
+    """The translator's version: its code and the libraries whose semantics it repeats."""
+    import numpy
+    import pyspark
+    import sklearn
+
+    versions = (sklearn.__version__, numpy.__version__, pyspark.__version__)
+    return source_digest(translator_sources(), versions)
+
+
+def _model_digest(local_path: str) -> str:
+    digest = hashlib.sha256()
+    root = Path(local_path)
+    for file in sorted(p for p in root.rglob("*") if p.is_file()):
+        digest.update(file.relative_to(root).as_posix().encode())
+        digest.update(file.read_bytes())
+    return digest.hexdigest()
+
+
+def verdict_key(function: ModelFunction, max_tree_nodes: int) -> str:
+    """The verdict's file name stem for `function` (see the module's docstring)."""
+    described = {
+        "model": _model_digest(function.local_path),
+        "name": function.name,
+        "inputs": [dataclasses.astuple(item) for item in function.inputs],
+        "return_type": function.return_type.json(),
+        "max_tree_nodes": max_tree_nodes,
+        "translator": translator_version(),
+    }
+    text = json.dumps(described, sort_keys=True)
+    return f"{function.name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
+
+
+def read_verdict(key: str) -> Verdict | None:
+    """The verdict stored under `key`, or None (no cache, no file, or an unreadable one)."""
+    folder = cache_folder()
+    if folder is None:
+        return None
+    try:
+        data: dict[str, Any] = json.loads((folder / f"{key}.json").read_text())
+        data["steps"] = tuple(data.get("steps", ()))
+        verdict = Verdict(**data)
+    except (OSError, ValueError, TypeError):
+        return None
+    return verdict if verdict.path in (COMPILED, UDF) else None
+
+
+def write_verdict(key: str, verdict: Verdict) -> None:
+    """Store `verdict` under `key` atomically; a cache that cannot be written is skipped."""
+    folder = cache_folder()
+    if folder is None:
+        return
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            json.dump(dataclasses.asdict(verdict), out)
+        os.replace(temporary, folder / f"{key}.json")
+    except OSError:
+        return
