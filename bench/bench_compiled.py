@@ -8,7 +8,9 @@ robin, as a full materialisation (`write.format("noop")`): (c) `predict_<m>` com
 expression (lakegate's default), (u) `predict_<m>` on the pandas UDF (`compiled=False`),
 (m) `mlflow.pyfunc.spark_udf` registered for SQL. Medians of `--repeats` runs and ratios are
 printed. "First query" is session start, registration and the first scored row in a fresh
-process (what `lakegate sql` pays), compiled and UDF. `--sweep` times GradientBoosting of growing
+process (what `lakegate sql` pays): the UDF, compiled with no verdict cached (a model version's
+first registration) and compiled from the cached verdict (every later process), interleaved,
+medians of `--first-rounds` processes per path. `--sweep` times GradientBoosting of growing
 size compiled (size bound lifted) against the UDF, to find where code generation stops paying.
 """
 
@@ -41,6 +43,9 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--sweep-rows", type=int, default=1_000_000)
     parser.add_argument("--models", default="linear,gb,rf")
     parser.add_argument("--json", type=Path, default=None)
+    parser.add_argument(
+        "--first-rounds", type=int, default=3, help="fresh processes per path (first query)"
+    )
     return parser.parse_args()
 
 
@@ -109,8 +114,12 @@ def noop(spark, query: str) -> None:
     run_checked_sql(spark, query).write.format("noop").mode("overwrite").save()
 
 
-def first_query(uri: str, state: Path, compiled: bool) -> float:
-    """Fresh process: session start, register, first scored row (what `lakegate sql` pays)."""
+def first_query(uri: str, state: Path, compiled: bool, verdicts: Path) -> float:
+    """Fresh process: session start, register, first scored row (what `lakegate sql` pays).
+
+    `verdicts` is the compiled path's verdict cache (`LAKEGATE_COMPILED_CACHE`): an empty folder
+    measures a model's first registration ever, a filled one every later process.
+    """
     import subprocess
 
     code = (
@@ -124,7 +133,7 @@ def first_query(uri: str, state: Path, compiled: bool) -> float:
         "run_checked_sql(spark, 'SELECT predict_first(0.1D, 0.2D, 0.3D) AS p').collect();"
         "print('SECONDS', time.perf_counter() - t)"
     )
-    env = {**os.environ, "LAKEGATE_STATE_DIR": str(state)}
+    env = {**os.environ, "LAKEGATE_STATE_DIR": str(state), "LAKEGATE_COMPILED_CACHE": str(verdicts)}
     done = subprocess.run(
         [sys.executable, "-c", code, str(PROJECT_ROOT), uri, "1" if compiled else "0"],
         capture_output=True,
@@ -134,6 +143,38 @@ def first_query(uri: str, state: Path, compiled: bool) -> float:
     )
     line = [x for x in done.stdout.splitlines() if x.startswith("SECONDS")][-1]
     return float(line.split()[1])
+
+
+FIRST_PATHS = ("udf", "compiled, first registration", "compiled, cached verdict")
+
+
+def first_queries(uri: str, workdir: Path, rounds: int, name: str) -> dict[str, list[float]]:
+    """Fresh processes, interleaved per round: UDF, compiled with no verdict, compiled cached.
+
+    The cached path reads the verdict the first round's uncached process wrote.
+    """
+    state = workdir / "state"
+    cached = workdir / f"verdicts-{name}-cached"
+    times: dict[str, list[float]] = {path: [] for path in FIRST_PATHS}
+    for round_number in range(rounds):
+        fresh = workdir / f"verdicts-{name}-fresh-{round_number}"
+        times["udf"].append(first_query(uri, state, False, fresh))
+        times["compiled, first registration"].append(first_query(uri, state, True, fresh))
+        if round_number == 0 and fresh.exists():
+            fresh.rename(cached)
+        times["compiled, cached verdict"].append(first_query(uri, state, True, cached))
+        print(
+            f"first query {name} round {round_number + 1}: "
+            + ", ".join(f"{path} {t[-1]:.2f}" for path, t in times.items()),
+            flush=True,
+        )
+    return times
+
+
+def load_average() -> str:
+    """`uptime`'s load averages (1, 5, 15 minutes)."""
+    one, five, fifteen = os.getloadavg()
+    return f"load average {one:.2f}, {five:.2f}, {fifteen:.2f}"
 
 
 def sweep(spark, settings, sizes: str, rows: int, x, y) -> list[dict]:
@@ -190,6 +231,9 @@ def main() -> int:
     args = parse_args()
     workdir = Path(tempfile.mkdtemp(prefix="lakegate-bench-compiled-"))
     os.environ["LAKEGATE_STATE_DIR"] = str(workdir / "state")
+    os.environ["LAKEGATE_COMPILED_CACHE"] = str(workdir / "verdicts-main")
+    started_load = load_average()
+    print(started_load, flush=True)
     os.environ.pop("MLFLOW_TRACKING_URI", None)
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
@@ -218,13 +262,9 @@ def main() -> int:
     ).write.parquet(str(data))
     spark.read.parquet(str(data)).createOrReplaceTempView("features")
 
-    first = {}
-    for name in wanted:  # session start -> first prediction, fresh process each, UDF vs compiled
-        first[name] = {
-            "udf": (first_query(uris[name], workdir / "state", False), "udf"),
-            "compiled": (first_query(uris[name], workdir / "state", True), "compiled"),
-        }
-        print(f"first query {name}: {first[name]}", flush=True)
+    first: dict[str, dict[str, list[float]]] = {}
+    for name in wanted:  # session start -> first prediction, fresh processes, interleaved
+        first[name] = first_queries(uris[name], workdir, args.first_rounds, name)
 
     runs: dict[str, str] = {}
     paths = {}
@@ -287,9 +327,19 @@ def main() -> int:
         mtext = f"{m:.2f}" if m else "-"
         ratio = f"{m / c:.2f}x" if m else "-"
         print(f"| {name} | {path} | {c:.2f} | {u:.2f} | {mtext} | {ratio} | {u / c:.2f}x |")
-    print("\nfirst prediction in a fresh process (session start, register, first row), s:")
+    print(
+        "\nfirst prediction in a fresh process (session start, register, first row), "
+        f"medians of {args.first_rounds} processes per path, s:"
+    )
     for name, result in first.items():
-        print(f"  {name}: pandas UDF {result['udf'][0]:.2f}, compiled {result['compiled'][0]:.2f}")
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{path} {statistics.median(t):.2f} ({' / '.join(f'{v:.2f}' for v in t)})"
+                for path, t in result.items()
+            )
+        )
+    print(f"\n{load_average()} (at the end; at the start: {started_load})")
     if swept:
         print("\n| GB trees x depth | nodes | compiled s | UDF s | UDF / compiled | whole-stage |")
         print("|---|---:|---:|---:|---:|---|")
