@@ -22,7 +22,8 @@ jars: $(STAMP)
 demo: setup
 	$(VENV)/bin/lakegate run conf/pipelines/users.yaml
 
-test: setup
+# The README's test command (and CI's): lint and type checks first, then every test.
+test: setup lint
 	$(PY) -m pytest -q
 
 test-fast: setup
