@@ -44,6 +44,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--models", default="linear,gb,rf")
     parser.add_argument("--json", type=Path, default=None)
     parser.add_argument(
+        "--unchecked",
+        action="store_true",
+        help="also time each compiled query without the Python-side call check",
+    )
+    parser.add_argument(
         "--first-rounds", type=int, default=3, help="fresh processes per path (first query)"
     )
     return parser.parse_args()
@@ -108,10 +113,15 @@ def timed(action) -> float:
     return time.perf_counter() - started
 
 
-def noop(spark, query: str) -> None:
+UNCHECKED = " (no call check)"
+
+
+def noop(spark, query: str, *, checked: bool = True) -> None:
+    """Run `query` to the end (`noop` write), its calls checked first as `lakegate sql` does."""
     from udfs import run_checked_sql
 
-    run_checked_sql(spark, query).write.format("noop").mode("overwrite").save()
+    df = run_checked_sql(spark, query) if checked else spark.sql(query)
+    df.write.format("noop").mode("overwrite").save()
 
 
 def first_query(uri: str, state: Path, compiled: bool, verdicts: Path) -> float:
@@ -286,6 +296,9 @@ def main() -> int:
             )
             runs[f"{name}/mlflow"] = f"m_{name}"
     queries = {key: f"SELECT id, {fn}(f1, f2, f3) AS p FROM features" for key, fn in runs.items()}
+    if args.unchecked:  # the same compiled query without udfs.check_model_calls' plan walk
+        for name in wanted:
+            queries[f"{name}/compiled{UNCHECKED}"] = queries[f"{name}/compiled"]
     sample = spark.sql(
         "SELECT "
         + ", ".join(f"{fn}(f1, f2, f3) AS `{k}`" for k, fn in runs.items())
@@ -301,11 +314,12 @@ def main() -> int:
             flush=True,
         )
     for query in queries.values():  # warm-up
-        noop(spark, query + " WHERE id % 100000 = 0")
+        noop(spark, query + " WHERE id % 100000 = 0", checked=False)
     timings: dict[str, list[float]] = {key: [] for key in queries}
     for round_number in range(args.repeats):
         for key, query in queries.items():
-            timings[key].append(timed(lambda q=query: noop(spark, q)))
+            checked = not key.endswith(UNCHECKED)
+            timings[key].append(timed(lambda q=query, c=checked: noop(spark, q, checked=c)))
         print(
             f"round {round_number + 1}: "
             + ", ".join(f"{k} {t[-1]:.2f}" for k, t in timings.items()),
@@ -327,6 +341,13 @@ def main() -> int:
         mtext = f"{m:.2f}" if m else "-"
         ratio = f"{m / c:.2f}x" if m else "-"
         print(f"| {name} | {path} | {c:.2f} | {u:.2f} | {mtext} | {ratio} | {u / c:.2f}x |")
+        bare = medians.get(f"{name}/compiled{UNCHECKED}")
+        if bare:
+            versus = f"{m / bare:.2f}x" if m else "-"
+            print(
+                f"| {name} | compiled{UNCHECKED} | {bare:.2f} | {u:.2f} | {mtext} | {versus} "
+                f"| {u / bare:.2f}x |"
+            )
     print(
         "\nfirst prediction in a fresh process (session start, register, first row), "
         f"medians of {args.first_rounds} processes per path, s:"
