@@ -189,47 +189,64 @@ def run(
     outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
     outcome, counts = _write_split(gate, outputs, suite, progress)
     progress.step("anomaly checks and reports")
-    anomalies = evaluate_anomalies(
-        spark,
-        suite.anomalies,
-        current_metrics(spark, suite.anomalies, gate.analyzer_context),
-        settings.metrics_repository_path,
-        suite.name,
-        run_id=run_id,
-    )
-    status, exit_code = _verdict(outcome, anomalies)
-    result = ValidationResult(
-        suite=suite.name,
-        suite_file=str(suite.path),
-        run_id=run_id,
-        started_at=started.isoformat(),
-        finished_at=datetime.now(UTC).isoformat(),
-        duration_seconds=round(time.monotonic() - clock, 3),
-        input=redact(spec.input),
-        status=status,
-        exit_code=exit_code,
-        counts=counts,
-        quarantine_reasons=gate.reasons(),
-        constraints=tuple(outcome.results),
-        outputs=ValidationOutputs(
-            valid=outputs.final("valid"),
-            quarantine=outputs.final("quarantine"),
-            report=outputs.final("report.json"),
-            html_report=outputs.final("report.html") if spec.html_report else None,
-            format=outputs.format,
-            table_versions=outputs.table_versions(),
-            metrics_repository=str(repository) if repository else None,
-        ),
-        anomalies=tuple(anomalies),
-    )
-    outputs.add_json("report.json", result.to_report())
-    if spec.html_report:
-        history = history_records(spark, settings.metrics_repository_path, suite)
-        samples = quarantine_samples(outputs.read_written("quarantine"), result.quarantine_reasons)
-        outputs.add_text("report.html", render_report_html(result.to_report(), history, samples))
+    try:
+        anomalies = evaluate_anomalies(
+            spark,
+            suite.anomalies,
+            current_metrics(spark, suite.anomalies, gate.analyzer_context),
+            settings.metrics_repository_path,
+            suite.name,
+            run_id=run_id,
+        )
+        status, exit_code = _verdict(outcome, anomalies)
+        result = ValidationResult(
+            suite=suite.name,
+            suite_file=str(suite.path),
+            run_id=run_id,
+            started_at=started.isoformat(),
+            finished_at=datetime.now(UTC).isoformat(),
+            duration_seconds=round(time.monotonic() - clock, 3),
+            input=redact(spec.input),
+            status=status,
+            exit_code=exit_code,
+            counts=counts,
+            quarantine_reasons=gate.reasons(),
+            constraints=tuple(outcome.results),
+            outputs=ValidationOutputs(
+                valid=outputs.final("valid"),
+                quarantine=outputs.final("quarantine"),
+                report=outputs.final("report.json"),
+                html_report=outputs.final("report.html") if spec.html_report else None,
+                format=outputs.format,
+                table_versions=outputs.table_versions(),
+                metrics_repository=str(repository) if repository else None,
+            ),
+            anomalies=tuple(anomalies),
+        )
+        _stage_reports(spark, settings, outputs, result, html=spec.html_report)
+    except BaseException:
+        outputs.abort()
+        raise
     outputs.commit()
     progress.done()
     return result
+
+
+def _stage_reports(
+    spark: SparkSession,
+    settings: Settings,
+    outputs: StagedOutputs,
+    result: ValidationResult,
+    *,
+    html: bool,
+) -> None:
+    """Stage report.json and, with `html`, report.html (history charts, quarantine samples)."""
+    report = result.to_report()
+    outputs.add_json("report.json", report)
+    if html:
+        history = history_records(spark, settings.metrics_repository_path, result.suite)
+        samples = quarantine_samples(outputs.read_written("quarantine"), result.quarantine_reasons)
+        outputs.add_text("report.html", render_report_html(report, history, samples))
 
 
 def _verdict(outcome: VerificationOutcome, anomalies: list[AnomalyResult]) -> tuple[str, ExitCode]:
