@@ -18,6 +18,8 @@ def state_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("lakegate-state")
     os.environ["LAKEGATE_STATE_DIR"] = str(path)
     os.environ["LAKEGATE_ENV"] = "test"
+    # Compiled-scoring verdicts of the tests' models stay out of the user's ~/.cache.
+    os.environ["LAKEGATE_COMPILED_CACHE"] = str(path / "compiled-verdicts")
     return path
 
 

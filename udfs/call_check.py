@@ -190,8 +190,28 @@ def find_calls(df: DataFrame, function_names: Iterable[str]) -> list[tuple[str, 
                     for position, child in enumerate(_scala_seq(expression.children()), start=1)
                 ]
                 calls.append((expression.name(), arguments))
+            if simple_name == "CaseWhen" and _is_compiled_call(expression, wanted):
+                expressions.append(expression.elseValue().get())  # the compiled side has no UDF
+                continue
             expressions.extend(_scala_seq(expression.children()))
     return calls
+
+
+def _is_compiled_call(expression: Any, wanted: set[str]) -> bool:
+    """`CASE WHEN true THEN <compiled> ELSE <model UDF call> END`: a compiled function's call.
+
+    Walking the compiled branch node by node through py4j costs up to a second for a tree
+    ensemble, and it holds no UDF call (`udfs.compiled.registration`).
+    """
+    if expression.branches().size() != 1 or not expression.elseValue().isDefined():
+        return False
+    condition, other = expression.branches().head()._1(), expression.elseValue().get()
+    return (
+        condition.getClass().getSimpleName() == "Literal"
+        and condition.toString() == "true"
+        and other.getClass().getSimpleName() == "PythonUDF"
+        and other.name().lower() in wanted
+    )
 
 
 def check_model_calls(
