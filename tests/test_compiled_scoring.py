@@ -40,6 +40,7 @@ from udfs.compiled import (
     HUGE_METHOD_LIMIT,
     SPARK_DEFAULT_METHOD_LIMIT,
     float32_threshold,
+    translate_model,
     trees,
     verdict_cache,
 )
@@ -532,6 +533,41 @@ def test_gradient_boosting_keeps_whole_stage_code_in_jit_sized_methods(
     assert all(
         g is None or math.isclose(g, w, rel_tol=1e-12) for g, w in zip(got, want, strict=True)
     )
+
+
+def test_each_tree_is_parsed_once_and_used_twice(spark, train):
+    # The trees are shared subexpressions: the skeleton names them, each is parsed on its own
+    # (a cold JVM's parser is slow on one long nested text) and the parsed template is the
+    # expression the whole text parses to, with the same tree object at both uses.
+    from pyspark.sql.types import DoubleType
+
+    from udfs.compiled.registration import parse_expression, parse_template, scala_items
+    from udfs.compiled.sql_text import expand
+    from udfs.model_function import ModelInput
+
+    model = GradientBoostingRegressor(n_estimators=20, max_depth=3, random_state=0)
+    model.fit(train[NUMERIC].fillna(0.0), train["value"])
+    inputs = [ModelInput(name, "double", "float64") for name in NUMERIC]
+    translation = translate_model(model, "predict", inputs, DoubleType(), None, function_name="f")
+    assert len(translation.shared) == 20
+    assert translation.sql.count("greatest(") == 20 and " <= " not in translation.sql
+    whole = expand(translation.sql, translation.shared)
+    assert whole.count("greatest(") == 20 and "__lakegate_tree_" not in whole
+    template = parse_template(spark, translation.sql, translation.shared)
+    assert template.semanticEquals(parse_expression(spark, whole))
+    identity = spark.sparkContext._jvm.java.lang.System.identityHashCode
+    pending, pairs = [template], []
+    while pending:
+        node = pending.pop()
+        if (
+            node.getClass().getSimpleName() == "UnresolvedFunction"
+            and str(node.nameParts().head()) == "greatest"
+        ):
+            first, second = scala_items(node.arguments())
+            pairs.append(identity(first) == identity(second))  # one object, not two copies
+            continue
+        pending.extend(scala_items(node.children()))
+    assert len(pairs) == 20 and all(pairs)
 
 
 def test_a_tree_too_large_for_one_method_lowers_the_limit_and_says_so(

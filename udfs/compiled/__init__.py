@@ -13,15 +13,16 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from udfs.compiled.registration import (
     CompiledCall,
     CompiledFunctionBuilder,
-    parse_expression,
+    parse_template,
     register_builder,
 )
-from udfs.compiled.sql_text import Unsupported
+from udfs.compiled.sql_text import Unsupported, expand
 from udfs.compiled.translate import Translation, translate_model
 from udfs.compiled.trees import JIT_TREE_NODES, MAX_TREE_NODES, float32_threshold
 from udfs.compiled.verdict_cache import (
@@ -116,10 +117,11 @@ def compile_model_function(
         key = None
     verdict = read_verdict(key) if key is not None else None
     origin = "cached verdict"
+    builder = None
     if verdict is None:
         origin = "verified"
         try:
-            verdict = _prove(spark, function, python_udf, spec, max_tree_nodes)
+            verdict, builder = _prove(spark, function, python_udf, spec, max_tree_nodes)
         except Exception as exc:
             return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
         if key is not None:
@@ -127,7 +129,9 @@ def compile_model_function(
     if verdict.path != COMPILED:
         return _fallback(function, verdict.reason)
     try:
-        register_builder(spark, function.name, _builder(spark, function, python_udf, verdict.sql))
+        if builder is None:
+            builder = _builder(spark, function, python_udf, verdict.sql, verdict.shared)
+        register_builder(spark, function.name, builder)
     except Exception as exc:
         return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
     _keep_methods_jit_sized(spark, function, verdict)
@@ -144,16 +148,16 @@ def compile_model_function(
         function,
         udf=CompiledCall(function.name),
         path=COMPILED,
-        compiled_sql=verdict.sql,
+        compiled_sql=expand(verdict.sql, verdict.shared),
         verified_rows=verdict.verified_rows,
     )
 
 
 def _builder(
-    spark: SparkSession, function: ModelFunction, python_udf: Any, sql: str
+    spark: SparkSession, function: ModelFunction, python_udf: Any, sql: str, shared: Sequence[str]
 ) -> CompiledFunctionBuilder:
     judf = getattr(python_udf, "_unwrapped", python_udf)._judf
-    return CompiledFunctionBuilder(spark, function, parse_expression(spark, sql), judf)
+    return CompiledFunctionBuilder(spark, function, parse_template(spark, sql, shared), judf)
 
 
 def _prove(
@@ -162,8 +166,8 @@ def _prove(
     python_udf: Any,
     spec: ScoringSpec,
     max_tree_nodes: int,
-) -> Verdict:
-    """Translate and verify the model: a compiled verdict, or a UDF one with the reason.
+) -> tuple[Verdict, CompiledFunctionBuilder | None]:
+    """Translate and verify the model: a compiled verdict and its builder, or a UDF verdict.
 
     Raises:
         Exception: anything but an unsupported step or a disagreement (not a verdict to keep).
@@ -180,21 +184,23 @@ def _prove(
             function_name=function.name,
             max_tree_nodes=max_tree_nodes,
         )
-        builder = _builder(spark, function, python_udf, translation.sql)
+        builder = _builder(spark, function, python_udf, translation.sql, translation.shared)
         rows = sample_rows(function.inputs, example, translation)
         checked = verify_translation(
             spark, builder.column_over, pyfunc_model, spec, function.inputs, rows
         )
     except (Unsupported, Mismatch) as exc:
-        return Verdict(UDF, reason=str(exc))
-    return Verdict(
+        return Verdict(UDF, reason=str(exc)), None
+    verdict = Verdict(
         COMPILED,
         sql=translation.sql,
+        shared=translation.shared,
         steps=translation.steps,
         nodes=translation.nodes,
         largest_tree=translation.largest_tree,
         verified_rows=checked,
     )
+    return verdict, builder
 
 
 def _keep_methods_jit_sized(spark: SparkSession, function: ModelFunction, verdict: Verdict) -> None:

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-from udfs.compiled.sql_text import Unsupported
+from udfs.compiled.sql_text import Unsupported, shared_placeholder
 
 NUMBER = "number"
 TEXT = "text"
@@ -58,6 +58,7 @@ class Context:
         nodes: size of what was emitted (tree nodes and linear terms), for the size bound.
         largest_tree: nodes of the largest single tree (its generated method's size).
         steps: names of the translated steps, for messages.
+        shared: texts of shared subexpressions, referenced by `shared_placeholder(index)`.
 
     """
 
@@ -67,6 +68,14 @@ class Context:
     nodes: int = 0
     largest_tree: int = 0
     steps: list[str] = field(default_factory=list)
+    shared: list[str] = field(default_factory=list)
+
+    def share(self, sql: str) -> str:
+        """A placeholder standing for `sql`, parsed once however often it is used."""
+        if sql in self.shared:
+            return shared_placeholder(self.shared.index(sql))
+        self.shared.append(sql)
+        return shared_placeholder(len(self.shared) - 1)
 
     def probe(self, feature: Feature, *values: Any) -> None:
         """Note values of `feature` worth testing, translated back to its input."""

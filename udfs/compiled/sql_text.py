@@ -7,6 +7,7 @@ with `Double.parseDouble`, so every coefficient and threshold reaches Catalyst b
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 PLACEHOLDER_PREFIX = "__lakegate_in_"
@@ -14,6 +15,11 @@ PLACEHOLDER_PREFIX = "__lakegate_in_"
 # generated code of every comparison and product skips its null test. Only for numbers used
 # under the null guard (a row with a null input is answered NULL, whatever they compute).
 KNOWN_PREFIX = "__lakegate_nn_"
+# A shared subexpression (a tree of an ensemble), written once beside the expression and parsed
+# on its own: Spark's parser takes seconds in a cold JVM on one deeply nested text, and a tree
+# repeated in the text (`greatest(t, t)`) is parsed twice. Registration puts the parsed tree in
+# place of its placeholder (the same object at every use).
+SHARED_PREFIX = "__lakegate_tree_"
 
 
 class Unsupported(Exception):
@@ -28,6 +34,18 @@ def placeholder(position: int) -> str:
 def known_placeholder(position: int) -> str:
     """The quoted name standing for input `position` known not null (see `KNOWN_PREFIX`)."""
     return f"`{KNOWN_PREFIX}{position}`"
+
+
+def shared_placeholder(index: int) -> str:
+    """The quoted name standing for shared subexpression `index` (see `SHARED_PREFIX`)."""
+    return f"`{SHARED_PREFIX}{index}`"
+
+
+def expand(sql: str, shared: Sequence[str]) -> str:
+    """`sql` with every shared placeholder replaced by its text: the whole expression as text."""
+    for index in reversed(range(len(shared))):
+        sql = sql.replace(shared_placeholder(index), shared[index])
+    return sql
 
 
 def double(value: float) -> str:

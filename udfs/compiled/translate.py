@@ -28,7 +28,9 @@ class Translation:
     """A model compiled to SQL text over the placeholders `__lakegate_in_<i>`.
 
     Attributes:
-        sql: the whole expression, typed as the function's return type.
+        sql: the expression, typed as the function's return type, with shared subexpressions
+            (trees) as placeholders `__lakegate_tree_<k>`.
+        shared: the shared subexpressions' texts, by index (`sql_text.expand` joins them).
         nodes: tree nodes and linear terms emitted (the size bound counts these).
         largest_tree: nodes of the largest single tree (0 without trees).
         steps: the translated steps, in order.
@@ -40,6 +42,7 @@ class Translation:
     sql: str
     nodes: int
     steps: tuple[str, ...]
+    shared: tuple[str, ...] = ()
     largest_tree: int = 0
     probes: dict[int, set[Any]] = field(default_factory=dict)
     unknown_refused: frozenset[int] = frozenset()
@@ -149,6 +152,7 @@ def translate_model(
     sql = _output(prediction, predict_fn, output_names, function_name, inputs, ctx, finite)
     return Translation(
         sql=f"CAST({sql} AS {return_type.simpleString()})",
+        shared=tuple(ctx.shared),
         nodes=ctx.nodes,
         steps=tuple(ctx.steps),
         largest_tree=ctx.largest_tree,

@@ -77,9 +77,13 @@ def _check_size(nodes: int, ctx: Context, bound: int) -> None:
         )
 
 
-def own_method(tree: str) -> str:
-    """`greatest(tree, tree)`: the tree once per row, generated in its own method (see above)."""
-    return f"greatest({tree}, {tree})"
+def own_method(tree: str, ctx: Context) -> str:
+    """`greatest(tree, tree)`: the tree once per row, generated in its own method (see above).
+
+    The tree's text is shared (`Context.share`): parsed once, the same expression twice.
+    """
+    shared = ctx.share(tree)
+    return f"greatest({shared}, {shared})"
 
 
 def _tree_sql(
@@ -158,7 +162,7 @@ def decision_tree(model: Any, features: list[Feature], ctx: Context, bound: int)
     winners = np.argmax(tree.value[:, 0, : len(classes)], axis=1)
     class_index = _sk_tree(tree, lambda n: str(int(winners[n])), features, ctx)
     rows = _leaf_probabilities(tree, len(classes))
-    arrays = _sk_tree(tree, _array_leaf(rows), features, ctx)
+    arrays = ctx.share(_sk_tree(tree, _array_leaf(rows), features, ctx))
     probabilities = tuple(f"{arrays}[{k}]" for k in range(len(classes)))
     return Prediction(classes=classes, class_index=class_index, probabilities=probabilities)
 
@@ -173,12 +177,14 @@ def forest(model: Any, features: list[Feature], ctx: Context, bound: int) -> Pre
     count = double(float(len(trees)))
     if type(model).__name__ in REGRESSOR_FORESTS:
         parts = [
-            own_method(_sk_tree(t, _value_leaf(t.value[:, 0, 0]), features, ctx)) for t in trees
+            own_method(_sk_tree(t, _value_leaf(t.value[:, 0, 0]), features, ctx), ctx)
+            for t in trees
         ]
         return Prediction(value=f"({total(parts)} / {count})")
     classes = tuple(model.classes_.tolist())
     arrays = [
-        _sk_tree(t, _array_leaf(_leaf_probabilities(t, len(classes))), features, ctx) for t in trees
+        ctx.share(_sk_tree(t, _array_leaf(_leaf_probabilities(t, len(classes))), features, ctx))
+        for t in trees
     ]
     probabilities: tuple[str, ...] = tuple(
         f"({total([f'{a}[{k}]' for a in arrays])} / {count})" for k in range(len(classes))
@@ -223,7 +229,7 @@ def gradient_boosting(model: Any, features: list[Feature], ctx: Context, bound: 
         for stage in stages[:, k]:
             tree = stage.tree_
             scaled = rate * tree.value[:, 0, 0].astype(np.float64)
-            parts.append(own_method(_sk_tree(tree, _value_leaf(scaled), features, ctx)))
+            parts.append(own_method(_sk_tree(tree, _value_leaf(scaled), features, ctx), ctx))
         raw.append(total(parts, start=double(float(start[k]))))
     if type(model).__name__ == "GradientBoostingRegressor":
         return Prediction(value=raw[0])
@@ -264,7 +270,7 @@ def hist_gradient_boosting(
                 ctx,
                 float32=False,
             )
-            parts.append(own_method(tree_sql))
+            parts.append(own_method(tree_sql, ctx))
         raw.append(total(parts, start=double(float(0.0 + baseline[k]))))
     if type(model).__name__ == "HistGradientBoostingRegressor":
         link = type(model._loss.link).__name__

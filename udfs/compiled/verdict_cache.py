@@ -45,7 +45,8 @@ class Verdict:
 
     Attributes:
         path: `compiled` (the expression was verified) or `udf` (kept the UDF).
-        sql: the verified expression (compiled only).
+        sql: the verified expression (compiled only), its trees as placeholders.
+        shared: the texts of those placeholders (`udfs.compiled.sql_text.expand`).
         steps: the translated steps, in order (compiled only).
         nodes: tree nodes and linear terms emitted.
         largest_tree: nodes of the largest single tree.
@@ -56,6 +57,7 @@ class Verdict:
 
     path: str
     sql: str = ""
+    shared: tuple[str, ...] = ()
     steps: tuple[str, ...] = ()
     nodes: int = 0
     largest_tree: int = 0
@@ -131,6 +133,7 @@ def read_verdict(key: str) -> Verdict | None:
     try:
         data: dict[str, Any] = json.loads((folder / f"{key}.json").read_text())
         data["steps"] = tuple(data.get("steps", ()))
+        data["shared"] = tuple(data.get("shared", ()))
         verdict = Verdict(**data)
     except (OSError, ValueError, TypeError):
         return None
