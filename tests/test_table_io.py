@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
 from importlib.metadata import version
 from pathlib import Path
 
@@ -108,6 +109,36 @@ def test_a_job_writing_other_tables_in_the_same_folder_is_left_alone(
     assert leftovers(tmp_path) == ["_journal-running.json"]
     running.commit()
     assertDataFrameEqual(delta(spark, tmp_path / "features"), frame(spark, 0))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("fmt", ["delta", "parquet"])
+def test_tables_of_one_job_written_from_two_threads_commit_and_abort_together(
+    spark: SparkSession, tmp_path: Path, fmt: str
+) -> None:
+    def read(name: str) -> DataFrame:
+        return spark.read.format(fmt).load(str(tmp_path / name))
+
+    def both(outputs: StagedOutputs, start: int) -> None:
+        with ThreadPoolExecutor(2) as pool:
+            futures = [
+                pool.submit(outputs.write_table, "valid", frame(spark, start)),
+                pool.submit(outputs.write_table, "quarantine", frame(spark, start + 1000, 5)),
+            ]
+            for future in futures:
+                future.result()
+
+    first = StagedOutputs(spark, str(tmp_path), "first", fmt)
+    both(first, 0)
+    first.add_json("report.json", {"run": "first"})
+    first.commit()
+    second = StagedOutputs(spark, str(tmp_path), "second", fmt)
+    both(second, 500)
+    if fmt == "delta":
+        assert second.table_versions() == {"valid": 1, "quarantine": 1}
+    second.abort()
+    assertDataFrameEqual(read("valid"), frame(spark, 0))
+    assertDataFrameEqual(read("quarantine"), frame(spark, 1000, 5))
     assert leftovers(tmp_path) == []
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import re
+import threading
 import uuid
 from collections.abc import Collection, Mapping
 from typing import Any
@@ -280,6 +281,7 @@ class StagedOutputs:
         self.format = fmt
         self._tables: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}
+        self._lock = threading.RLock()
 
     @classmethod
     def for_table(
@@ -310,24 +312,27 @@ class StagedOutputs:
         self.storage.write_text(self._journal_path(self.run_id), json.dumps(journal, indent=2))
 
     def write_table(self, name: str, df: DataFrame) -> None:
-        """Write `df` as output `name`: a Delta overwrite in place, or a staged copy."""
-        self.recover([name])
-        entry: dict[str, Any] = {"format": self.format}
-        self._tables[name] = entry
+        """Write `df` as output `name`: a Delta overwrite in place, or a staged copy.
+
+        Different tables of one job may be written from several threads at once (the journal
+        is updated under a lock; the Spark writes run side by side).
+        """
+        with self._lock:
+            self.recover([name])
+            entry: dict[str, Any] = {"format": self.format}
+            self._tables[name] = entry
+            if self.format == "delta":
+                require_delta(self.spark)
+                self._note_delta_table(name, entry)
+            else:
+                self._save_journal("writing")
         if self.format != "delta":
-            self._save_journal("writing")
             writer = df.write.mode("overwrite").format(self.format)
             if self.format == "csv":
                 writer = writer.option("header", True)
             writer.save(f"{self._staging(self.run_id)}/{name}")
             return
-        require_delta(self.spark)
         final = self.final(name)
-        entry["previous_version"] = delta_version(self.spark, final)
-        entry["moved_aside"] = entry["previous_version"] is None and self.storage.exists(final)
-        self._save_journal("writing")
-        if entry["moved_aside"]:  # not a Delta table (say, parquet): keep it until commit
-            self.storage.rename(final, f"{self._aside(self.run_id)}/{name}")
         writer = (
             df.write.format("delta")
             .mode("overwrite")
@@ -340,11 +345,25 @@ class StagedOutputs:
             for key, value in DELTA_COLUMN_MAPPING.items():
                 writer = writer.option(key, value)
         writer.save(final)
-        entry["version"] = delta_version(self.spark, final)
+        version = delta_version(self.spark, final)
+        with self._lock:
+            entry["version"] = version
+
+    def _note_delta_table(self, name: str, entry: dict[str, Any]) -> None:
+        """Journal the version a Delta output has before it is overwritten (under the lock)."""
+        final = self.final(name)
+        entry["previous_version"] = delta_version(self.spark, final)
+        entry["moved_aside"] = entry["previous_version"] is None and self.storage.exists(final)
+        self._save_journal("writing")
+        if entry["moved_aside"]:  # not a Delta table (say, parquet): keep it until commit
+            self.storage.rename(final, f"{self._aside(self.run_id)}/{name}")
 
     def table_versions(self) -> dict[str, int]:
         """The Delta version each table written so far was committed as."""
-        return {n: e["version"] for n, e in self._tables.items() if e.get("version") is not None}
+        with self._lock:
+            return {
+                n: e["version"] for n, e in self._tables.items() if e.get("version") is not None
+            }
 
     def read_written(self, name: str) -> DataFrame:
         """What this job wrote as table `name`, before `commit` makes it current."""
@@ -367,12 +386,17 @@ class StagedOutputs:
 
     def commit(self) -> None:
         """Make every output of the job the current one."""
-        self._save_journal("committed")
-        self._finish(self.run_id, self._tables, self._files)
+        with self._lock:
+            self._save_journal("committed")
+            self._finish(self.run_id, self._tables, self._files)
 
     def abort(self) -> None:
-        """Discard what the job wrote; earlier outputs are current again."""
-        self._undo(self.run_id, self._tables)
+        """Discard what the job wrote; earlier outputs are current again.
+
+        Call it once every thread writing a table of this job has returned.
+        """
+        with self._lock:
+            self._undo(self.run_id, self._tables)
 
     def recover(self, names: Collection[str] | None = None) -> None:
         """Complete or undo what jobs killed while writing to this folder left.
