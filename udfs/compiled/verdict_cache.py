@@ -94,11 +94,11 @@ def source_digest(sources: Sequence[Path], versions: Sequence[str]) -> str:
 @functools.cache
 def translator_version() -> str:
     """The translator's version: its code and the libraries whose semantics it repeats."""
-    import numpy
-    import pyspark
-    import sklearn
+    # Installed versions, read without importing scikit-learn (about 1 s in a fresh process,
+    # which a cached verdict otherwise never pays: the model is not loaded).
+    from importlib.metadata import version
 
-    versions = (sklearn.__version__, numpy.__version__, pyspark.__version__)
+    versions = tuple(version(name) for name in ("scikit-learn", "numpy", "pyspark"))
     return source_digest(translator_sources(), versions)
 
 
