@@ -51,6 +51,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--first-rounds", type=int, default=3, help="fresh processes per path (first query)"
     )
+    parser.add_argument(
+        "--first-only",
+        action="store_true",
+        help="time only the first query in fresh processes (no 4M-row data, no throughput)",
+    )
     return parser.parse_args()
 
 
@@ -181,6 +186,23 @@ def first_queries(uri: str, workdir: Path, rounds: int, name: str) -> dict[str, 
     return times
 
 
+def print_first(first: dict[str, dict[str, list[float]]], rounds: int, started_load: str) -> None:
+    """The first-query medians per model and path, and the load averages."""
+    print(
+        "\nfirst prediction in a fresh process (session start, register, first row), "
+        f"medians of {rounds} processes per path, s:"
+    )
+    for name, result in first.items():
+        print(
+            f"  {name}: "
+            + ", ".join(
+                f"{path} {statistics.median(t):.2f} ({' / '.join(f'{v:.2f}' for v in t)})"
+                for path, t in result.items()
+            )
+        )
+    print(f"\n{load_average()} (at the end; at the start: {started_load})")
+
+
 def load_average() -> str:
     """`uptime`'s load averages (1, 5, 15 minutes)."""
     one, five, fifteen = os.getloadavg()
@@ -266,15 +288,19 @@ def main() -> int:
     from udfs import register_model_function
 
     uris = {name: log_model(settings, name, models[name], x) for name in wanted}
+    first: dict[str, dict[str, list[float]]] = {}
+    for name in wanted:  # session start -> first prediction, fresh processes, interleaved
+        first[name] = first_queries(uris[name], workdir, args.first_rounds, name)
+    if args.first_only:
+        print_first(first, args.first_rounds, started_load)
+        stop_session(spark)
+        return 0
+
     data = workdir / "features.parquet"
     spark.range(args.rows, numPartitions=8).select(
         "id", *[F.randn(seed=i).alias(n) for i, n in enumerate(FEATURES, 1)]
     ).write.parquet(str(data))
     spark.read.parquet(str(data)).createOrReplaceTempView("features")
-
-    first: dict[str, dict[str, list[float]]] = {}
-    for name in wanted:  # session start -> first prediction, fresh processes, interleaved
-        first[name] = first_queries(uris[name], workdir, args.first_rounds, name)
 
     runs: dict[str, str] = {}
     paths = {}
@@ -348,19 +374,7 @@ def main() -> int:
                 f"| {name} | compiled{UNCHECKED} | {bare:.2f} | {u:.2f} | {mtext} | {versus} "
                 f"| {u / bare:.2f}x |"
             )
-    print(
-        "\nfirst prediction in a fresh process (session start, register, first row), "
-        f"medians of {args.first_rounds} processes per path, s:"
-    )
-    for name, result in first.items():
-        print(
-            f"  {name}: "
-            + ", ".join(
-                f"{path} {statistics.median(t):.2f} ({' / '.join(f'{v:.2f}' for v in t)})"
-                for path, t in result.items()
-            )
-        )
-    print(f"\n{load_average()} (at the end; at the start: {started_load})")
+    print_first(first, args.first_rounds, started_load)
     if swept:
         print("\n| GB trees x depth | nodes | compiled s | UDF s | UDF / compiled | whole-stage |")
         print("|---|---:|---:|---:|---:|---|")
