@@ -18,7 +18,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from jinja2 import Environment, FileSystemLoader, StrictUndefined, select_autoescape
+from jinja2 import Environment, PackageLoader, StrictUndefined, select_autoescape
 from markupsafe import Markup
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
 
     from checks.suite import Suite
 
-TEMPLATES = Path(__file__).with_name("templates")
 TEMPLATE = "report.html.j2"
 SAMPLE_ROWS = 5
 MetricKey = tuple[str, str, str]  # (entity, instance, name), as Deequ's repository keys a metric
@@ -253,7 +252,7 @@ def _cell(value: Any) -> str:
 
 def _environment() -> Environment:
     environment = Environment(
-        loader=FileSystemLoader(TEMPLATES),
+        loader=PackageLoader("spark_jobs.services", "templates"),  # a zip (--py-files) too
         autoescape=select_autoescape(["html", "j2"], default=True),
         undefined=StrictUndefined,
         trim_blocks=True,
