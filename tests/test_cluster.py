@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -116,8 +117,12 @@ def executor_processes() -> list[psutil.Process]:
     return found
 
 
-def submit(url: str, *args: str, state: Path) -> subprocess.Popen[str]:
+def submit(
+    url: str, *args: str, state: Path, conf_dir: Path | None = None
+) -> subprocess.Popen[str]:
     env = dict(os.environ, LAKEGATE_STATE_DIR=str(state))
+    if conf_dir is not None:
+        env["LAKEGATE_CONF_DIR"] = str(conf_dir)
     return subprocess.Popen(
         [
             sys.executable,
@@ -333,6 +338,13 @@ def test_predict_survives_a_killed_executor(
     (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
     train_job.run(spark, same_store, TrainSpec(config=str(tmp_path / "train.yaml")))
     model = "models:/kill_users@champion"
+    # The pandas UDF path, whose Python workers die with the executor (a compiled model runs
+    # in the JVM only, and would leave no Python worker to find).
+    conf_dir = tmp_path / "conf"
+    shutil.copytree("conf", conf_dir)
+    local_conf = yaml.safe_load((conf_dir / "local.yaml").read_text())
+    local_conf["scoring"] = {"compiled": False}
+    (conf_dir / "local.yaml").write_text(yaml.safe_dump(local_conf))
 
     job = submit(
         cluster,
@@ -346,6 +358,7 @@ def test_predict_survives_a_killed_executor(
         "--key",
         "user_id",
         state=state,
+        conf_dir=conf_dir,
     )
 
     def executors_scoring() -> list[psutil.Process]:
