@@ -1,18 +1,48 @@
-"""Resolve the Deequ and Delta jars into the local cache now, so later jobs start offline."""
+"""Resolve the Deequ and Delta jars into the local cache now, so later jobs start offline.
+
+Then write the driver JVM's class-data archive (`spark_jobs.services.class_archive`) once per
+machine: a JVM runs a small validation and dumps the classes it loaded as it exits, so every
+later job starts seconds faster. A failed dump only costs that speed-up; it never fails setup.
+"""
 
 from __future__ import annotations
 
+import os
+import subprocess
 import sys
+import tempfile
+from pathlib import Path
 
 from py4j.java_gateway import JavaClass
 
 from lakegate_errors import LakegateError, exit_code_of
-from spark_jobs.services.session import get_session, jvm_of, stop_session
-from spark_jobs.services.settings import load_settings
+from spark_jobs.services.class_archive import planned_archive
+from spark_jobs.services.session import (
+    get_session,
+    jar_sources,
+    jvm_of,
+    stop_session,
+    stop_session_and_jvm,
+)
+from spark_jobs.services.settings import Settings, load_settings
+
+DUMP_FLAG = "--dump-class-archive"
+ITEMS_SUITE = Path(__file__).resolve().parents[1] / "checks" / "examples" / "items.yaml"
+ITEMS_SCHEMA = "id long, productName string, description string, priority string, numViews long"
+ITEMS_ROWS = [
+    (1, "Thingy A", "awesome thing. http://thingb.com", "high", 0),
+    (2, "Thingy B", "available at http://thingb.com", None, 0),
+    (3, None, None, "low", 5),
+    (4, "Thingy D", "checkout https://thingd.ca", "low", 10),
+    (5, "Thingy E", None, "high", 12),
+]
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
     """Start and stop one session, which resolves and caches the configured jars."""
+    args = sys.argv[1:] if argv is None else argv
+    if args[:1] == [DUMP_FLAG] and len(args) == 2:
+        return dump_class_archive(Path(args[1]))
     try:
         settings = load_settings()
         spark = get_session(settings, "lakegate-jars")
@@ -31,6 +61,52 @@ def main() -> int:
     if missing:
         return 3
     print(f"On the classpath: {', '.join(libraries)}")
+    build_class_archive(settings)
+    return 0
+
+
+def build_class_archive(settings: Settings) -> Path | None:
+    """Write the class-data archive for these settings unless it exists; its path, or None."""
+    jars, packages = jar_sources(settings)
+    archive = None if packages else planned_archive(settings, jars)
+    if archive is None or archive.is_file():
+        return archive
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    partial = archive.with_name(f"{archive.stem}.{os.getpid()}.partial")
+    print("Writing the driver JVM's class-data archive (once; later jobs start faster) ...")
+    done = subprocess.run(
+        [sys.executable, "-m", "spark_jobs.jars", DUMP_FLAG, str(partial)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0 or not partial.is_file():
+        partial.unlink(missing_ok=True)
+        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        print(f"lakegate: warning: no class-data archive, jobs start without it:\n{tail}")
+        return None
+    os.replace(partial, archive)
+    print(f"Class-data archive: {archive} ({archive.stat().st_size // 2**20} MB)")
+    return archive
+
+
+def dump_class_archive(target: Path) -> int:
+    """In a fresh JVM, run a small validation (Deequ, Delta, reports), then dump to `target`."""
+    from spark_jobs.validate import ValidateSpec, run
+
+    with tempfile.TemporaryDirectory(prefix="lakegate-class-archive-") as work:
+        settings = load_settings().model_copy(update={"state_dir": Path(work) / "state"})
+        spark = get_session(settings, "lakegate-class-archive", class_archive_dump=target)
+        source = settings.project_root / "data" / "items.csv"
+        if not source.is_file():  # installed without the bundled data: the same rows in memory
+            spark.createDataFrame(ITEMS_ROWS, ITEMS_SCHEMA).createOrReplaceTempView("items")
+        spec = ValidateSpec(
+            suite=str(ITEMS_SUITE),
+            input=str(source) if source.is_file() else "items",
+            output=f"{work}/out",
+        )
+        run(spark, settings, spec)
+        stop_session_and_jvm(spark)
     return 0
 
 

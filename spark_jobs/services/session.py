@@ -23,6 +23,7 @@ from pyspark.java_gateway import ensure_callback_server_started
 from pyspark.sql import SparkSession
 
 from lakegate_errors import EnvironmentProblem
+from spark_jobs.services.class_archive import archive_conf
 from spark_jobs.services.settings import Settings
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
@@ -41,8 +42,14 @@ def prepare_process_environment() -> None:
     os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
 
 
-def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str]:
-    """Return the Spark configuration for `settings`, including how to find the Deequ jar."""
+def spark_conf(
+    settings: Settings, app_name: str | None = None, *, class_archive_dump: Path | None = None
+) -> dict[str, str]:
+    """Return the Spark configuration for `settings`, including how to find the Deequ jar.
+
+    With the jars cached, the driver maps the class-data archive (`class_archive`), or writes
+    one to `class_archive_dump` when it exits.
+    """
     conf = {key: _conf_value(value) for key, value in settings.spark.conf.items()}
     conf["spark.app.name"] = app_name or settings.spark.app_name
     if settings.spark.master:
@@ -60,6 +67,8 @@ def spark_conf(settings: Settings, app_name: str | None = None) -> dict[str, str
         conf["spark.jars.packages"] = ",".join(packages)
         conf["spark.jars.excludes"] = ",".join(settings.deequ.excludes)
         conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
+    else:
+        conf.update(archive_conf(settings, conf, jars, dump_to=class_archive_dump))
     conf.update(delta_conf(conf))
     return conf
 
@@ -144,8 +153,13 @@ def _conf_value(value: object) -> str:
     return str(value).lower() if isinstance(value, bool) else str(value)
 
 
-def get_session(settings: Settings, app_name: str | None = None) -> SparkSession:
+def get_session(
+    settings: Settings, app_name: str | None = None, *, class_archive_dump: Path | None = None
+) -> SparkSession:
     """Return the active session (a notebook's `spark`), or build one from `settings`.
+
+    `class_archive_dump`: the new JVM writes its class-data archive there when it exits
+    (`spark_jobs.jars` builds the archive so).
 
     Raises:
         EnvironmentProblem: the JVM could not start, typically because the Deequ jar could not
@@ -157,7 +171,7 @@ def get_session(settings: Settings, app_name: str | None = None) -> SparkSession
         return active
     settings.state_path.mkdir(parents=True, exist_ok=True)
     builder = SparkSession.builder
-    conf = spark_conf(settings, app_name)
+    conf = spark_conf(settings, app_name, class_archive_dump=class_archive_dump)
     if "PYSPARK_GATEWAY_PORT" in os.environ:
         # Started by spark-submit: master, jars and driver options came from its command line.
         conf = {k: v for k, v in conf.items() if not k.startswith(_SUBMIT_OWNED)}
@@ -198,6 +212,26 @@ def stop_session(spark: SparkSession) -> None:
             quiet_shutdown(connection.socket)
         gateway.shutdown_callback_server()
     spark.stop()
+
+
+def stop_session_and_jvm(spark: SparkSession, timeout: float = 300) -> None:
+    """Stop the session, then its JVM, and wait until the JVM process has exited.
+
+    The JVM ends when its standard input closes; its exit hooks (the class-data archive dump)
+    have run once this returns.
+    """
+    from pyspark import SparkContext
+
+    gateway = spark.sparkContext._gateway
+    process = getattr(gateway, "proc", None)
+    stop_session(spark)
+    if gateway is not None:
+        gateway.shutdown()
+    SparkContext._gateway = None
+    SparkContext._jvm = None
+    if process is not None:
+        process.stdin.close()
+        process.wait(timeout)
 
 
 def jvm_of(spark: SparkSession) -> Any:

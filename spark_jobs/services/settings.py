@@ -23,11 +23,18 @@ class _Strict(BaseModel):
 
 
 class SparkSettings(_Strict):
-    """How the SparkSession is built."""
+    """How the SparkSession is built.
+
+    Attributes:
+        class_archive: the folder of the driver JVM's class-data archive, written by
+            `make setup` (`python -m spark_jobs.jars`) and mapped by every later session;
+            null: no archive.
+    """
 
     master: str | None = "local[2]"
     app_name: str = "lakegate"
     conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
+    class_archive: Path | None = Path("~/.cache/lakegate/jvm")
 
 
 class DeequSettings(_Strict):

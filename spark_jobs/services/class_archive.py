@@ -1,0 +1,95 @@
+"""The driver JVM's class-data archive: what every small job paid in class loading, paid once.
+
+A local job spends seconds of its start loading and verifying Spark's, Deequ's and Delta's
+classes. Java's application class-data sharing (CDS) keeps them, parsed and verified, in an
+archive file that a later JVM maps at start. `python -m spark_jobs.jars` (run by `make setup`)
+dumps one after a representative job (`-XX:ArchiveClassesAtExit`); every later session on this
+machine starts with `-XX:SharedArchiveFile`. The Deequ and Delta jars go on the driver's class
+path too (they stay in `spark.jars` for executors), so their classes are archived as well.
+
+The archive is named for everything it depends on (the Java binary, pyspark's jars, the extra
+class path), so a changed JVM or jar set simply finds no archive and starts as before; the JVM
+itself also checks the archive and ignores one that does not match, silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import sys
+from pathlib import Path
+
+import pyspark
+
+from spark_jobs.services.settings import Settings
+
+CLASS_PATH_KEY = "spark.driver.extraClassPath"
+JAVA_OPTIONS_KEY = "spark.driver.extraJavaOptions"
+
+
+def java_binary() -> Path | None:
+    """The `java` spark-submit starts: `$JAVA_HOME/bin/java`, else the one on PATH."""
+    home = os.environ.get("JAVA_HOME")
+    found = str(Path(home) / "bin" / "java") if home else shutil.which("java")
+    return Path(found).resolve() if found and Path(found).is_file() else None
+
+
+def _identity(path: Path) -> str:
+    stat = path.stat()
+    return f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
+
+
+def archive_file(settings: Settings, class_path: list[str]) -> Path | None:
+    """Where the archive for this JVM, pyspark and `class_path` lives (None when disabled)."""
+    folder = settings.spark.class_archive
+    java = java_binary()
+    if folder is None or java is None or not class_path:
+        return None
+    spark_jars = Path(pyspark.__file__).parent / "jars"
+    parts = [_identity(java), pyspark.__version__, sys.platform]
+    parts += sorted(_identity(jar) for jar in spark_jars.glob("*.jar"))
+    parts += [_identity(Path(entry)) for entry in class_path if Path(entry).is_file()]
+    parts += class_path
+    key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
+    return settings.resolve(folder) / f"driver-{key}.jsa"
+
+
+def _joined(existing: str | None, extra: str, separator: str) -> str:
+    return f"{existing}{separator}{extra}" if existing else extra
+
+
+def _driver_class_path(settings: Settings, jars: list[str]) -> list[str]:
+    """The user's `spark.driver.extraClassPath` entries, then the local `jars`."""
+    configured = str(settings.spark.conf.get(CLASS_PATH_KEY, ""))
+    added = [jar.removeprefix("file:") for jar in jars]
+    return [entry for entry in configured.split(os.pathsep) if entry] + added
+
+
+def planned_archive(settings: Settings, jars: list[str]) -> Path | None:
+    """The archive a session with these local `jars` maps, whether it exists yet or not."""
+    return archive_file(settings, _driver_class_path(settings, jars)) if jars else None
+
+
+def archive_conf(
+    settings: Settings, conf: dict[str, str], jars: list[str], *, dump_to: Path | None = None
+) -> dict[str, str]:
+    """The driver settings that use (or, with `dump_to`, write) the class-data archive.
+
+    `jars` are local jar files (the cached Deequ and Delta jars); without them, or with
+    `spark.class_archive: null`, nothing changes. The user's own driver class path and Java
+    options are kept, the archive's appended.
+    """
+    class_path = _driver_class_path(settings, jars)
+    archive = planned_archive(settings, jars)
+    if archive is None or (dump_to is None and not archive.is_file()):
+        return {}
+    option = (
+        f"-XX:ArchiveClassesAtExit={dump_to}" if dump_to else f"-XX:SharedArchiveFile={archive}"
+    )
+    if dump_to:
+        option += " -Xlog:cds=off -Xlog:cds+dynamic=off"  # thousands of 'skipping' warnings
+    return {
+        CLASS_PATH_KEY: os.pathsep.join(class_path),
+        JAVA_OPTIONS_KEY: _joined(conf.get(JAVA_OPTIONS_KEY), option, " "),
+    }
