@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import sys
+from functools import lru_cache
 from pathlib import Path
 
 import pyspark
@@ -26,6 +28,7 @@ from spark_jobs.services.settings import Settings
 
 CLASS_PATH_KEY = "spark.driver.extraClassPath"
 JAVA_OPTIONS_KEY = "spark.driver.extraJavaOptions"
+_ARTIFACT = re.compile(r"^(.+?)-\d[^/]*\.jar$")
 
 
 def java_binary() -> Path | None:
@@ -59,10 +62,37 @@ def _joined(existing: str | None, extra: str, separator: str) -> str:
     return f"{existing}{separator}{extra}" if existing else extra
 
 
+def _artifact(name: str) -> str:
+    found = _ARTIFACT.match(name)
+    return found.group(1) if found else name
+
+
+@lru_cache(maxsize=1)
+def _spark_artifacts() -> frozenset[str]:
+    return frozenset(_artifact(j.name) for j in (Path(pyspark.__file__).parent / "jars").iterdir())
+
+
+def ships_with_spark(jar: str) -> bool:
+    """Whether Spark's own jars hold this jar's artifact, in whatever version.
+
+    Spark ships `<artifact>-<version>.jar`; Ivy names what it resolves
+    `<organization>_<artifact>-<version>.jar` (`org.scala-lang_scala-reflect-2.12.10.jar`).
+    """
+    name, shipped = Path(jar).name, _spark_artifacts()
+    return _artifact(name) in shipped or (
+        "_" in name and _artifact(name.split("_", 1)[1]) in shipped
+    )
+
+
 def _driver_class_path(settings: Settings, jars: list[str]) -> list[str]:
-    """The user's `spark.driver.extraClassPath` entries, then the local `jars`."""
+    """The user's `spark.driver.extraClassPath` entries, then the local `jars`.
+
+    A jar whose artifact Spark ships already is left out (it stays in `spark.jars`): ahead of
+    Spark's own jars it would replace Spark's version (slf4j-api 1.7 for 2.0, scala-reflect
+    2.12.10 for 2.12.18), while behind them, in `spark.jars`' loader, Spark's version wins.
+    """
     configured = str(settings.spark.conf.get(CLASS_PATH_KEY, ""))
-    added = [jar.removeprefix("file:") for jar in jars]
+    added = [jar.removeprefix("file:") for jar in jars if not ships_with_spark(jar)]
     return [entry for entry in configured.split(os.pathsep) if entry] + added
 
 
