@@ -141,8 +141,12 @@ def first_query(uri: str, state: Path, compiled: bool, verdicts: Path) -> float:
         "import os, sys, time; sys.path.insert(0, sys.argv[1]);"
         "from spark_jobs.services.session import get_session;"
         "from spark_jobs.services.settings import load_settings;"
+        "from spark_jobs.services.sql_catalog import preload_for;"
         "from udfs import register_model_function, run_checked_sql;"
-        "s = load_settings('local'); t = time.perf_counter(); spark = get_session(s);"
+        "s = load_settings('local'); t = time.perf_counter();"
+        # as `lakegate sql` and `predict` do before their session (compiled scoring only)
+        "preload_for(s, {'first': sys.argv[2]} if sys.argv[3] == '1' else {});"
+        "spark = get_session(s);"
         "register_model_function(spark, 'predict_first', sys.argv[2],"
         " tracking_uri=s.tracking_uri, compiled=sys.argv[3] == '1');"
         "run_checked_sql(spark, 'SELECT predict_first(0.1D, 0.2D, 0.3D) AS p').collect();"

@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Observation
 
 from spark_jobs.services.command import JobContext, lakegate_command
+from spark_jobs.services.sql_catalog import preload_for
 
 if TYPE_CHECKING:
     from pyspark.sql import Column, DataFrame, SparkSession
@@ -373,6 +374,7 @@ def command(
         scored_at=scored_at,
         gate=gate,
     )
+    preload_for(job.settings, {"model": model_uri})
     report = run(job.spark, job.settings, spec)
     gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
     reason = f" ({report.scoring_fallback_reason})" if report.scoring_fallback_reason else ""

@@ -48,7 +48,7 @@ def command(
     """Serve SQL over JDBC/ODBC with the configured models as predict_<name> functions."""
     from spark_jobs.services.session import spark_session
     from spark_jobs.services.settings import load_settings
-    from spark_jobs.services.sql_catalog import configured_views, parse_assignments
+    from spark_jobs.services.sql_catalog import configured_views, parse_assignments, preload_for
     from spark_jobs.services.thrift_server import check_bind, check_port_free, server_settings
 
     extra_models = parse_assignments(models, "--model")
@@ -61,6 +61,7 @@ def command(
     check_bind(host, dict(server.hive_conf))  # before paying for Spark
     check_port_free(host, port)
     stop = _stop_on_signals()
+    preload_for(settings, {**settings.models, **extra_models})
     with spark_session(settings, "lakegate-serve-sql") as spark:
         _serve(spark, settings, views, extra_models, host, port, interval, stop)
 

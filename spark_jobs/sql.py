@@ -71,7 +71,12 @@ def command(
     from lakegate_errors import UserError
     from spark_jobs.services.session import spark_session
     from spark_jobs.services.settings import load_settings
-    from spark_jobs.services.sql_catalog import configured_views, parse_assignments
+    from spark_jobs.services.sql_catalog import (
+        configured_views,
+        models_used_by,
+        parse_assignments,
+        preload_for,
+    )
 
     if query is not None and query_file is not None:
         raise UserError("give the query with one of -e QUERY or -f FILE, not both")
@@ -81,10 +86,12 @@ def command(
     if query is None and query_file is None:
         if output is not None:
             raise UserError("--output needs a query (-e or -f); the shell prints its results")
+        preload_for(settings, {**settings.models, **extra_models})
         with spark_session(settings, "lakegate-sql") as spark:
             _run_shell(spark, settings, views, extra_models, print_format or "table", limit)
         return
     text = query if query is not None else query_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    preload_for(settings, {**models_used_by(text, settings.models), **extra_models})
     with spark_session(settings, "lakegate-sql") as spark:
         _run_one(
             spark,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
@@ -61,6 +62,24 @@ def register_models(
         registry_uri=settings.registry_uri,
         compiled=settings.scoring.compiled,
     )
+
+
+def preload_for(settings: Settings, models: Mapping[str, str]) -> threading.Thread | None:
+    """Call before the session starts: import what registering `models` loads, meanwhile.
+
+    Only with compiled scoring on (the pandas UDF path loads models in the workers, not here)
+    and a model not proven before (a cached verdict loads no model); see
+    `udfs.compiled.preload`.
+    """
+    if not models or not settings.scoring.compiled:
+        return None
+    from udfs.compiled.preload import preload_model_libraries
+    from udfs.compiled.verdict_cache import verdict_likely_cached
+
+    # A registration from a cached verdict loads no model: importing would only slow it.
+    if all(verdict_likely_cached(uri) for uri in models.values()):
+        return None
+    return preload_model_libraries()
 
 
 def register_views(spark: SparkSession, tables: Mapping[str, str]) -> None:

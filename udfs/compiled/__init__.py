@@ -30,6 +30,7 @@ from udfs.compiled.verdict_cache import (
     UDF,
     Verdict,
     read_verdict,
+    remember_model,
     verdict_key,
     write_verdict,
 )
@@ -128,6 +129,8 @@ def compile_model_function(
             return _fallback(function, f"compilation failed ({type(exc).__name__}: {exc})")
         if key is not None:
             write_verdict(key, verdict)
+    if key is not None:
+        remember_model(function.model.model_uri, key)
     if verdict.path != COMPILED:
         return _fallback(function, verdict.reason)
     try:

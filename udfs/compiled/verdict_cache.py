@@ -153,3 +153,39 @@ def write_verdict(key: str, verdict: Verdict) -> None:
         os.replace(temporary, folder / f"{key}.json")
     except OSError:
         return
+
+
+def _model_hint(model_uri: str, folder: Path) -> Path:
+    return folder / "models" / hashlib.sha256(model_uri.encode()).hexdigest()[:24]
+
+
+def remember_model(model_uri: str, key: str) -> None:
+    """Note that `model_uri` (as the user wrote it) was last registered under verdict `key`."""
+    folder = cache_folder()
+    if folder is None:
+        return
+    hint = _model_hint(model_uri, folder)
+    try:
+        hint.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(dir=hint.parent, prefix=".hint.", suffix=".tmp")
+        with os.fdopen(handle, "w") as out:
+            out.write(key)
+        os.replace(temporary, hint)
+    except OSError:
+        return
+
+
+def verdict_likely_cached(model_uri: str) -> bool:
+    """Whether the last registration of `model_uri` left a verdict, known before any lookup.
+
+    A hint, not the key: an alias moved to a new version still answers True (that version's
+    first registration then proves it as usual).
+    """
+    folder = cache_folder()
+    if folder is None:
+        return False
+    try:
+        key = _model_hint(model_uri, folder).read_text().strip()
+    except OSError:
+        return False
+    return bool(key) and (folder / f"{key}.json").is_file()
