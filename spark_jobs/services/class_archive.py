@@ -38,6 +38,15 @@ def java_binary() -> Path | None:
     return Path(found).resolve() if found and Path(found).is_file() else None
 
 
+@lru_cache(maxsize=1)
+def _spark_jars() -> tuple[Path, ...]:
+    """The jars of the Spark the session runs (`$SPARK_HOME/jars`, pyspark's own by default)."""
+    from pyspark.find_spark_home import _find_spark_home
+
+    folder = Path(_find_spark_home()) / "jars"  # type: ignore[no-untyped-call]
+    return tuple(sorted(folder.glob("*.jar"))) if folder.is_dir() else ()
+
+
 def _identity(path: Path) -> str:
     stat = path.stat()
     return f"{path}:{stat.st_size}:{int(stat.st_mtime)}"
@@ -47,11 +56,10 @@ def archive_file(settings: Settings, class_path: list[str]) -> Path | None:
     """Where the archive for this JVM, pyspark and `class_path` lives (None when disabled)."""
     folder = settings.spark.class_archive
     java = java_binary()
-    if folder is None or java is None or not class_path:
+    if folder is None or java is None or not class_path or not _spark_jars():
         return None
-    spark_jars = Path(pyspark.__file__).parent / "jars"
     parts = [_identity(java), pyspark.__version__, sys.platform]
-    parts += sorted(_identity(jar) for jar in spark_jars.glob("*.jar"))
+    parts += [_identity(jar) for jar in _spark_jars()]
     parts += [_identity(Path(entry)) for entry in class_path if Path(entry).is_file()]
     parts += class_path
     key = hashlib.sha256("\n".join(parts).encode()).hexdigest()[:20]
@@ -69,7 +77,7 @@ def _artifact(name: str) -> str:
 
 @lru_cache(maxsize=1)
 def _spark_artifacts() -> frozenset[str]:
-    return frozenset(_artifact(j.name) for j in (Path(pyspark.__file__).parent / "jars").iterdir())
+    return frozenset(_artifact(jar.name) for jar in _spark_jars())
 
 
 def ships_with_spark(jar: str) -> bool:
@@ -110,6 +118,8 @@ def archive_conf(
     `spark.class_archive: null`, nothing changes. The user's own driver class path and Java
     options are kept, the archive's appended.
     """
+    if "PYSPARK_GATEWAY_PORT" in os.environ:  # spark-submit started the JVM already
+        return {}
     class_path = _driver_class_path(settings, jars)
     archive = planned_archive(settings, jars)
     if archive is None or (dump_to is None and not archive.is_file()):
