@@ -150,7 +150,7 @@ def _chart_svg(
             if len(moments) == 1:  # one run: a day either side, so the date axis has a range
                 (only,) = moments
                 axes.set_xlim(only - 1, only + 1)
-            figure.tight_layout(pad=0.4)
+            figure.subplots_adjust(left=0.17, right=0.97, top=0.94, bottom=0.17)
             buffer = io.StringIO()
             figure.savefig(buffer, format="svg")
         finally:
