@@ -463,3 +463,27 @@ def test_two_constraints_alike_in_two_checks_keep_their_own_reasons_and_results(
         quarantine.select("id", F.col("_lakegate_errors")[0]["constraint"].alias("broke")),
         spark.createDataFrame([(3, strict), (4, strict)], "id int, broke string"),
     )
+
+
+def test_report_samples_come_from_the_first_rows_and_a_rare_reason_is_searched_for(
+    spark: SparkSession,
+) -> None:
+    from spark_jobs.validate import quarantine_samples
+
+    def errors(*names: str) -> list[tuple[str, str]]:
+        return [(name, f"{name} broken") for name in names]
+
+    rows = [(i, errors("common")) for i in range(6)] + [(6, errors("common", "rare"))]
+    quarantine = spark.createDataFrame(
+        rows, "id int, _lakegate_errors array<struct<constraint: string, message: string>>"
+    ).coalesce(1)
+
+    samples = quarantine_samples(quarantine, {"common": 7, "rare": 1}, rows=2, first=3)
+
+    assert [s["id"] for s in samples["common"]] == [0, 1]  # from the first 3 rows alone
+    assert [s["id"] for s in samples["rare"]] == [6]  # not among them: read on its own
+    assert samples["rare"][0]["_lakegate_errors"][1] == {
+        "constraint": "rare",
+        "message": "rare broken",
+    }
+    assert quarantine_samples(quarantine, {}) == {}
