@@ -121,7 +121,7 @@ def archive_conf(
     if "PYSPARK_GATEWAY_PORT" in os.environ:  # spark-submit started the JVM already
         return {}
     class_path = _driver_class_path(settings, jars)
-    archive = planned_archive(settings, jars)
+    archive = archive_file(settings, class_path) if jars else None
     if archive is None or (dump_to is None and not archive.is_file()):
         return {}
     option = (
