@@ -27,6 +27,7 @@ from spark_jobs.services.session import (
 from spark_jobs.services.settings import Settings, load_settings
 
 DUMP_FLAG = "--dump-class-archive"
+DUMP_TIMEOUT_SECONDS = 600
 ITEMS_SUITE = Path(__file__).resolve().parents[1] / "checks" / "examples" / "items.yaml"
 ITEMS_SCHEMA = "id long, productName string, description string, priority string, numViews long"
 ITEMS_ROWS = [
@@ -74,15 +75,20 @@ def build_class_archive(settings: Settings) -> Path | None:
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.stem}.{os.getpid()}.partial")
     print("Writing the driver JVM's class-data archive (once; later jobs start faster) ...")
-    done = subprocess.run(
-        [sys.executable, "-m", "spark_jobs.jars", DUMP_FLAG, str(partial)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0 or not partial.is_file():
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "spark_jobs.jars", DUMP_FLAG, str(partial)],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=DUMP_TIMEOUT_SECONDS,
+        )
+        failed, output = done.returncode != 0, done.stderr or done.stdout
+    except subprocess.TimeoutExpired:
+        failed, output = True, f"the dumping job did not finish in {DUMP_TIMEOUT_SECONDS} s"
+    if failed or not partial.is_file():
         partial.unlink(missing_ok=True)
-        tail = "\n".join((done.stderr or done.stdout).strip().splitlines()[-5:])
+        tail = "\n".join(output.strip().splitlines()[-5:])
         print(f"lakegate: warning: no class-data archive, jobs start without it:\n{tail}")
         return None
     os.replace(partial, archive)
