@@ -136,13 +136,6 @@ def detect_format(source: str, storage: Storage, fmt: str | None = None) -> str 
     )
 
 
-def _delta_version(spark: SparkSession, path: str) -> int:
-    """The version of the Delta table at `path` as this session last saw it (no Spark job)."""
-    jvm = jvm_of(spark)
-    log = jvm.org.apache.spark.sql.delta.DeltaLog.forTable(spark._jsparkSession, path)
-    return int(log.unsafeVolatileSnapshot().version())
-
-
 def read_table(
     spark: SparkSession, source: str, fmt: str | None = None, *, keep_malformed: bool = True
 ) -> DataFrame:
@@ -377,7 +370,7 @@ class StagedOutputs:
         entry = self._tables[name]
         if entry["format"] == "delta":
             reader = self.spark.read.format("delta")
-            if _delta_version(self.spark, self.final(name)) != entry["version"]:
+            if delta_version(self.spark, self.final(name)) != entry["version"]:
                 # Someone wrote since: time travel (a snapshot rebuilt from the log, 0.5-1 s).
                 reader = reader.option("versionAsOf", entry["version"])
             return reader.load(self.final(name))

@@ -140,19 +140,25 @@ def read_verdict(key: str) -> Verdict | None:
     return verdict if verdict.path in (COMPILED, UDF) else None
 
 
+def _write_atomically(target: Path, text: str) -> None:
+    """Write `text` to `target` through a temporary file; an unwritable cache is skipped."""
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        handle, temporary = tempfile.mkstemp(
+            dir=target.parent, prefix=f".{target.stem}.", suffix=".tmp"
+        )
+        with os.fdopen(handle, "w") as out:
+            out.write(text)
+        os.replace(temporary, target)
+    except OSError:
+        return
+
+
 def write_verdict(key: str, verdict: Verdict) -> None:
     """Store `verdict` under `key` atomically; a cache that cannot be written is skipped."""
     folder = cache_folder()
-    if folder is None:
-        return
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=folder, prefix=f".{key}.", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            json.dump(dataclasses.asdict(verdict), out)
-        os.replace(temporary, folder / f"{key}.json")
-    except OSError:
-        return
+    if folder is not None:
+        _write_atomically(folder / f"{key}.json", json.dumps(dataclasses.asdict(verdict)))
 
 
 def _model_hint(model_uri: str, folder: Path) -> Path:
@@ -162,17 +168,8 @@ def _model_hint(model_uri: str, folder: Path) -> Path:
 def remember_model(model_uri: str, key: str) -> None:
     """Note that `model_uri` (as the user wrote it) was last registered under verdict `key`."""
     folder = cache_folder()
-    if folder is None:
-        return
-    hint = _model_hint(model_uri, folder)
-    try:
-        hint.parent.mkdir(parents=True, exist_ok=True)
-        handle, temporary = tempfile.mkstemp(dir=hint.parent, prefix=".hint.", suffix=".tmp")
-        with os.fdopen(handle, "w") as out:
-            out.write(key)
-        os.replace(temporary, hint)
-    except OSError:
-        return
+    if folder is not None:
+        _write_atomically(_model_hint(model_uri, folder), key)
 
 
 def verdict_likely_cached(model_uri: str) -> bool:
