@@ -84,7 +84,9 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
         flags[constraint.id] = f"{DUPLICATE_FLAG_PREFIX}{i}"
         frequencies = G._frequencies(df, constraint.columns, None).cache()  # as the gate does
         duplicated = frequencies.where(count > 1).count()
-        grouping = G._Grouping(constraint.columns, None, frequencies, 0, duplicated)
+        grouping = G._Grouping(
+            constraint.columns, None, frequencies, 0, duplicated, cached=frequencies
+        )
         annotated = G._flag_duplicates(annotated, constraint, grouping, flags[constraint.id])
     patterns = deequ_patterns(spark)
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in gate.row_constraints]

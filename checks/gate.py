@@ -10,8 +10,11 @@ appends to the metrics repository.
 How each of the suite's analyzers gets its state:
 - scan-shareable ones (Size, Completeness, Compliance, PatternMatch, Mean, quantiles, ...): their
   aggregation functions ride in one struct on `Dataset.observe` of the valid write;
-- grouping ones (Uniqueness, Distinctness, Entropy, ...): one key-only grouping per key and filter,
-  cached, gives Deequ its `FrequenciesAndNumRows` and the split its duplicated keys;
+- grouping ones (Uniqueness, Distinctness, Entropy, ...): one key-only grouping per key and filter
+  gives Deequ its `FrequenciesAndNumRows` and the split its duplicated keys. Where every analyzer
+  of a grouping reads only the counts (Uniqueness, Distinctness, UniqueValueRatio, CountDistinct),
+  only the duplicated keys are cached and Deequ gets them with one count-1 row per unique key
+  (generated, not stored); otherwise the whole frequency table is cached;
 - the rest (DataType's aggregate does not observe): a Deequ pass of their own, only when present.
 
 Every error-level row rule is evaluated in the same pass and the rows it blames are counted; a rule
@@ -61,6 +64,9 @@ BROADCAST_DUPLICATE_KEYS = 2_000_000
 # digits would vary from run to run and from a plain Deequ run.
 NOT_OBSERVABLE = frozenset({"DataType", "Kurtosis", "Skewness"})
 _PACKED = "deequ_states"
+# Grouping analyzers whose metric is an exact integer sum over the frequency table's counts
+# (Deequ's `aggregationFunctions(numRows)`): any table with the same counts gives the same metric.
+COUNTS_ONLY = frozenset({"Uniqueness", "Distinctness", "UniqueValueRatio", "CountDistinct"})
 
 
 class GateInconsistent(RuntimeError):
@@ -101,13 +107,24 @@ def _call_or_none(obj: Any, method: str) -> Any:
 
 @dataclass
 class _Grouping:
-    """One key grouping (columns and filter): cached frequencies and their totals."""
+    """One key grouping (columns and filter): Deequ's frequencies, the duplicated keys, totals.
+
+    `cached` is what `Gate.release` drops: the whole frequency table, or only its duplicated keys.
+    """
 
     columns: list[str]
     where: str | None
     frequencies: DataFrame
     num_rows: int = 0
     duplicated: int = 0
+    duplicates: DataFrame | None = None
+    cached: DataFrame | None = None
+
+    def duplicated_keys(self) -> DataFrame:
+        """The frequency rows of keys that occur more than once."""
+        if self.duplicates is not None:
+            return self.duplicates
+        return self.frequencies.where(F.col(_count_column(self.frequencies.sparkSession)) > 1)
 
 
 @dataclass
@@ -314,30 +331,81 @@ def _frequencies(df: DataFrame, columns: list[str], where: str | None) -> DataFr
 def _group(
     spark: SparkSession, df: DataFrame, analyzers: list[Any], provider: Any
 ) -> list[_Grouping]:
-    """One cached grouping per (columns, filter); its state persisted for each analyzer."""
+    """One grouping per (columns, filter); its state persisted for each analyzer."""
     jvm: Any = spark._jvm
-    groupings: dict[tuple[tuple[str, ...], str | None], _Grouping] = {}
+    by_key: dict[tuple[tuple[str, ...], str | None], list[Any]] = {}
     for analyzer in analyzers:
         # Deequ is given `a.b` back-quoted; the frequencies are keyed by the exact names.
         columns = [unquote_column(str(c)) for c in _scala_iter(analyzer.groupingColumns())]
         where = _option(_call_or_none(analyzer, "filterCondition"))
-        key = (tuple(columns), where)
-        if key not in groupings:
-            frequencies = _frequencies(df, columns, where).cache()
-            count = F.col(_count_column(spark))
-            totals = frequencies.agg(
-                F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
-                F.count(F.when(count > 1, 1)).alias("duplicated"),
-            ).collect()[0]
-            groupings[key] = _Grouping(
-                columns, where, frequencies, int(totals["rows"]), int(totals["duplicated"])
+        by_key.setdefault((tuple(columns), where), []).append(analyzer)
+    groupings = []
+    for (key_columns, where), members in by_key.items():
+        counts_only = all(a.getClass().getSimpleName() in COUNTS_ONLY for a in members)
+        build = _counted_grouping if counts_only else _cached_grouping
+        grouping = build(df, list(key_columns), where)
+        for analyzer in members:
+            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
+                grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
             )
-        grouping = groupings[key]
-        state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
-            grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
+            provider.persist(analyzer, state)
+        groupings.append(grouping)
+    return groupings
+
+
+def _cached_grouping(df: DataFrame, columns: list[str], where: str | None) -> _Grouping:
+    """The whole frequency table, cached, with its totals."""
+    frequencies = _frequencies(df, columns, where).cache()
+    count = F.col(_count_column(df.sparkSession))
+    totals = frequencies.agg(
+        F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
+        F.count(F.when(count > 1, 1)).alias("duplicated"),
+    ).collect()[0]
+    return _Grouping(
+        columns,
+        where,
+        frequencies,
+        int(totals["rows"]),
+        int(totals["duplicated"]),
+        cached=frequencies,
+    )
+
+
+def _counted_grouping(df: DataFrame, columns: list[str], where: str | None) -> _Grouping:
+    """Only the duplicated keys cached; Deequ's table adds one count-1 row per unique key.
+
+    One job groups the keys, counts rows and unique keys (an observation) and caches the
+    duplicated ones: a unique key column is not cached whole (a billion rows, a billion keys).
+    """
+    spark = df.sparkSession
+    name = _count_column(spark)
+    count = F.col(name)
+    totals = Observation()
+    duplicates = (
+        _frequencies(df, columns, where)
+        .observe(
+            totals,
+            F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
+            F.count(F.when(count == 1, 1)).alias("unique"),
         )
-        provider.persist(analyzer, state)
-    return list(groupings.values())
+        .where(count > 1)
+        .cache()
+    )
+    duplicated = duplicates.count()
+    unique = int(totals.get["unique"])
+    ones = spark.range(unique).select(
+        *[F.lit(None).cast(f.dataType).alias(f.name) for f in duplicates.schema.fields[:-1]],
+        F.lit(1).cast(duplicates.schema.fields[-1].dataType).alias(name),
+    )
+    return _Grouping(
+        columns,
+        where,
+        duplicates.unionByName(ones),
+        int(totals.get["rows"]),
+        duplicated,
+        duplicates=duplicates,
+        cached=duplicates,
+    )
 
 
 def _flag_duplicates(
@@ -353,7 +421,7 @@ def _flag_duplicates(
         frequencies = _frequencies(df, key, constraint.args.where)
         duplicated = frequencies.where(count > 1).count()
     else:
-        frequencies, duplicated = grouping.frequencies, grouping.duplicated
+        frequencies, duplicated = grouping.duplicated_keys(), grouping.duplicated
     if not duplicated:
         return df.withColumn(flag, F.lit(False))
     aliases = [f"{flag}_k{i}" for i in range(len(key))]
@@ -479,7 +547,7 @@ def apply_suite(
         _observable=offsets,
         _analyzers=list(analyzers.values()),
         _has_malformed=malformed_column is not None,
-        _cached=[g.frequencies for g in groupings],
+        _cached=[g.cached for g in groupings if g.cached is not None],
         _standalone=standalone,
     )
 

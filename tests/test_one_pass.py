@@ -110,6 +110,30 @@ def test_multi_column_unique_blames_duplicated_keys_holding_a_null(
         gate.release()
 
 
+@pytest.mark.parametrize(
+    ("entries", "cached_rows"),
+    [
+        (["isUnique: id", "hasDistinctness: {columns: [id], min: 0.5}"], 2),
+        (["isUnique: id", "hasEntropy: {column: id, min: 0}"], 98),
+    ],
+    ids=["counts-only", "with-entropy"],
+)
+def test_a_unique_key_grouping_caches_only_its_duplicated_keys_unless_entropy_needs_all(
+    spark: SparkSession, tmp_path: Path, entries: list[str], cached_rows: int
+) -> None:
+    ids = [f"k{i}" for i in range(96)] + ["dup1", "dup1", "dup2", "dup2", "dup2"]
+    df = spark.createDataFrame([(i, k) for i, k in enumerate(ids)], "rid int, id string")
+    df = df.repartition(4)
+    suite = suite_of(tmp_path, "keys", entries)
+    gate = apply_suite(spark, df, suite)
+    try:
+        assert [frame.count() for frame in gate._cached] == [cached_rows]
+        assertDataFrameEqual(gate.valid.select("rid"), spark.range(96).selectExpr("int(id) rid"))
+        assert_same_verdicts(gate.verdict(), verify(spark, df, suite))
+    finally:
+        gate.release()
+
+
 def test_an_empty_quarantine_is_written_without_a_second_scan(
     spark: SparkSession, tmp_path: Path
 ) -> None:
