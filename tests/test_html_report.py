@@ -128,3 +128,20 @@ def test_report_without_history_or_quarantine_says_so(validated: dict[str, Any])
     html = render_report_html(report, [], {})
     assert "No row was quarantined." in html
     assert "No metrics history" in html and "<svg" not in html
+
+
+@pytest.mark.parametrize("seconds_apart", [1, 50, 80, 2400, 86400])
+def test_a_chart_of_runs_minutes_or_hours_apart_is_drawn_without_warnings(
+    seconds_apart: int,
+) -> None:
+    import warnings
+    from datetime import UTC, datetime, timedelta
+
+    from spark_jobs.services.html_report import _chart_svg
+
+    start = datetime(2026, 12, 1, 22, 0, tzinfo=UTC)
+    points = [(start + timedelta(seconds=seconds_apart * i), 0.5 + i / 10) for i in range(4)]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        svg = _chart_svg(points[:-1], points[-1], (0.4, 0.9), "t")
+    assert svg.startswith("<svg") and "</svg>" in svg

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import io
 import math
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -152,7 +153,11 @@ def _chart_svg(
                 axes.set_xlim(only - 1, only + 1)
             figure.subplots_adjust(left=0.17, right=0.97, top=0.94, bottom=0.17)
             buffer = io.StringIO()
-            figure.savefig(buffer, format="svg")
+            with warnings.catch_warnings():
+                # Runs a few minutes or hours apart fit none of its tick intervals; its fallback
+                # (the largest) reads well, so the job's output is spared the warning.
+                warnings.filterwarnings("ignore", message="AutoDateLocator was unable")
+                figure.savefig(buffer, format="svg")
         finally:
             plt.close(figure)
     svg = buffer.getvalue()
