@@ -70,7 +70,10 @@ def build_class_archive(settings: Settings) -> Path | None:
     """Write the class-data archive for these settings unless it exists; its path, or None."""
     jars, packages = jar_sources(settings)
     archive = None if packages else planned_archive(settings, jars)
-    if archive is None or archive.is_file():
+    if archive is None:
+        return None
+    if archive.is_file():
+        print(f"Class-data archive: {archive} (written earlier)")
         return archive
     archive.parent.mkdir(parents=True, exist_ok=True)
     partial = archive.with_name(f"{archive.stem}.{os.getpid()}.partial")
