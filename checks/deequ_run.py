@@ -205,9 +205,10 @@ def metrics_repository(spark: SparkSession, repository: Path) -> Any:
     return FileSystemMetricsRepository(spark, str(repository))
 
 
-def result_key(spark: SparkSession, tags: dict[str, str] | None) -> Any:
-    """A PyDeequ ResultKey for now, with `tags`."""
-    return ResultKey(spark, ResultKey.current_milli_time(), tags or {})
+def result_key(spark: SparkSession, tags: dict[str, str] | None, when: int | None = None) -> Any:
+    """A PyDeequ ResultKey for `when` (ms; default now), with `tags`."""
+    moment = when if when is not None else ResultKey.current_milli_time()
+    return ResultKey(spark, moment, tags or {})
 
 
 def read_results(

@@ -25,6 +25,7 @@ Nothing here reads or writes storage.
 from __future__ import annotations
 
 import operator
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import reduce
@@ -148,6 +149,7 @@ class Gate:
     _cached: list[DataFrame] = field(default_factory=list)
     _standalone: list[Any] = field(default_factory=list)
     _context: Any = None
+    _judged_at: int = 0
 
     @property
     def analyzer_context(self) -> Any:
@@ -187,8 +189,11 @@ class Gate:
             return self.quarantine
         return self.quarantine.limit(0)  # optimized to an empty LocalRelation: no scan
 
-    def verdict(self) -> VerificationOutcome:
+    def verdict(self, *, save: bool = True) -> VerificationOutcome:
         """Deequ's verdict from the observed states (call after `valid` was written).
+
+        With `save`, the metrics go to the repository now; without, `save_metrics` saves them
+        later (validate does so once every output is written, so a failed run saves none).
 
         Raises:
             GateInconsistent: a row rule blamed rows Deequ's metric did not count, or the reverse.
@@ -207,12 +212,36 @@ class Gate:
         context = _metrics_from_states(self.spark, self._schema, stated, self._provider)
         context = _with_empty_states(self.spark, context, empty)
         self._context = context
-        if self.repository is not None:
-            repository = metrics_repository(self.spark, self.repository).repository
-            repository.save(result_key(self.spark, self.tags).resultKey, context)
+        self._judged_at = int(time.time() * 1000)
         outcome = read_results(self.suite, self._checks, lambda c: c._Check.evaluate(context))
         self._check_consistency(outcome)
+        if save:
+            self.save_metrics()
         return outcome
+
+    def save_metrics(self) -> None:
+        """Append the verdict's metrics to the repository (when the gate has one)."""
+        if self.repository is None:
+            return
+        repository = metrics_repository(self.spark, self.repository).repository
+        key = result_key(self.spark, self.tags, self._judged_at)
+        repository.save(key.resultKey, self.analyzer_context)
+
+    def metric_records(self) -> list[dict[str, Any]]:
+        """The verdict's metrics as the repository gives them back, with date and tags.
+
+        The rows `history_records` reads once `save_metrics` ran: Deequ's own flattening
+        (`successMetricsAsDataFrame`), stamped with the verdict's time and the gate's tags.
+        """
+        jvm: Any = self.spark._jvm
+        contexts = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext
+        every = getattr(contexts, "successMetricsAsDataFrame$default$3")()
+        metrics = contexts.successMetricsAsDataFrame(
+            self.spark._jsparkSession, self.analyzer_context, every
+        )
+        rows = DataFrame(metrics, self.spark).collect()
+        stamp = {"dataset_date": self._judged_at, **self.tags}
+        return [row.asDict() | stamp for row in rows]
 
     def _check_consistency(self, outcome: VerificationOutcome) -> None:
         by_id = {r.constraint: r for r in outcome.results}

@@ -7,8 +7,11 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -31,7 +34,13 @@ from checks.suite import (
 )
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.html_report import SAMPLE_ROWS, history_records, render_report_html
+from spark_jobs.services.html_report import (
+    SAMPLE_ROWS,
+    HistoryCharts,
+    history_charts,
+    history_records,
+    render_report_html,
+)
 from spark_jobs.services.reporting import Progress, redact, validation_summary
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
@@ -190,17 +199,11 @@ def run(
         extra_analyzers=anomaly_analyzers(spark, suite.anomalies),
     )
     outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
-    outcome, counts = _write_split(gate, outputs, suite, progress)
-    progress.step("anomaly checks and reports")
+    judge = partial(_judge, spark, gate, suite, spec, run_id, settings.metrics_repository_path)
+    judged, counts = _write_split(gate, outputs, suite, progress, judge)
+    progress.step("reports")
     try:
-        anomalies = evaluate_anomalies(
-            spark,
-            suite.anomalies,
-            current_metrics(spark, suite.anomalies, gate.analyzer_context),
-            settings.metrics_repository_path,
-            suite.name,
-            run_id=run_id,
-        )
+        outcome, anomalies = judged.outcome, judged.anomalies
         status, exit_code = _verdict(outcome, anomalies)
         result = ValidationResult(
             suite=suite.name,
@@ -226,7 +229,8 @@ def run(
             ),
             anomalies=tuple(anomalies),
         )
-        _stage_reports(spark, settings, outputs, result, html=spec.html_report)
+        _stage_reports(outputs, result, judged.charts)
+        gate.save_metrics()
     except BaseException:
         outputs.abort()
         raise
@@ -235,21 +239,51 @@ def run(
     return result
 
 
-def _stage_reports(
+@dataclass(frozen=True)
+class _Judged:
+    """What `run` works out while the quarantine is written."""
+
+    outcome: VerificationOutcome
+    anomalies: list[AnomalyResult]
+    charts: HistoryCharts | None
+
+
+def _judge(
     spark: SparkSession,
-    settings: Settings,
-    outputs: StagedOutputs,
-    result: ValidationResult,
-    *,
-    html: bool,
+    gate: Gate,
+    suite: Suite,
+    spec: ValidateSpec,
+    run_id: str,
+    history_path: Path,
+) -> _Judged:
+    """Deequ's verdict, the anomalies and report.html's charts: all the metrics decide."""
+    outcome = gate.verdict(save=False)  # `run` saves the metrics once every output is written
+    current = current_metrics(spark, suite.anomalies, gate.analyzer_context)
+    anomalies = evaluate_anomalies(
+        spark, suite.anomalies, current, history_path, suite.name, run_id=run_id
+    )
+    if not spec.html_report:
+        return _Judged(outcome, anomalies, None)
+    history = history_records(spark, history_path, suite.name)
+    if spec.keep_history:
+        history += gate.metric_records()
+    drawn = {
+        "run_id": run_id,
+        "anomalies": [a.as_dict() for a in anomalies],
+        "finished_at": datetime.now(UTC).isoformat(),
+    }
+    return _Judged(outcome, anomalies, history_charts(drawn, history))
+
+
+def _stage_reports(
+    outputs: StagedOutputs, result: ValidationResult, charts: HistoryCharts | None
 ) -> None:
-    """Stage report.json and, with `html`, report.html (history charts, quarantine samples)."""
+    """Stage report.json and, given `charts`, report.html (with quarantine samples)."""
     report = result.to_report()
     outputs.add_json("report.json", report)
-    if html:
-        history = history_records(spark, settings.metrics_repository_path, result.suite)
+    if charts is not None:
         samples = quarantine_samples(outputs.read_written("quarantine"), result.quarantine_reasons)
-        outputs.add_text("report.html", render_report_html(report, history, samples))
+        outputs.add_text("report.html", render_report_html(report, [], samples, charts=charts))
 
 
 def _verdict(outcome: VerificationOutcome, anomalies: list[AnomalyResult]) -> tuple[str, ExitCode]:
@@ -293,9 +327,16 @@ def quarantine_samples(
 
 
 def _write_split(
-    gate: Gate, outputs: StagedOutputs, suite: Suite, progress: Progress
-) -> tuple[VerificationOutcome, RowCounts]:
+    gate: Gate,
+    outputs: StagedOutputs,
+    suite: Suite,
+    progress: Progress,
+    judge: Callable[[], _Judged],
+) -> tuple[_Judged, RowCounts]:
     """Write valid rows (the pass that computes every metric), then the quarantine; judge.
+
+    The quarantine is written from a second thread while `judge` runs: Deequ's verdict and the
+    report's history need only the metrics, which the valid write observed.
 
     Raises:
         RowsLost: valid + quarantined != rows in; both tables are restored.
@@ -305,11 +346,16 @@ def _write_split(
     try:
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
         progress.step(f"quarantining {gate.rows_to_quarantine} rows; Deequ's verdict")
-        outputs.write_table(
-            "quarantine",
-            gate.quarantine_to_write().observe(quarantine_obs, F.count(F.lit(1)).alias("rows")),
+        quarantine = gate.quarantine_to_write().observe(
+            quarantine_obs, F.count(F.lit(1)).alias("rows")
         )
-        outcome = gate.verdict()
+        with ThreadPoolExecutor(1, thread_name_prefix="lakegate-quarantine") as pool:
+            writing = pool.submit(outputs.write_table, "quarantine", quarantine)
+            try:
+                judged = judge()
+            finally:
+                wait([writing])  # abort only once the writer returned
+            writing.result()
     except BaseException:
         outputs.abort()
         raise
@@ -322,7 +368,7 @@ def _write_split(
             f"{counts.rows_in} rows in but {counts.rows_valid} valid + "
             f"{counts.rows_quarantined} quarantined; nothing was written"
         )
-    return outcome, counts
+    return judged, counts
 
 
 @lakegate_command("validate")

@@ -487,3 +487,62 @@ def test_report_samples_come_from_the_first_rows_and_a_rare_reason_is_searched_f
         "message": "rare broken",
     }
     assert quarantine_samples(quarantine, {}) == {}
+
+
+def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
+    spark: SparkSession,
+    settings: Settings,
+    items_csv: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from spark_jobs.services.html_report import history_records
+    from spark_jobs.services.table_io import StagedOutputs
+
+    output = tmp_path / "out"
+    spec = ValidateSpec(suite=ITEMS, input=str(items_csv), output=str(output))
+    first = run(spark, settings, spec)
+    valid_before = spark.read.format("delta").load(str(output / "valid")).collect()
+    runs_before = history_records(spark, settings.metrics_repository_path, first.suite)
+    write_table = StagedOutputs.write_table
+
+    def disk_full_after_the_quarantine(self: StagedOutputs, name: str, df: DataFrame) -> None:
+        write_table(self, name, df)
+        if name == "quarantine":
+            raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(StagedOutputs, "write_table", disk_full_after_the_quarantine)
+    with pytest.raises(OSError, match="No space left"):
+        run(spark, settings, spec)
+
+    assertDataFrameEqual(spark.read.format("delta").load(str(output / "valid")), valid_before)
+    runs_after = history_records(spark, settings.metrics_repository_path, first.suite)
+    assert runs_after == runs_before
+    assert read_report(output)["run_id"] == first.run_id
+
+
+def test_the_metrics_a_run_saves_read_back_as_the_records_its_charts_were_drawn_from(
+    spark: SparkSession, settings: Settings, items_csv: Path, tmp_path: Path
+) -> None:
+    from checks.gate import apply_suite
+    from checks.suite import load_suite
+    from spark_jobs.services.html_report import history_records
+
+    suite = load_suite(ITEMS)
+    repository = tmp_path / "metrics.json"
+    df = spark.read.option("header", True).option("inferSchema", True).csv(str(items_csv))
+    gate = apply_suite(spark, df, suite, repository=repository, tags={"suite": "t", "run_id": "r1"})
+    try:
+        gate.valid.write.format("noop").mode("overwrite").save()
+        gate.verdict(save=False)
+        assert not repository.exists()
+        drawn = gate.metric_records()
+        gate.save_metrics()
+    finally:
+        gate.release()
+    saved = history_records(spark, repository, "t")
+    assert len(saved) == len(drawn) > 5
+    key = ("entity", "instance", "name")
+    assert sorted(saved, key=lambda r: [str(r[k]) for k in key]) == sorted(
+        drawn, key=lambda r: [str(r[k]) for k in key]
+    )

@@ -168,10 +168,22 @@ def _anomaly_key(anomaly: Mapping[str, Any]) -> tuple[str, str]:
     return str(anomaly.get("analyzer")), str(anomaly.get("column") or "*")
 
 
-def _charts(
+@dataclass(frozen=True)
+class HistoryCharts:
+    """The report's charts, and how many runs the history holds."""
+
+    charts: list[Chart]
+    runs: int
+
+
+def history_charts(
     report: Mapping[str, Any], history: Sequence[Mapping[str, Any]]
-) -> tuple[list[Chart], int]:
-    """One chart per metric of the history, then one per anomaly entry with no such metric."""
+) -> HistoryCharts:
+    """One chart per metric of the history, then one per anomaly entry with no such metric.
+
+    Of `report` only `run_id`, `anomalies` and `finished_at` are read, so the charts can be
+    drawn before the rest of the report is known.
+    """
     run_id = report.get("run_id")
     series: dict[MetricKey, list[Mapping[str, Any]]] = defaultdict(list)
     for row in history:
@@ -222,7 +234,7 @@ def _charts(
         title = f"{key[0]}({key[1]})" if key[1] != "*" else key[0]
         charts.append(Chart(title, _chart_svg(points, current, bounds, f"a{index}")))
     runs = len({row.get("run_id") or row.get("dataset_date") for row in history})
-    return charts, runs
+    return HistoryCharts(charts, runs)
 
 
 def _constraint_mark(constraint: Mapping[str, Any]) -> str:
@@ -277,6 +289,8 @@ def render_report_html(
     report: Mapping[str, Any],
     history: Sequence[Mapping[str, Any]],
     samples: Mapping[str, list[dict[str, Any]]],
+    *,
+    charts: HistoryCharts | None = None,
 ) -> str:
     """The run's report as one self-contained HTML page.
 
@@ -285,14 +299,15 @@ def render_report_html(
             optional `anomalies`).
         history: the suite's rows of the metrics repository (`history_records`).
         samples: quarantine reason (constraint id) -> a few quarantined rows as dicts.
+        charts: `history_charts(report, history)`, when drawn beforehand.
     """
-    charts, runs = _charts(report, history)
+    drawn = charts or history_charts(report, history)
     trimmed = {reason: list(rows)[:SAMPLE_ROWS] for reason, rows in samples.items()}
     template = _environment().get_template(TEMPLATE)
     return template.render(
         report=report,
         anomalies=list(report.get("anomalies") or []),
         samples=trimmed,
-        charts=charts,
-        runs=runs,
+        charts=drawn.charts,
+        runs=drawn.runs,
     )
