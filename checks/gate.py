@@ -115,17 +115,41 @@ class _Grouping:
 
     columns: list[str]
     where: str | None
-    frequencies: DataFrame
+    frequencies: DataFrame | None
     num_rows: int = 0
     duplicated: int = 0
     duplicates: DataFrame | None = None
     cached: DataFrame | None = None
+    analyzers: list[Any] = field(default_factory=list)
+    duplicate_rows: int = 0
 
     def duplicated_keys(self) -> DataFrame:
         """The frequency rows of keys that occur more than once."""
         if self.duplicates is not None:
             return self.duplicates
+        assert self.frequencies is not None
         return self.frequencies.where(F.col(_count_column(self.frequencies.sparkSession)) > 1)
+
+    def in_scope(self) -> Column:
+        """True on the rows the grouping counts: a key not all null, within the filter."""
+        keys = reduce(operator.or_, [column(c).isNotNull() for c in self.columns])
+        return keys & F.coalesce(F.expr(self.where), F.lit(False)) if self.where else keys
+
+    def persist_counted(self, spark: SparkSession, provider: Any, rows: int) -> None:
+        """Deequ's state from the duplicated keys and `rows`: one count-1 row per unique key."""
+        jvm: Any = spark._jvm
+        assert self.duplicates is not None
+        fields = self.duplicates.schema.fields
+        ones = spark.range(rows - self.duplicate_rows).select(
+            *[F.lit(None).cast(f.dataType).alias(f.name) for f in fields[:-1]],
+            F.lit(1).cast(fields[-1].dataType).alias(fields[-1].name),
+        )
+        frequencies = self.duplicates.unionByName(ones)
+        for analyzer in self.analyzers:
+            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
+                frequencies._jdf, rows, jvm.scala.Option.empty()
+            )
+            provider.persist(analyzer, state)
 
 
 @dataclass
@@ -150,6 +174,7 @@ class Gate:
     _standalone: list[Any] = field(default_factory=list)
     _context: Any = None
     _judged_at: int = 0
+    _counted: list[_Grouping] = field(default_factory=list)
 
     @property
     def analyzer_context(self) -> Any:
@@ -198,6 +223,9 @@ class Gate:
         Raises:
             GateInconsistent: a row rule blamed rows Deequ's metric did not count, or the reverse.
         """
+        observed = self.observed
+        for i, grouping in enumerate(self._counted):
+            grouping.persist_counted(self.spark, self._provider, int(observed[f"keyed_{i}"]))
         row = self._observation._jo.get().apply(_PACKED)  # type: ignore[union-attr]
         empty = []
         for analyzer, offset in self._observable:
@@ -360,7 +388,13 @@ def _frequencies(df: DataFrame, columns: list[str], where: str | None) -> DataFr
 def _group(
     spark: SparkSession, df: DataFrame, analyzers: list[Any], provider: Any
 ) -> list[_Grouping]:
-    """One grouping per (columns, filter); its state persisted for each analyzer."""
+    """One grouping per (columns, filter).
+
+    A grouping whose analyzers all read counts alone (`COUNTS_ONLY`) caches only its duplicated
+    keys; its rows in scope are counted by the valid write and Deequ's state is persisted at
+    the verdict (`_Grouping.persist_counted`). Any other caches the whole frequency table and
+    its state is persisted now.
+    """
     jvm: Any = spark._jvm
     by_key: dict[tuple[tuple[str, ...], str | None], list[Any]] = {}
     for analyzer in analyzers:
@@ -370,9 +404,11 @@ def _group(
         by_key.setdefault((tuple(columns), where), []).append(analyzer)
     groupings = []
     for (key_columns, where), members in by_key.items():
-        counts_only = all(a.getClass().getSimpleName() in COUNTS_ONLY for a in members)
-        build = _counted_grouping if counts_only else _cached_grouping
-        grouping = build(df, list(key_columns), where)
+        if all(a.getClass().getSimpleName() in COUNTS_ONLY for a in members):
+            groupings.append(_counted_grouping(df, list(key_columns), where, members))
+            continue
+        grouping = _cached_grouping(df, list(key_columns), where)
+        assert grouping.frequencies is not None
         for analyzer in members:
             state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
                 grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
@@ -400,40 +436,27 @@ def _cached_grouping(df: DataFrame, columns: list[str], where: str | None) -> _G
     )
 
 
-def _counted_grouping(df: DataFrame, columns: list[str], where: str | None) -> _Grouping:
-    """Only the duplicated keys cached; Deequ's table adds one count-1 row per unique key.
+def _counted_grouping(
+    df: DataFrame, columns: list[str], where: str | None, analyzers: list[Any]
+) -> _Grouping:
+    """Only the duplicated keys, cached, with their number and rows (one job).
 
-    One job groups the keys, counts rows and unique keys (an observation) and caches the
-    duplicated ones: a unique key column is not cached whole (a billion rows, a billion keys).
+    A unique key column is not cached whole (a billion rows, a billion keys).
     """
-    spark = df.sparkSession
-    name = _count_column(spark)
-    count = F.col(name)
-    totals = Observation()
-    duplicates = (
-        _frequencies(df, columns, where)
-        .observe(
-            totals,
-            F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
-            F.count(F.when(count == 1, 1)).alias("unique"),
-        )
-        .where(count > 1)
-        .cache()
-    )
-    duplicated = duplicates.count()
-    unique = int(totals.get["unique"])
-    ones = spark.range(unique).select(
-        *[F.lit(None).cast(f.dataType).alias(f.name) for f in duplicates.schema.fields[:-1]],
-        F.lit(1).cast(duplicates.schema.fields[-1].dataType).alias(name),
-    )
+    count = F.col(_count_column(df.sparkSession))
+    duplicates = _frequencies(df, columns, where).where(count > 1).cache()
+    totals = duplicates.agg(
+        F.count(F.lit(1)).alias("keys"), F.coalesce(F.sum(count), F.lit(0)).alias("rows")
+    ).collect()[0]
     return _Grouping(
         columns,
         where,
-        duplicates.unionByName(ones),
-        int(totals.get["rows"]),
-        duplicated,
+        None,
+        duplicated=int(totals["keys"]),
         duplicates=duplicates,
         cached=duplicates,
+        analyzers=analyzers,
+        duplicate_rows=int(totals["rows"]),
     )
 
 
@@ -552,6 +575,8 @@ def apply_suite(
     ]
     if malformed_column is not None:
         counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
+    counted = [g for g in groupings if g.frequencies is None]
+    counts += [F.count(F.when(g.in_scope(), 1)).alias(f"keyed_{i}") for i, g in enumerate(counted)]
     observation = Observation(f"lakegate_gate_{id(df)}")
     observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
     failures = failures_column(row_constraints, patterns, flags)
@@ -577,6 +602,7 @@ def apply_suite(
         _analyzers=list(analyzers.values()),
         _has_malformed=malformed_column is not None,
         _cached=[g.cached for g in groupings if g.cached is not None],
+        _counted=counted,
         _standalone=standalone,
     )
 
