@@ -49,7 +49,7 @@ CHECKS_STORAGE_ALLOWED: dict[tuple[str, str, str], str] = {
     ("checks/deequ_run.py", "verify", "saveOrAppendResult"): (
         "Deequ's VerificationSuite appends the run's metrics to the metrics repository"
     ),
-    ("checks/gate.py", "Gate.verdict", "save"): (
+    ("checks/gate.py", "Gate.save_metrics", "save"): (
         "the one-pass gate appends the run's metrics to the Deequ metrics repository"
     ),
     ("checks/anomalies.py", "compute_current_metrics", "saveOrAppendResult"): (
