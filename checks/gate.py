@@ -130,26 +130,26 @@ class _Grouping:
         assert self.frequencies is not None
         return self.frequencies.where(F.col(_count_column(self.frequencies.sparkSession)) > 1)
 
-    def in_scope(self) -> Column:
-        """True on the rows the grouping counts: a key not all null, within the filter."""
-        keys = reduce(operator.or_, [column(c).isNotNull() for c in self.columns])
-        return keys & F.coalesce(F.expr(self.where), F.lit(False)) if self.where else keys
+    def persist(
+        self, spark: SparkSession, provider: Any, frequencies: DataFrame, rows: int
+    ) -> None:
+        """Deequ's state (`FrequenciesAndNumRows`) for each of the grouping's analyzers."""
+        jvm: Any = spark._jvm
+        for analyzer in self.analyzers:
+            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
+                frequencies._jdf, rows, jvm.scala.Option.empty()
+            )
+            provider.persist(analyzer, state)
 
     def persist_counted(self, spark: SparkSession, provider: Any, rows: int) -> None:
         """Deequ's state from the duplicated keys and `rows`: one count-1 row per unique key."""
-        jvm: Any = spark._jvm
         assert self.duplicates is not None
         fields = self.duplicates.schema.fields
         ones = spark.range(rows - self.duplicate_rows).select(
             *[F.lit(None).cast(f.dataType).alias(f.name) for f in fields[:-1]],
             F.lit(1).cast(fields[-1].dataType).alias(fields[-1].name),
         )
-        frequencies = self.duplicates.unionByName(ones)
-        for analyzer in self.analyzers:
-            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
-                frequencies._jdf, rows, jvm.scala.Option.empty()
-            )
-            provider.persist(analyzer, state)
+        self.persist(spark, provider, self.duplicates.unionByName(ones), rows)
 
 
 @dataclass
@@ -374,14 +374,17 @@ def _count_column(spark: SparkSession) -> str:
     return str(spark._jvm.com.amazon.deequ.analyzers.Analyzers.COUNT_COL())  # type: ignore[union-attr]
 
 
+def _in_scope(columns: list[str], where: str | None) -> Column:
+    """True on the rows a grouping counts: at least one non-null key, within the filter."""
+    any_key = reduce(operator.or_, [column(c).isNotNull() for c in columns])
+    return any_key & F.coalesce(F.expr(where), F.lit(False)) if where else any_key
+
+
 def _frequencies(df: DataFrame, columns: list[str], where: str | None) -> DataFrame:
     """Deequ's frequencies: rows with at least one non-null key, filtered, counted per key."""
     keys = [column(c) for c in columns]
-    any_key = reduce(operator.or_, [k.isNotNull() for k in keys])
-    scoped = df.select(*keys).where(any_key)
-    if where:
-        scoped = df.where(any_key & F.coalesce(F.expr(where), F.lit(False))).select(*keys)
     count = _count_column(df.sparkSession)
+    scoped = df.where(_in_scope(columns, where)).select(*keys)
     return scoped.groupBy(*keys).agg(F.count(F.lit(1)).alias(count))
 
 
@@ -395,7 +398,6 @@ def _group(
     the verdict (`_Grouping.persist_counted`). Any other caches the whole frequency table and
     its state is persisted now.
     """
-    jvm: Any = spark._jvm
     by_key: dict[tuple[tuple[str, ...], str | None], list[Any]] = {}
     for analyzer in analyzers:
         # Deequ is given `a.b` back-quoted; the frequencies are keyed by the exact names.
@@ -407,18 +409,16 @@ def _group(
         if all(a.getClass().getSimpleName() in COUNTS_ONLY for a in members):
             groupings.append(_counted_grouping(df, list(key_columns), where, members))
             continue
-        grouping = _cached_grouping(df, list(key_columns), where)
+        grouping = _cached_grouping(df, list(key_columns), where, members)
         assert grouping.frequencies is not None
-        for analyzer in members:
-            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
-                grouping.frequencies._jdf, grouping.num_rows, jvm.scala.Option.empty()
-            )
-            provider.persist(analyzer, state)
+        grouping.persist(spark, provider, grouping.frequencies, grouping.num_rows)
         groupings.append(grouping)
     return groupings
 
 
-def _cached_grouping(df: DataFrame, columns: list[str], where: str | None) -> _Grouping:
+def _cached_grouping(
+    df: DataFrame, columns: list[str], where: str | None, analyzers: list[Any]
+) -> _Grouping:
     """The whole frequency table, cached, with its totals."""
     frequencies = _frequencies(df, columns, where).cache()
     count = F.col(_count_column(df.sparkSession))
@@ -433,6 +433,7 @@ def _cached_grouping(df: DataFrame, columns: list[str], where: str | None) -> _G
         int(totals["rows"]),
         int(totals["duplicated"]),
         cached=frequencies,
+        analyzers=analyzers,
     )
 
 
@@ -576,7 +577,10 @@ def apply_suite(
     if malformed_column is not None:
         counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
     counted = [g for g in groupings if g.frequencies is None]
-    counts += [F.count(F.when(g.in_scope(), 1)).alias(f"keyed_{i}") for i, g in enumerate(counted)]
+    counts += [
+        F.count(F.when(_in_scope(g.columns, g.where), 1)).alias(f"keyed_{i}")
+        for i, g in enumerate(counted)
+    ]
     observation = Observation(f"lakegate_gate_{id(df)}")
     observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
     failures = failures_column(row_constraints, patterns, flags)
