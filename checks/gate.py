@@ -4,8 +4,8 @@
 every metric Deequ needs as an observation, so the pass that writes the valid rows also computes
 the metrics; its `quarantine` frame adds `_lakegate_errors` to every row an error-level row rule
 blames. After the writes, `gate.verdict()` hands the observed states to Deequ
-(`VerificationSuite.runOnAggregatedStates`), which judges exactly as a plain run would and
-appends to the metrics repository.
+(`VerificationSuite.runOnAggregatedStates`), which judges exactly as a plain run would;
+`gate.save_metrics()` appends the metrics to the repository.
 
 How each of the suite's analyzers gets its state:
 - scan-shareable ones (Size, Completeness, Compliance, PatternMatch, Mean, quantiles, ...): their
@@ -214,11 +214,11 @@ class Gate:
             return self.quarantine
         return self.quarantine.limit(0)  # optimized to an empty LocalRelation: no scan
 
-    def verdict(self, *, save: bool = True) -> VerificationOutcome:
+    def verdict(self) -> VerificationOutcome:
         """Deequ's verdict from the observed states (call after `valid` was written).
 
-        With `save`, the metrics go to the repository now; without, `save_metrics` saves them
-        later (validate does so once every output is written, so a failed run saves none).
+        The metrics are not saved yet: `save_metrics` does that (validate calls it once every
+        output is written, so a failed run saves none).
 
         Raises:
             GateInconsistent: a row rule blamed rows Deequ's metric did not count, or the reverse.
@@ -243,8 +243,6 @@ class Gate:
         self._judged_at = int(time.time() * 1000)
         outcome = read_results(self.suite, self._checks, lambda c: c._Check.evaluate(context))
         self._check_consistency(outcome)
-        if save:
-            self.save_metrics()
         return outcome
 
     def save_metrics(self) -> None:

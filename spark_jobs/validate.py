@@ -8,7 +8,7 @@ from __future__ import annotations
 import time
 import uuid
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import partial
@@ -257,7 +257,7 @@ def _judge(
     history_path: Path,
 ) -> _Judged:
     """Deequ's verdict, the anomalies and report.html's charts: all the metrics decide."""
-    outcome = gate.verdict(save=False)  # `run` saves the metrics once every output is written
+    outcome = gate.verdict()  # `run` saves the metrics once every output is written
     current = current_metrics(spark, suite.anomalies, gate.analyzer_context)
     anomalies = evaluate_anomalies(
         spark, suite.anomalies, current, history_path, suite.name, run_id=run_id
@@ -349,13 +349,11 @@ def _write_split(
         quarantine = gate.quarantine_to_write().observe(
             quarantine_obs, F.count(F.lit(1)).alias("rows")
         )
+        # Leaving the pool waits for the writer, so `abort` never runs beside it.
         with ThreadPoolExecutor(1, thread_name_prefix="lakegate-quarantine") as pool:
             writing = pool.submit(outputs.write_table, "quarantine", quarantine)
-            try:
-                judged = judge()
-            finally:
-                wait([writing])  # abort only once the writer returned
-            writing.result()
+            judged = judge()
+        writing.result()
     except BaseException:
         outputs.abort()
         raise

@@ -534,7 +534,7 @@ def test_the_metrics_a_run_saves_read_back_as_the_records_its_charts_were_drawn_
     gate = apply_suite(spark, df, suite, repository=repository, tags={"suite": "t", "run_id": "r1"})
     try:
         gate.valid.write.format("noop").mode("overwrite").save()
-        gate.verdict(save=False)
+        gate.verdict()
         assert not repository.exists()
         drawn = gate.metric_records()
         gate.save_metrics()
