@@ -3,6 +3,9 @@ PYTHON ?= python3.11
 VENV ?= .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# Test processes: each runs whole test modules with a SparkSession of its own (conf/test.yaml).
+TEST_WORKERS ?= 2
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
 .PHONY: setup jars demo test test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
@@ -24,10 +27,10 @@ demo: setup
 
 # The README's test command (and CI's): lint and type checks first, then every test.
 test: setup lint
-	$(PY) -m pytest -q
+	$(PYTEST)
 
 test-fast: setup
-	$(PY) -m pytest -q -m "not slow"
+	$(PYTEST) -m "not slow"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
