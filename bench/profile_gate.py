@@ -91,6 +91,15 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     patterns = deequ_patterns(spark)
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in gate.row_constraints]
     quarantined = reduce(operator.or_, tests, F.lit(False))
+    # The same flags without the join: constant (its cost) or an IN list of the keys.
+    no_flag, in_list = df, df
+    for constraint in split:
+        flag = flags[constraint.id]
+        (key,) = constraint.columns
+        frequencies = G._frequencies(df, constraint.columns, None)
+        keys = [r[0] for r in frequencies.where(count > 1).select(key).collect()]
+        no_flag = no_flag.withColumn(flag, F.lit(False))
+        in_list = in_list.withColumn(flag, F.coalesce(F.col(key).isin(keys), F.lit(False)))
     counts = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
     counts += [F.sum(t.cast("long")) for t in tests]
     per_analyzer = {
@@ -101,6 +110,8 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     gate.release()
     return {
         "plain": annotated.where(~quarantined).select(*df.columns),
+        "no-flag": no_flag.where(~quarantined).select(*df.columns),
+        "in-list": in_list.where(~quarantined).select(*df.columns),
         "counts": annotated.observe(
             Observation(), *[c.alias(f"c{i}") for i, c in enumerate(counts)]
         )
@@ -148,6 +159,8 @@ def variants(spark: Any, source: str, suite: Any, out: Path) -> dict[str, Callab
     found: dict[str, Callable[[], Any]] = {
         "copy": lambda: write(df),
         "valid-plain": lambda: write(parts["plain"]),
+        "valid-noflag": lambda: write(parts["no-flag"]),
+        "valid-inlist": lambda: write(parts["in-list"]),
         "valid-counts": lambda: write(parts["counts"]),
         "valid-gate": partial(gate_write, spark, df, suite, target),
         "agg-deequ": lambda: df.agg(parts["deequ"]).collect(),

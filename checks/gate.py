@@ -34,6 +34,13 @@ from typing import Any
 
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import (
+    ByteType,
+    IntegerType,
+    LongType,
+    ShortType,
+    StringType,
+)
 
 from checks.arguments import unquote_column
 from checks.deequ_run import (
@@ -58,6 +65,10 @@ from checks.suite import Constraint, Level, Suite, SuiteError
 
 ERRORS_COLUMN = "_lakegate_errors"
 RESERVED_PREFIX = "_lakegate_"
+# Up to this many duplicated keys of one column whose values compare exactly in Python (strings,
+# integers) are inlined as an IN list: a hash-set lookup per row, cheaper than a join.
+INLINE_DUPLICATE_KEYS = 1_000
+_INLINE_KEY_TYPES = (StringType, ByteType, ShortType, IntegerType, LongType)
 # Up to this many duplicated keys are broadcast to the join; more go through a shuffle join.
 BROADCAST_DUPLICATE_KEYS = 2_000_000
 # Analyzers whose aggregate cannot run inside `observe` (NotSerializableException), and the
@@ -475,6 +486,17 @@ def _flag_duplicates(
         frequencies, duplicated = grouping.duplicated_keys(), grouping.duplicated
     if not duplicated:
         return df.withColumn(flag, F.lit(False))
+    in_scope = (
+        F.coalesce(F.expr(constraint.args.where), F.lit(False)) if constraint.args.where else None
+    )
+    if len(key) == 1 and duplicated <= INLINE_DUPLICATE_KEYS:
+        (name,) = key
+        if isinstance(df.select(column(name)).schema.fields[0].dataType, _INLINE_KEY_TYPES):
+            values = [
+                r[0] for r in frequencies.where(count > 1).select(F.col(f"`{name}`")).collect()
+            ]
+            flagged = _in_list(column(name), values)
+            return df.withColumn(flag, flagged if in_scope is None else flagged & in_scope)
     aliases = [f"{flag}_k{i}" for i in range(len(key))]
     dups = frequencies.where(count > 1).select(
         *[F.col(f"`{c}`").alias(a) for c, a in zip(key, aliases, strict=True)],
@@ -485,13 +507,20 @@ def _flag_duplicates(
         operator.and_,
         [column(c).eqNullSafe(F.col(a)) for c, a in zip(key, aliases, strict=True)],
     )
-    in_scope = (
-        F.coalesce(F.expr(constraint.args.where), F.lit(False)) if constraint.args.where else None
-    )
     joined = df.join(dups, condition, "left").drop(*aliases)
     if in_scope is not None:
         joined = joined.withColumn(flag, F.col(flag) & in_scope)
     return joined
+
+
+def _in_list(key: Column, values: list[Any]) -> Column:
+    """True on rows whose key is one of `values`, a null key included when None is one of them."""
+    present = [v for v in values if v is not None]
+    # One JVM call for the whole list (`isin` makes a literal per value, a call each).
+    found = Column(key._jc.isInCollection(present)) if present else F.lit(False)
+    if len(present) < len(values):
+        found = found | key.isNull()
+    return F.coalesce(found, F.lit(False))
 
 
 def apply_suite(

@@ -110,6 +110,47 @@ def test_multi_column_unique_blames_duplicated_keys_holding_a_null(
         gate.release()
 
 
+@pytest.mark.parametrize(
+    ("key_type", "keys"),
+    [
+        ("string", ["a", "a", None, None, "b", "c", "c", "c", "d"]),
+        ("long", [1, 1, None, None, 2**40, 2**40, 3, -4, -4]),
+        ("double", [1.5, 1.5, None, None, 0.0, -0.0, float("nan"), float("nan"), 2.0]),
+    ],
+)
+@pytest.mark.parametrize("where", [None, "rid > 0"])
+def test_duplicated_keys_inlined_as_a_list_flag_the_rows_the_join_flags(
+    spark: SparkSession,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    key_type: str,
+    keys: list[object],
+    where: str | None,
+) -> None:
+    """A few duplicated keys of a string or integer column go inline (IN); the rest, a join."""
+    from checks import gate as gate_module
+
+    df = spark.createDataFrame(list(enumerate(keys)), f"rid int, k {key_type}").repartition(3)
+    entry = f"isUnique: {{column: k, where: '{where}'}}" if where else "isUnique: k"
+    suite = suite_of(tmp_path, "inline", [entry])
+
+    def split(inline_keys: int) -> tuple[DataFrame, DataFrame]:
+        monkeypatch.setattr(gate_module, "INLINE_DUPLICATE_KEYS", inline_keys)
+        gate = apply_suite(spark, df, suite)
+        plan = gate.valid._jdf.queryExecution().optimizedPlan().toString()
+        assert ("Join" in plan) == (inline_keys == 0 or key_type == "double")
+        valid = gate.valid.select("rid").toPandas()
+        quarantine = gate.quarantine.select("rid", "_lakegate_errors").toPandas()
+        gate.release()
+        return valid, quarantine
+
+    inlined, joined = split(1_000), split(0)
+    for a, b in zip(inlined, joined, strict=True):
+        assertDataFrameEqual(spark.createDataFrame(a), spark.createDataFrame(b))
+    assert len(inlined[1]) > 0
+    assert len(inlined[0]) + len(inlined[1]) == len(keys)
+
+
 COUNTS_ONLY_KEYS = [
     "isUnique: id",
     "hasDistinctness: {columns: [id], min: 0.5}",
