@@ -475,7 +475,8 @@ def _flag_duplicates(
 ) -> DataFrame:
     """Add `flag`: true on rows whose key (within the filter) occurs more than once.
 
-    The key is joined null-safely: rows (a, NULL) and (a, NULL) are duplicates, as Deequ counts.
+    A few duplicated values of one string or integer key are an IN list; any other key is joined
+    null-safely. Either way rows (a, NULL) and (a, NULL) are duplicates, as Deequ counts.
     """
     key = constraint.columns
     count = F.col(_count_column(df.sparkSession))
@@ -489,14 +490,10 @@ def _flag_duplicates(
     in_scope = (
         F.coalesce(F.expr(constraint.args.where), F.lit(False)) if constraint.args.where else None
     )
-    if len(key) == 1 and duplicated <= INLINE_DUPLICATE_KEYS:
-        (name,) = key
-        if isinstance(df.select(column(name)).schema.fields[0].dataType, _INLINE_KEY_TYPES):
-            values = [
-                r[0] for r in frequencies.where(count > 1).select(F.col(f"`{name}`")).collect()
-            ]
-            flagged = _in_list(column(name), values)
-            return df.withColumn(flag, flagged if in_scope is None else flagged & in_scope)
+    if _inlinable(df, key, duplicated):
+        values = [r[0] for r in frequencies.where(count > 1).select(F.col(f"`{key[0]}`")).collect()]
+        flagged = _in_list(column(key[0]), values)
+        return df.withColumn(flag, flagged if in_scope is None else flagged & in_scope)
     aliases = [f"{flag}_k{i}" for i in range(len(key))]
     dups = frequencies.where(count > 1).select(
         *[F.col(f"`{c}`").alias(a) for c, a in zip(key, aliases, strict=True)],
@@ -511,6 +508,13 @@ def _flag_duplicates(
     if in_scope is not None:
         joined = joined.withColumn(flag, F.col(flag) & in_scope)
     return joined
+
+
+def _inlinable(df: DataFrame, key: list[str], duplicated: int) -> bool:
+    """Whether the duplicated keys go inline: one string or integer column, few values."""
+    if len(key) != 1 or duplicated > INLINE_DUPLICATE_KEYS:
+        return False
+    return isinstance(df.select(column(key[0])).schema.fields[0].dataType, _INLINE_KEY_TYPES)
 
 
 def _in_list(key: Column, values: list[Any]) -> Column:
