@@ -6,7 +6,10 @@ time and the executors' CPU time of the stages it ran (Spark's status store: rob
 jobs share the machine). Variants:
 
   copy           read + write parquet (the floor)
-  valid-plain    the valid rows written without any observation (duplicate join + filter)
+  valid-plain    the valid rows written without any observation (duplicate flag + filter)
+  valid-join     the same with the duplicate flag a broadcast join (the gate's path for many
+                 keys, multi-column keys and other key types)
+  valid-noflag   the same with the duplicate flag a constant (what the flag costs)
   valid-counts   the same with lakegate's own counts observed (rows, quarantined, blamed)
   valid-gate     `apply_suite(...).valid` as the job writes it (every Deequ aggregate observed),
                  its key groupings included
@@ -77,29 +80,28 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     from checks.row_rules import DUPLICATE_FLAG_PREFIX, RowContext, deequ_patterns, violation
 
     gate = G.apply_suite(spark, df, suite)
-    annotated, flags = df, {}
+    # The duplicate flags as the gate builds them (an IN list of few keys), as a join, constant.
+    annotated, joined, no_flag, flags = df, df, df, {}
     split = [c for c in gate.row_constraints if c.type.groups_rows]
     count = F.col(G._count_column(spark))
+    inline_keys = G.INLINE_DUPLICATE_KEYS
     for i, constraint in enumerate(split):
-        flags[constraint.id] = f"{DUPLICATE_FLAG_PREFIX}{i}"
+        flag = flags[constraint.id] = f"{DUPLICATE_FLAG_PREFIX}{i}"
         frequencies = G._frequencies(df, constraint.columns, None).cache()  # as the gate does
         duplicated = frequencies.where(count > 1).count()
         grouping = G._Grouping(
             constraint.columns, None, frequencies, 0, duplicated, cached=frequencies
         )
-        annotated = G._flag_duplicates(annotated, constraint, grouping, flags[constraint.id])
+        annotated = G._flag_duplicates(annotated, constraint, grouping, flag)
+        G.INLINE_DUPLICATE_KEYS = 0
+        try:
+            joined = G._flag_duplicates(joined, constraint, grouping, flag)
+        finally:
+            G.INLINE_DUPLICATE_KEYS = inline_keys
+        no_flag = no_flag.withColumn(flag, F.lit(False))
     patterns = deequ_patterns(spark)
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in gate.row_constraints]
     quarantined = reduce(operator.or_, tests, F.lit(False))
-    # The same flags without the join: constant (its cost) or an IN list of the keys.
-    no_flag, in_list = df, df
-    for constraint in split:
-        flag = flags[constraint.id]
-        (key,) = constraint.columns
-        frequencies = G._frequencies(df, constraint.columns, None)
-        keys = [r[0] for r in frequencies.where(count > 1).select(key).collect()]
-        no_flag = no_flag.withColumn(flag, F.lit(False))
-        in_list = in_list.withColumn(flag, F.coalesce(F.col(key).isin(keys), F.lit(False)))
     counts = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
     counts += [F.sum(t.cast("long")) for t in tests]
     per_analyzer = {
@@ -110,8 +112,8 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     gate.release()
     return {
         "plain": annotated.where(~quarantined).select(*df.columns),
+        "join": joined.where(~quarantined).select(*df.columns),
         "no-flag": no_flag.where(~quarantined).select(*df.columns),
-        "in-list": in_list.where(~quarantined).select(*df.columns),
         "counts": annotated.observe(
             Observation(), *[c.alias(f"c{i}") for i, c in enumerate(counts)]
         )
@@ -159,8 +161,8 @@ def variants(spark: Any, source: str, suite: Any, out: Path) -> dict[str, Callab
     found: dict[str, Callable[[], Any]] = {
         "copy": lambda: write(df),
         "valid-plain": lambda: write(parts["plain"]),
+        "valid-join": lambda: write(parts["join"]),
         "valid-noflag": lambda: write(parts["no-flag"]),
-        "valid-inlist": lambda: write(parts["in-list"]),
         "valid-counts": lambda: write(parts["counts"]),
         "valid-gate": partial(gate_write, spark, df, suite, target),
         "agg-deequ": lambda: df.agg(parts["deequ"]).collect(),

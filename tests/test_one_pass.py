@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.testing import assertDataFrameEqual
 from test_constraints import AGGREGATE, CLEAN, DIRTY, ROW_LEVEL, SCHEMA, suite_of
 
@@ -134,19 +134,19 @@ def test_duplicated_keys_inlined_as_a_list_flag_the_rows_the_join_flags(
     entry = f"isUnique: {{column: k, where: '{where}'}}" if where else "isUnique: k"
     suite = suite_of(tmp_path, "inline", [entry])
 
-    def split(inline_keys: int) -> tuple[DataFrame, DataFrame]:
+    def split(inline_keys: int) -> tuple[list[Row], list[Row]]:
         monkeypatch.setattr(gate_module, "INLINE_DUPLICATE_KEYS", inline_keys)
         gate = apply_suite(spark, df, suite)
         plan = gate.valid._jdf.queryExecution().optimizedPlan().toString()
         assert ("Join" in plan) == (inline_keys == 0 or key_type == "double")
-        valid = gate.valid.select("rid").toPandas()
-        quarantine = gate.quarantine.select("rid", "_lakegate_errors").toPandas()
+        valid = gate.valid.select("rid").collect()
+        quarantine = gate.quarantine.select("rid", "_lakegate_errors").collect()
         gate.release()
         return valid, quarantine
 
     inlined, joined = split(1_000), split(0)
     for a, b in zip(inlined, joined, strict=True):
-        assertDataFrameEqual(spark.createDataFrame(a), spark.createDataFrame(b))
+        assertDataFrameEqual(a, b)
     assert len(inlined[1]) > 0
     assert len(inlined[0]) + len(inlined[1]) == len(keys)
 
