@@ -10,7 +10,10 @@ jobs share the machine). Variants:
   valid-join     the same with the duplicate flag a broadcast join (the gate's path for many
                  keys, multi-column keys and other key types)
   valid-noflag   the same with the duplicate flag a constant (what the flag costs)
-  valid-counts   the same with lakegate's own counts observed (rows, quarantined, blamed)
+  valid-counts   the same with lakegate's own counts observed (rows, quarantined, blamed), the
+                 row tests projected once as columns below the observe (as the gate does)
+  valid-counts-inline  the same counts with the tests inline in observe and in the filter
+                 (the gate before 2 Dec 2026: every test evaluated twice per row)
   valid-gate     `apply_suite(...).valid` as the job writes it (every Deequ aggregate observed),
                  its key groupings included
   agg-deequ      Deequ's observable aggregates in a plain `agg` (its own scan, no write)
@@ -102,8 +105,17 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     patterns = deequ_patterns(spark)
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in gate.row_constraints]
     quarantined = reduce(operator.or_, tests, F.lit(False))
-    counts = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
-    counts += [F.sum(t.cast("long")) for t in tests]
+    inline = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
+    inline += [F.sum(t.cast("long")) for t in tests]
+    # As the gate counts: every test projected once as a column, counted and filtered on.
+    names = [f"{G.TEST_PREFIX}{i}" for i in range(len(tests))]
+    tested = annotated.select(
+        "*",
+        *[t.alias(n) for t, n in zip(tests, names, strict=True)],
+        reduce(operator.or_, [F.col(n) for n in names], F.lit(False)).alias(G.QUARANTINED_FLAG),
+    )
+    once = [F.count(F.lit(1)), F.sum(F.col(G.QUARANTINED_FLAG).cast("long"))]
+    once += [F.sum(F.col(n).cast("long")) for n in names]
     per_analyzer = {
         str(a.toString())[:48]: [Column(f) for f in G._scala_iter(a.aggregationFunctions())]
         for a, _ in gate._observable
@@ -114,8 +126,11 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
         "plain": annotated.where(~quarantined).select(*df.columns),
         "join": joined.where(~quarantined).select(*df.columns),
         "no-flag": no_flag.where(~quarantined).select(*df.columns),
-        "counts": annotated.observe(
-            Observation(), *[c.alias(f"c{i}") for i, c in enumerate(counts)]
+        "counts": tested.observe(Observation(), *[c.alias(f"c{i}") for i, c in enumerate(once)])
+        .where(~F.col(G.QUARANTINED_FLAG))
+        .select(*df.columns),
+        "counts-inline": annotated.observe(
+            Observation(), *[c.alias(f"c{i}") for i, c in enumerate(inline)]
         )
         .where(~quarantined)
         .select(*df.columns),
@@ -164,6 +179,7 @@ def variants(spark: Any, source: str, suite: Any, out: Path) -> dict[str, Callab
         "valid-join": lambda: write(parts["join"]),
         "valid-noflag": lambda: write(parts["no-flag"]),
         "valid-counts": lambda: write(parts["counts"]),
+        "valid-counts-inline": lambda: write(parts["counts-inline"]),
         "valid-gate": partial(gate_write, spark, df, suite, target),
         "agg-deequ": lambda: df.agg(parts["deequ"]).collect(),
         "grouping": partial(grouping, df),
