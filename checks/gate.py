@@ -65,8 +65,6 @@ from checks.suite import Constraint, Level, Suite, SuiteError
 
 ERRORS_COLUMN = "_lakegate_errors"
 RESERVED_PREFIX = "_lakegate_"
-TEST_PREFIX = "_lakegate_test_"
-QUARANTINED_FLAG = "_lakegate_quarantined"
 # Up to this many duplicated keys of one column whose values compare exactly in Python (strings,
 # integers) are inlined as an IN list: a hash-set lookup per row, cheaper than a join.
 INLINE_DUPLICATE_KEYS = 1_000
@@ -592,15 +590,7 @@ def apply_suite(
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in row_constraints]
     if malformed_column is not None:
         tests.append(F.col(malformed_column).isNotNull())
-    # Each row test is projected once, below the observe: the counts and the valid filter then read
-    # the columns instead of evaluating the tests twice (observe's update and the Filter).
-    test_names = [f"{TEST_PREFIX}{i}" for i in range(len(tests))]
-    quarantined = reduce(operator.or_, [F.col(n) for n in test_names], F.lit(False))
-    tested = annotated.select(
-        "*",
-        *[test.alias(name) for test, name in zip(tests, test_names, strict=True)],
-        quarantined.alias(QUARANTINED_FLAG),
-    )
+    quarantined = reduce(operator.or_, tests, F.lit(False))
 
     offsets: list[tuple[Any, int]] = []
     functions: list[Column] = []
@@ -609,26 +599,26 @@ def apply_suite(
         functions += [Column(jc) for jc in _scala_iter(analyzer.aggregationFunctions())]
     counts = [
         F.count(F.lit(1)).alias("rows"),
-        F.sum(F.col(QUARANTINED_FLAG).cast("long")).alias("quarantined"),
+        F.sum(quarantined.cast("long")).alias("quarantined"),
     ]
     counts += [
-        F.sum(F.col(name).cast("long")).alias(f"blamed_{i}")
-        for i, name in enumerate(test_names[: len(row_constraints)])
+        F.sum(test.cast("long")).alias(f"blamed_{i}")
+        for i, test in enumerate(tests[: len(row_constraints)])
     ]
     if malformed_column is not None:
-        counts.append(F.sum(F.col(test_names[-1]).cast("long")).alias("malformed"))
+        counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
     counted = [g for g in groupings if g.frequencies is None]
     counts += [
         F.count(F.when(_in_scope(g.columns, g.where), 1)).alias(f"keyed_{i}")
         for i, g in enumerate(counted)
     ]
     observation = Observation(f"lakegate_gate_{id(df)}")
-    observed = tested.observe(observation, *counts, _pack(functions).alias(_PACKED))
+    observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
     failures = failures_column(row_constraints, patterns, flags)
     if malformed_column is not None:
         failures = F.concat(malformed_line_failure(malformed_column), failures)
-    valid = observed.where(~F.col(QUARANTINED_FLAG)).select(*[column(c) for c in original])
-    quarantine = tested.where(F.col(QUARANTINED_FLAG)).select(
+    valid = observed.where(~quarantined).select(*[column(c) for c in original])
+    quarantine = annotated.where(quarantined).select(
         *[column(c) for c in original], failures.alias(ERRORS_COLUMN)
     )
     return Gate(
