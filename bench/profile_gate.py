@@ -10,15 +10,19 @@ jobs share the machine). Variants:
   valid-join     the same with the duplicate flag a broadcast join (the gate's path for many
                  keys, multi-column keys and other key types)
   valid-noflag   the same with the duplicate flag a constant (what the flag costs)
-  valid-counts   the same with lakegate's own counts observed (rows, quarantined, blamed), the
-                 row tests projected once as columns below the observe (as the gate does)
-  valid-counts-inline  the same counts with the tests inline in observe and in the filter
-                 (the gate before 2 Dec 2026: every test evaluated twice per row)
+  valid-counts   the same with lakegate's own counts observed (rows, quarantined, blamed)
+  valid-counts-projected  the same with each row test projected once as a column below the
+                 observe, read by the counts and the filter (inline, as the gate does, the
+                 tests are evaluated in observe's update and again in the filter)
+  valid-deequ    valid-counts with Deequ's aggregates in the same observe (no groupings)
+  valid-deequ-projected  the same with the tests projected
   valid-gate     `apply_suite(...).valid` as the job writes it (every Deequ aggregate observed),
                  its key groupings included
   agg-deequ      Deequ's observable aggregates in a plain `agg` (its own scan, no write)
   agg:<analyzer> one analyzer's aggregates alone in a plain `agg` (columns pruned)
-  grouping       the cached key grouping with its totals, as `_group` builds it
+  grouping       the whole key grouping of `id` cached, with its totals (`_cached_grouping`)
+  grouping-counted  only its duplicated keys cached (`_counted_grouping`, the gate's path for
+                 Uniqueness and the other counts-only analyzers)
   split-serial   valid then quarantine written through StagedOutputs (as validate.py does)
   split-threads  both tables written from two threads through the same StagedOutputs
 
@@ -76,7 +80,7 @@ def stage_cpu(spark: Any) -> Callable[[], tuple[float, int]]:
 
 def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     """The pieces of the valid write, rebuilt the way `apply_suite` builds them."""
-    from pyspark.sql import Column, Observation
+    from pyspark.sql import Column
     from pyspark.sql import functions as F
 
     from checks import gate as G
@@ -90,7 +94,10 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     inline_keys = G.INLINE_DUPLICATE_KEYS
     for i, constraint in enumerate(split):
         flag = flags[constraint.id] = f"{DUPLICATE_FLAG_PREFIX}{i}"
-        frequencies = G._frequencies(df, constraint.columns, None).cache()  # as the gate does
+        # Cached as the gate does, over a plan of its own (a no-op projection): Spark's cache
+        # matches analyzed plans, and the gate's own groupings must not find this table.
+        own = df.select(*[F.col(f"`{c}`") for c in df.columns])
+        frequencies = G._frequencies(own, constraint.columns, None).cache()
         duplicated = frequencies.where(count > 1).count()
         grouping = G._Grouping(
             constraint.columns, None, frequencies, 0, duplicated, cached=frequencies
@@ -105,17 +112,6 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     patterns = deequ_patterns(spark)
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in gate.row_constraints]
     quarantined = reduce(operator.or_, tests, F.lit(False))
-    inline = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
-    inline += [F.sum(t.cast("long")) for t in tests]
-    # As the gate counts: every test projected once as a column, counted and filtered on.
-    names = [f"{G.TEST_PREFIX}{i}" for i in range(len(tests))]
-    tested = annotated.select(
-        "*",
-        *[t.alias(n) for t, n in zip(tests, names, strict=True)],
-        reduce(operator.or_, [F.col(n) for n in names], F.lit(False)).alias(G.QUARANTINED_FLAG),
-    )
-    once = [F.count(F.lit(1)), F.sum(F.col(G.QUARANTINED_FLAG).cast("long"))]
-    once += [F.sum(F.col(n).cast("long")) for n in names]
     per_analyzer = {
         str(a.toString())[:48]: [Column(f) for f in G._scala_iter(a.aggregationFunctions())]
         for a, _ in gate._observable
@@ -126,17 +122,34 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
         "plain": annotated.where(~quarantined).select(*df.columns),
         "join": joined.where(~quarantined).select(*df.columns),
         "no-flag": no_flag.where(~quarantined).select(*df.columns),
-        "counts": tested.observe(Observation(), *[c.alias(f"c{i}") for i, c in enumerate(once)])
-        .where(~F.col(G.QUARANTINED_FLAG))
-        .select(*df.columns),
-        "counts-inline": annotated.observe(
-            Observation(), *[c.alias(f"c{i}") for i, c in enumerate(inline)]
-        )
-        .where(~quarantined)
-        .select(*df.columns),
+        "counts": counted(annotated, tests, [], projected=False),
+        "counts-projected": counted(annotated, tests, [], projected=True),
+        "deequ-counts": counted(annotated, tests, [G._pack(functions)], projected=False),
+        "deequ-counts-projected": counted(annotated, tests, [G._pack(functions)], projected=True),
         "deequ": G._pack(functions),
         "per_analyzer": per_analyzer,
     }
+
+
+def counted(df: Any, tests: list[Any], extra: list[Any], *, projected: bool) -> Any:
+    """The valid rows with lakegate's counts (and `extra` aggregates) observed.
+
+    Inline (as the gate does), every test is evaluated in observe's update and again in the
+    filter; projected, each test is a column below the observe, read by both.
+    """
+    from pyspark.sql import Observation
+    from pyspark.sql import functions as F
+
+    columns = list(df.columns)
+    if projected:
+        names = [f"_profile_test_{i}" for i in range(len(tests))]
+        df = df.select("*", *[t.alias(n) for t, n in zip(tests, names, strict=True)])
+        tests = [F.col(n) for n in names]
+    quarantined = reduce(operator.or_, tests, F.lit(False))
+    counts = [F.count(F.lit(1)), F.sum(quarantined.cast("long"))]
+    counts += [F.sum(t.cast("long")) for t in tests] + extra
+    observed = df.observe(Observation(), *[c.alias(f"c{i}") for i, c in enumerate(counts)])
+    return observed.where(~quarantined).select(*columns)
 
 
 def split_variant(spark: Any, source: str, suite: Any, out: Path, fmt: str, threads: bool) -> None:
@@ -179,10 +192,13 @@ def variants(spark: Any, source: str, suite: Any, out: Path) -> dict[str, Callab
         "valid-join": lambda: write(parts["join"]),
         "valid-noflag": lambda: write(parts["no-flag"]),
         "valid-counts": lambda: write(parts["counts"]),
-        "valid-counts-inline": lambda: write(parts["counts-inline"]),
+        "valid-counts-projected": lambda: write(parts["counts-projected"]),
+        "valid-deequ": lambda: write(parts["deequ-counts"]),
+        "valid-deequ-projected": lambda: write(parts["deequ-counts-projected"]),
         "valid-gate": partial(gate_write, spark, df, suite, target),
         "agg-deequ": lambda: df.agg(parts["deequ"]).collect(),
         "grouping": partial(grouping, df),
+        "grouping-counted": partial(counted_grouping, df),
     }
     for name, functions in parts["per_analyzer"].items():
         found[f"agg:{name}"] = partial(aggregate, df, functions)
@@ -218,6 +234,13 @@ def grouping(df: Any) -> None:
     frequencies = G._frequencies(df, ["id"], None).cache()
     frequencies.agg(F.sum(F.col(G._count_column(df.sparkSession)))).collect()
     frequencies.unpersist()
+
+
+def counted_grouping(df: Any) -> None:
+    """The key grouping of `id` as the gate builds it for Uniqueness: duplicated keys cached."""
+    from checks import gate as G
+
+    G._counted_grouping(df, ["id"], None, []).cached.unpersist()
 
 
 def main(argv: list[str] | None = None) -> int:
