@@ -23,7 +23,7 @@ from pyspark.sql import functions as F
 
 from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, evaluate_anomalies
 from checks.deequ_run import ConstraintResult, VerificationOutcome
-from checks.gate import ERRORS_COLUMN, Gate, apply_suite
+from checks.gate import Gate, apply_suite
 from checks.suite import (
     Level,
     Suite,
@@ -41,12 +41,10 @@ from spark_jobs.services.html_report import (
     history_records,
     render_report_html,
 )
+from spark_jobs.services.report_samples import observed_samples, sample_aggregates
 from spark_jobs.services.reporting import Progress, redact, validation_summary
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
-
-# report.html's samples come from one read of the quarantine's first rows where they can.
-SAMPLE_SCAN_ROWS = 1000
 
 
 class ValidateSpec(BaseModel):
@@ -200,7 +198,7 @@ def run(
     )
     outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
     judge = partial(_judge, spark, gate, suite, spec, run_id, settings.metrics_repository_path)
-    judged, counts = _write_split(gate, outputs, suite, progress, judge)
+    judged, counts, samples = _write_split(gate, outputs, suite, progress, judge, spec.html_report)
     progress.step("reports")
     try:
         outcome, anomalies = judged.outcome, judged.anomalies
@@ -229,7 +227,7 @@ def run(
             ),
             anomalies=tuple(anomalies),
         )
-        _stage_reports(outputs, result, judged.charts)
+        _stage_reports(outputs, result, judged.charts, samples)
         gate.save_metrics()
     except BaseException:
         outputs.abort()
@@ -276,13 +274,15 @@ def _judge(
 
 
 def _stage_reports(
-    outputs: StagedOutputs, result: ValidationResult, charts: HistoryCharts | None
+    outputs: StagedOutputs,
+    result: ValidationResult,
+    charts: HistoryCharts | None,
+    samples: dict[str, list[dict[str, Any]]],
 ) -> None:
     """Stage report.json and, given `charts`, report.html (with quarantine samples)."""
     report = result.to_report()
     outputs.add_json("report.json", report)
     if charts is not None:
-        samples = quarantine_samples(outputs.read_written("quarantine"), result.quarantine_reasons)
         outputs.add_text("report.html", render_report_html(report, [], samples, charts=charts))
 
 
@@ -298,45 +298,19 @@ def _verdict(outcome: VerificationOutcome, anomalies: list[AnomalyResult]) -> tu
     return status, ExitCode.CHECKS_FAILED if failing else ExitCode.OK
 
 
-def quarantine_samples(
-    quarantine: DataFrame,
-    reasons: dict[str, int],
-    rows: int = SAMPLE_ROWS,
-    first: int = SAMPLE_SCAN_ROWS,
-) -> dict[str, list[dict[str, Any]]]:
-    """A few quarantined rows per reason (`reasons`: rows blamed per constraint), for report.html.
-
-    One limited read of the quarantine's `first` rows fills most reasons; a reason with fewer
-    samples there than it has rows gets a limited read of its own (each read is a Spark job of
-    0.2-0.4 s, mostly Delta's planning, whatever its size).
-    """
-    samples: dict[str, list[dict[str, Any]]] = {reason: [] for reason in reasons}
-    if not reasons:
-        return samples
-    for found in quarantine.limit(first).collect():
-        record = found.asDict(recursive=True)
-        for reason in {e["constraint"] for e in record[ERRORS_COLUMN]}:
-            bucket = samples.get(reason)
-            if bucket is not None and len(bucket) < rows:
-                bucket.append(record)
-    for reason, bucket in samples.items():
-        if len(bucket) < min(rows, reasons[reason]):
-            broke = quarantine.where(F.array_contains(f"{ERRORS_COLUMN}.constraint", reason))
-            samples[reason] = [r.asDict(recursive=True) for r in broke.limit(rows).collect()]
-    return samples
-
-
 def _write_split(
     gate: Gate,
     outputs: StagedOutputs,
     suite: Suite,
     progress: Progress,
     judge: Callable[[], _Judged],
-) -> tuple[_Judged, RowCounts]:
+    sample: bool,
+) -> tuple[_Judged, RowCounts, dict[str, list[dict[str, Any]]]]:
     """Write valid rows (the pass that computes every metric), then the quarantine; judge.
 
     The quarantine is written from a second thread while `judge` runs: Deequ's verdict and the
-    report's history need only the metrics, which the valid write observed.
+    report's history need only the metrics, which the valid write observed. With `sample`, the
+    quarantine's write also observes report.html's samples.
 
     Raises:
         RowsLost: valid + quarantined != rows in; both tables are restored.
@@ -346,8 +320,12 @@ def _write_split(
     try:
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
         progress.step(f"quarantining {gate.rows_to_quarantine} rows; Deequ's verdict")
-        quarantine = gate.quarantine_to_write().observe(
-            quarantine_obs, F.count(F.lit(1)).alias("rows")
+        to_write = gate.quarantine_to_write()
+        reasons = list(gate.reasons()) if sample else []
+        quarantine = to_write.observe(
+            quarantine_obs,
+            F.count(F.lit(1)).alias("rows"),
+            *sample_aggregates(to_write.schema, reasons, SAMPLE_ROWS),
         )
         # Leaving the pool waits for the writer, so `abort` never runs beside it.
         with ThreadPoolExecutor(1, thread_name_prefix="lakegate-quarantine") as pool:
@@ -366,7 +344,7 @@ def _write_split(
             f"{counts.rows_in} rows in but {counts.rows_valid} valid + "
             f"{counts.rows_quarantined} quarantined; nothing was written"
         )
-    return judged, counts
+    return judged, counts, observed_samples(quarantine_obs.get, reasons, SAMPLE_ROWS)
 
 
 @lakegate_command("validate")

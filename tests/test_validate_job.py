@@ -465,28 +465,44 @@ def test_two_constraints_alike_in_two_checks_keep_their_own_reasons_and_results(
     )
 
 
-def test_report_samples_come_from_the_first_rows_and_a_rare_reason_is_searched_for(
+def test_report_samples_are_observed_per_reason_distinct_and_bounded_on_many_partitions(
     spark: SparkSession,
 ) -> None:
-    from spark_jobs.validate import quarantine_samples
+    from pyspark.sql import Observation
+
+    from spark_jobs.services.report_samples import observed_samples, sample_aggregates
 
     def errors(*names: str) -> list[tuple[str, str]]:
         return [(name, f"{name} broken") for name in names]
 
-    rows = [(i, errors("common")) for i in range(6)] + [(6, errors("common", "rare"))]
+    rows = [(i, {"k": i}, errors("common")) for i in range(40)]
+    rows += [(40, {"k": 40}, errors("common", "rare")), (41, None, errors("twice"))]
+    rows.append((42, None, errors("twice")))
     quarantine = spark.createDataFrame(
-        rows, "id int, _lakegate_errors array<struct<constraint: string, message: string>>"
-    ).coalesce(1)
+        rows,
+        "id int, tags map<string,int>, "
+        "_lakegate_errors array<struct<constraint: string, message: string>>",
+    ).repartition(4)
+    reasons = ["common", "rare", "twice", "absent"]
+    observation = Observation("samples")
+    observed = quarantine.observe(
+        observation, F.count(F.lit(1)), *sample_aggregates(quarantine.schema, reasons, 3)
+    )
+    observed.write.format("noop").mode("overwrite").save()
 
-    samples = quarantine_samples(quarantine, {"common": 7, "rare": 1}, rows=2, first=3)
+    samples = observed_samples(observation.get, reasons, 3)
 
-    assert [s["id"] for s in samples["common"]] == [0, 1]  # from the first 3 rows alone
-    assert [s["id"] for s in samples["rare"]] == [6]  # not among them: read on its own
+    common = [s["id"] for s in samples["common"]]
+    assert len(common) == len(set(common)) and 1 <= len(common) <= 3
+    assert set(common) <= set(range(41))
+    assert [s["id"] for s in samples["rare"]] == [40]  # one row among 42 is still found
+    assert samples["rare"][0]["tags"] == {"k": 40}
     assert samples["rare"][0]["_lakegate_errors"][1] == {
         "constraint": "rare",
         "message": "rare broken",
     }
-    assert quarantine_samples(quarantine, {}) == {}
+    assert sorted(s["id"] for s in samples["twice"]) == [41, 42]  # both, each once
+    assert samples["absent"] == []
 
 
 def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
