@@ -41,7 +41,13 @@ from spark_jobs.services.html_report import (
     history_records,
     render_report_html,
 )
-from spark_jobs.services.report_samples import observed_samples, sample_aggregates
+from spark_jobs.services.report_samples import (
+    OBSERVED_SAMPLES_MAX_ROWS,
+    Samples,
+    observed_samples,
+    read_back_samples,
+    sample_aggregates,
+)
 from spark_jobs.services.reporting import Progress, redact, validation_summary
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
@@ -277,12 +283,15 @@ def _stage_reports(
     outputs: StagedOutputs,
     result: ValidationResult,
     charts: HistoryCharts | None,
-    samples: dict[str, list[dict[str, Any]]],
+    samples: Samples | None,
 ) -> None:
     """Stage report.json and, given `charts`, report.html (with quarantine samples)."""
     report = result.to_report()
     outputs.add_json("report.json", report)
     if charts is not None:
+        if samples is None:
+            written = outputs.read_written("quarantine")
+            samples = read_back_samples(written, result.quarantine_reasons, SAMPLE_ROWS)
         outputs.add_text("report.html", render_report_html(report, [], samples, charts=charts))
 
 
@@ -305,12 +314,13 @@ def _write_split(
     progress: Progress,
     judge: Callable[[], _Judged],
     sample: bool,
-) -> tuple[_Judged, RowCounts, dict[str, list[dict[str, Any]]]]:
+) -> tuple[_Judged, RowCounts, Samples | None]:
     """Write valid rows (the pass that computes every metric), then the quarantine; judge.
 
     The quarantine is written from a second thread while `judge` runs: Deequ's verdict and the
     report's history need only the metrics, which the valid write observed. With `sample`, the
-    quarantine's write also observes report.html's samples.
+    quarantine's write also observes report.html's samples, unless the quarantine is too large
+    (then None: `_stage_reports` reads them back).
 
     Raises:
         RowsLost: valid + quarantined != rows in; both tables are restored.
@@ -321,7 +331,8 @@ def _write_split(
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
         progress.step(f"quarantining {gate.rows_to_quarantine} rows; Deequ's verdict")
         to_write = gate.quarantine_to_write()
-        reasons = list(gate.reasons()) if sample else []
+        observe_samples = sample and gate.rows_to_quarantine <= OBSERVED_SAMPLES_MAX_ROWS
+        reasons = list(gate.reasons()) if observe_samples else []
         quarantine = to_write.observe(
             quarantine_obs,
             F.count(F.lit(1)).alias("rows"),
@@ -344,7 +355,10 @@ def _write_split(
             f"{counts.rows_in} rows in but {counts.rows_valid} valid + "
             f"{counts.rows_quarantined} quarantined; nothing was written"
         )
-    return judged, counts, observed_samples(quarantine_obs.get, reasons, SAMPLE_ROWS)
+    samples = (
+        observed_samples(quarantine_obs.get, reasons, SAMPLE_ROWS) if observe_samples else None
+    )
+    return judged, counts, samples
 
 
 @lakegate_command("validate")

@@ -505,6 +505,48 @@ def test_report_samples_are_observed_per_reason_distinct_and_bounded_on_many_par
     assert samples["absent"] == []
 
 
+def test_read_back_samples_come_from_the_first_rows_and_a_rare_reason_is_searched_for(
+    spark: SparkSession,
+) -> None:
+    from spark_jobs.services.report_samples import read_back_samples
+
+    def errors(*names: str) -> list[tuple[str, str]]:
+        return [(name, f"{name} broken") for name in names]
+
+    rows = [(i, errors("common")) for i in range(6)] + [(6, errors("common", "rare"))]
+    quarantine = spark.createDataFrame(
+        rows, "id int, _lakegate_errors array<struct<constraint: string, message: string>>"
+    ).coalesce(1)
+
+    samples = read_back_samples(quarantine, {"common": 7, "rare": 1}, rows=2, first=3)
+
+    assert [s["id"] for s in samples["common"]] == [0, 1]  # from the first 3 rows alone
+    assert [s["id"] for s in samples["rare"]] == [6]  # not among them: read on its own
+    assert samples["rare"][0]["_lakegate_errors"][1] == {
+        "constraint": "rare",
+        "message": "rare broken",
+    }
+    assert read_back_samples(quarantine, {}, rows=2) == {}
+
+
+def test_a_quarantine_too_large_to_sample_in_its_write_is_read_back_to_the_same_report(
+    spark: SparkSession, items_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def samples_table(output: Path) -> str:
+        html = (output / "report.html").read_text()
+        start = html.index("Sample rows that broke")
+        return html[start : html.index("</table>", start)]
+
+    observed, read_back = tmp_path / "observed", tmp_path / "read_back"
+    arguments = ["--input", str(items_csv), "--quiet", "--no-history"]
+    assert main(["validate", ITEMS, "--output", str(observed), *arguments]) == 1
+    monkeypatch.setattr("spark_jobs.validate.OBSERVED_SAMPLES_MAX_ROWS", 0)
+    assert main(["validate", ITEMS, "--output", str(read_back), *arguments]) == 1
+
+    assert samples_table(observed) == samples_table(read_back)
+    assert "<td>3</td><td>null</td><td>null</td><td>low</td>" in samples_table(read_back)
+
+
 def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
     spark: SparkSession,
     settings: Settings,

@@ -365,6 +365,20 @@ class StagedOutputs:
                 n: e["version"] for n, e in self._tables.items() if e.get("version") is not None
             }
 
+    def read_written(self, name: str) -> DataFrame:
+        """What this job wrote as table `name`, before `commit` makes it current."""
+        entry = self._tables[name]
+        if entry["format"] == "delta":
+            reader = self.spark.read.format("delta")
+            if delta_version(self.spark, self.final(name)) != entry["version"]:
+                # Someone wrote since: time travel (a snapshot rebuilt from the log, 0.5-1 s).
+                reader = reader.option("versionAsOf", entry["version"])
+            return reader.load(self.final(name))
+        reader = self.spark.read.format(entry["format"])
+        if entry["format"] == "csv":
+            reader = reader.option("header", True)
+        return reader.load(f"{self._staging(self.run_id)}/{name}")
+
     def add_json(self, name: str, data: Mapping[str, Any]) -> None:
         """Stage a JSON document as output `name`."""
         self.add_text(name, json.dumps(data, indent=2, default=str) + "\n")
