@@ -319,7 +319,7 @@ def _write_split(
 
     The quarantine is written from a second thread while `judge` runs: Deequ's verdict and the
     report's history need only the metrics, which the valid write observed. With `sample`, the
-    quarantine's write also observes report.html's samples, unless the quarantine is too large
+    quarantine's write also observes report.html's samples, unless the table is too large
     (then None: `_stage_reports` reads them back).
 
     Raises:
@@ -331,7 +331,7 @@ def _write_split(
         outputs.write_table("valid", gate.valid.observe(valid_obs, F.count(F.lit(1)).alias("rows")))
         progress.step(f"quarantining {gate.rows_to_quarantine} rows; Deequ's verdict")
         to_write = gate.quarantine_to_write()
-        observe_samples = sample and gate.rows_to_quarantine <= OBSERVED_SAMPLES_MAX_ROWS
+        observe_samples = sample and gate.rows_in <= OBSERVED_SAMPLES_MAX_ROWS
         reasons = list(gate.reasons()) if observe_samples else []
         quarantine = to_write.observe(
             quarantine_obs,

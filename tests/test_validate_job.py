@@ -529,7 +529,7 @@ def test_read_back_samples_come_from_the_first_rows_and_a_rare_reason_is_searche
     assert read_back_samples(quarantine, {}, rows=2) == {}
 
 
-def test_a_quarantine_too_large_to_sample_in_its_write_is_read_back_to_the_same_report(
+def test_a_table_too_large_to_sample_in_the_quarantine_write_is_read_back_to_the_same_report(
     spark: SparkSession, items_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     def samples_table(output: Path) -> str:

@@ -6,8 +6,8 @@ candidate (`min_by`, one row of state each, so memory stays flat whatever the qu
 Distinct candidates are the samples: up to `rows` rows per reason, fewer only when the reason
 blamed fewer rows or two salts picked the same row. Values come as Spark's `Row.json` gives
 them (dates and timestamps as strings, maps as objects), which is what report.html prints.
-A quarantine of more than `OBSERVED_SAMPLES_MAX_ROWS` rows is sampled by reading back the
-table just written (`read_back_samples`), whose cost does not grow with it.
+A table of more than `OBSERVED_SAMPLES_MAX_ROWS` rows is sampled by reading back the
+quarantine just written (`read_back_samples`), whose cost does not grow with the table.
 """
 
 from __future__ import annotations
@@ -22,10 +22,11 @@ from pyspark.sql.types import MapType, StructType
 
 from checks.gate import ERRORS_COLUMN
 
-# Up to this many quarantined rows, the samples ride on the quarantine's write: each row costs
-# about 1 microsecond of CPU there (3M rows: 3.4 s), while a read back of the written table costs
-# 1-2 s at any size (mostly Delta's planning in a fresh JVM).
-OBSERVED_SAMPLES_MAX_ROWS = 200_000
+# Up to this many rows read, the samples ride on the quarantine's write. There they cost about
+# 1 microsecond of CPU per quarantined row (3M rows, all quarantined: 3.4 s) plus a share per
+# task (a 3M-row table with 20,000 quarantined rows paid 0.4 s, far more than its rows explain),
+# while a read back of the written table costs 1-2 s at any size (mostly Delta's planning).
+OBSERVED_SAMPLES_MAX_ROWS = 1_000_000
 # A read back takes most reasons' samples from one read of the quarantine's first rows.
 READ_BACK_FIRST_ROWS = 1000
 
