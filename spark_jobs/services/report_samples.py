@@ -21,6 +21,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import MapType, StructType
 
 from checks.gate import ERRORS_COLUMN
+from checks.row_rules import column
 
 # Up to this many rows read, the samples ride on the quarantine's write. There they cost about
 # 1 microsecond of CPU per quarantined row (3M rows, all quarantined: 3.4 s) plus a share per
@@ -42,9 +43,9 @@ def sample_aggregates(schema: StructType, reasons: Sequence[str], rows: int) -> 
         reasons: constraint ids that blamed rows.
         rows: samples wanted per reason.
     """
-    columns = [F.col(_quoted(f.name)) for f in schema.fields]
+    columns = [column(f.name) for f in schema.fields]
     # xxhash64 takes any type but maps; the errors column alone already tells rows apart.
-    hashed = [F.col(_quoted(f.name)) for f in schema.fields if not isinstance(f.dataType, MapType)]
+    hashed = [column(f.name) for f in schema.fields if not isinstance(f.dataType, MapType)]
     record = F.struct(*columns)
     # One hash per row; each candidate orders rows by it XOR a salt of its own.
     hash_ = F.xxhash64(*hashed)
@@ -116,7 +117,3 @@ def _salt(index: int) -> int:
 
 def _name(reason: int, salt: int) -> str:
     return f"sample_{reason}_{salt}"
-
-
-def _quoted(name: str) -> str:
-    return "`" + name.replace("`", "``") + "`"
