@@ -84,7 +84,13 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
     from pyspark.sql import functions as F
 
     from checks import gate as G
-    from checks.row_rules import DUPLICATE_FLAG_PREFIX, RowContext, deequ_patterns, violation
+    from checks.row_rules import (
+        DUPLICATE_FLAG_PREFIX,
+        RowContext,
+        column,
+        deequ_patterns,
+        violation,
+    )
 
     gate = G.apply_suite(spark, df, suite)
     # The duplicate flags as the gate builds them (an IN list of few keys), as a join, constant.
@@ -96,7 +102,7 @@ def gate_parts(spark: Any, df: Any, suite: Any) -> dict[str, Any]:
         flag = flags[constraint.id] = f"{DUPLICATE_FLAG_PREFIX}{i}"
         # Cached as the gate does, over a plan of its own (a no-op projection): Spark's cache
         # matches analyzed plans, and the gate's own groupings must not find this table.
-        own = df.select(*[F.col(f"`{c}`") for c in df.columns])
+        own = df.select(*[column(c) for c in df.columns])
         frequencies = G._frequencies(own, constraint.columns, None).cache()
         duplicated = frequencies.where(count > 1).count()
         grouping = G._Grouping(
