@@ -9,6 +9,8 @@ interleaved a, b, c, a, b, c, ...:
   (b) lakegate  `spark_jobs.validate.run(...)`: metrics observed in the valid write, two Delta
                 writes through the journal
   (b') lakegate-parquet  the same with `outputs.format: parquet` (staged and moved in)
+  (b'') lakegate-lean-stats  Delta outputs with `outputs.delta_properties` keeping statistics
+                of the non-string columns only (opt-in: `--variants ...,lakegate-lean-stats`)
   (c) pydeequ   the same constraints as PyDeequ `Check` calls, `VerificationSuite.run()`,
                 `VerificationResult.rowLevelResultsAsDataFrame` and two filtered writes
 
@@ -55,13 +57,19 @@ if str(PROJECT_ROOT) not in sys.path:
 
 DEFAULT_SUITE = PROJECT_ROOT / "checks" / "examples" / "bench_wide.yaml"
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
-VARIANTS = ("copy", "copy-delta", "lakegate", "lakegate-parquet", "pydeequ")
+VARIANTS = ("copy", "copy-delta", "lakegate", "lakegate-parquet", "pydeequ", "lakegate-lean-stats")
+DEFAULT_VARIANTS = VARIANTS[:5]
+# Delta statistics of the orders table's non-string columns only (docs/performance.md).
+LEAN_STATS = {
+    "delta.dataSkippingStatsColumns": "customer_id,amount,quantity,score,created_at",
+}
 LABELS = {
     "copy": "(a) copy read+write",
     "copy-delta": "(a') copy to Delta",
     "lakegate": "(b) lakegate validate",
     "lakegate-parquet": "(b') lakegate, parquet",
     "pydeequ": "(c) plain PyDeequ",
+    "lakegate-lean-stats": "(b'') lakegate, lean stats",
 }
 # Issue 9: validate at most 2x the bare parquet copy and 0.6x plain PyDeequ.
 TARGETS = {"b_over_a_max": 2.0, "b_over_c_max": 0.6}
@@ -447,6 +455,8 @@ def ratios(summary: dict[str, dict[str, Any]]) -> dict[str, float | None]:
         "b_over_a_delta": ratio("lakegate", "copy-delta"),
         "b_parquet_over_a": ratio("lakegate-parquet", "copy"),
         "b_over_c": ratio("lakegate", "pydeequ"),
+        "b_lean_stats_over_a": ratio("lakegate-lean-stats", "copy"),
+        "b_lean_stats_over_b": ratio("lakegate-lean-stats", "lakegate"),
     }
 
 
@@ -461,8 +471,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--suite", type=Path, default=DEFAULT_SUITE, help="lakegate suite file")
     parser.add_argument(
         "--variants",
-        default=",".join(VARIANTS),
-        help="comma-separated subset of copy,lakegate,pydeequ",
+        default=",".join(DEFAULT_VARIANTS),
+        help=f"comma-separated subset of {','.join(VARIANTS)}",
     )
     parser.add_argument("--workdir", type=Path, default=None, help="scratch folder (default: temp)")
     parser.add_argument("--keep", action="store_true", help="keep the scratch folder afterwards")
@@ -504,6 +514,9 @@ def main(argv: list[str] | None = None) -> int:
     parquet_settings = settings.model_copy(
         update={"outputs": settings.outputs.model_copy(update={"format": "parquet"})}
     )
+    lean_settings = settings.model_copy(
+        update={"outputs": settings.outputs.model_copy(update={"delta_properties": LEAN_STATS})}
+    )
     t0 = time.perf_counter()
     spark = get_session(settings, "lakegate-bench-validate")
     session_seconds = time.perf_counter() - t0
@@ -542,6 +555,9 @@ def main(argv: list[str] | None = None) -> int:
                         spark, parquet_settings, suite, source, out, clock
                     ),
                     "pydeequ": lambda out=out: run_pydeequ(spark, source, out),
+                    "lakegate-lean-stats": lambda out=out, clock=clock: run_lakegate(
+                        spark, lean_settings, suite, source, out, clock
+                    ),
                 }
                 load = os.getloadavg()[0]
                 ledger.take()
@@ -597,7 +613,7 @@ def main(argv: list[str] | None = None) -> int:
     for r in runs:
         if r.rows_valid + r.rows_quarantined != r.rows_in:
             problems.append(f"{r.variant} repeat {r.repeat}: valid + quarantine != rows in")
-        if r.variant in ("lakegate", "pydeequ") and r.rows_quarantined != truth["any"]:
+        if not r.variant.startswith("copy") and r.rows_quarantined != truth["any"]:
             problems.append(
                 f"{r.variant} repeat {r.repeat}: quarantined {r.rows_quarantined:,}, "
                 f"ground truth {truth['any']:,}"
@@ -613,6 +629,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"(b)/(a') = {ratio['b_over_a_delta']:.2f}  (both writing Delta)")
     if ratio["b_parquet_over_a"] is not None:
         print(f"(b')/(a) = {ratio['b_parquet_over_a']:.2f}  (both writing parquet)")
+    if ratio["b_lean_stats_over_b"] is not None:
+        print(
+            f"(b'')/(b) = {ratio['b_lean_stats_over_b']:.2f}, (b'')/(a) = "
+            f"{ratio['b_lean_stats_over_a']:.2f}  (Delta statistics of non-string columns only)"
+        )
     print(f"ground truth: {truth['any']:,} rows break a row rule ({truth})")
     print("sanity: " + ("all counts add up and match the ground truth" if not problems else ""))
     for problem in problems:

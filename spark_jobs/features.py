@@ -92,7 +92,9 @@ def run(spark: SparkSession, settings: Settings, spec: FeaturesSpec) -> Features
     counted = Observation("lakegate_features")
     observed = features.observe(counted, F.count(F.lit(1)).alias("rows"))
     output_format = settings.outputs.format
-    output = write_table_atomically(spark, observed, spec.output, output_format)
+    output = write_table_atomically(
+        spark, observed, spec.output, output_format, settings.outputs.table_properties()
+    )
     if spec.table:
         read_table(spark, output, output_format).createOrReplaceTempView(spec.table)
     return FeaturesResult(output, spec.table, int(counted.get["rows"]), tuple(features.columns))

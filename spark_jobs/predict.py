@@ -250,12 +250,16 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
     from spark_jobs.services.table_io import StagedOutputs
 
     started = time.perf_counter()
-    scoring = _prepare(spark, settings, spec)
-    split, function = scoring.split, scoring.function
     output_format = spec.format or settings.outputs.format
     outputs, name = StagedOutputs.for_table(
-        spark, spec.output, uuid.uuid4().hex[:12], output_format
+        spark,
+        spec.output,
+        uuid.uuid4().hex[:12],
+        output_format,
+        settings.outputs.table_properties(),
     )
+    scoring = _prepare(spark, settings, spec)
+    split, function = scoring.split, scoring.function
     quarantine_path, reasons, rows_gated = None, {}, 0
     try:
         # The scoring pass also counts, per gate rule, the rows the gate stopped.

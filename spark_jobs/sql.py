@@ -168,7 +168,9 @@ def _run_one(
             )
         return
     output_format = output_format or settings.outputs.format
-    written = write_table_atomically(spark, df, str(output), output_format)
+    written = write_table_atomically(
+        spark, df, str(output), output_format, settings.outputs.table_properties()
+    )
     click.echo(f"wrote {output_format} to {written}")
 
 

@@ -192,6 +192,10 @@ def run(
     check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
     check_filters(df, suite)
     check_sql_conditions(df.drop(MALFORMED_COLUMN), suite)
+    outputs = StagedOutputs(
+        spark, spec.output, run_id, settings.outputs.format, settings.outputs.table_properties()
+    )
+    outputs.check_columns("valid", df.columns)
     repository = settings.metrics_repository_path if spec.keep_history else None
     gate = apply_suite(
         spark,
@@ -202,7 +206,6 @@ def run(
         malformed_column=MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None,
         extra_analyzers=anomaly_analyzers(spark, suite.anomalies),
     )
-    outputs = StagedOutputs(spark, spec.output, run_id, settings.outputs.format)
     judge = partial(_judge, spark, gate, suite, spec, run_id, settings.metrics_repository_path)
     judged, counts, samples = _write_split(gate, outputs, suite, progress, judge, spec.html_report)
     progress.step("reports")

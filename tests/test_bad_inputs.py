@@ -281,3 +281,50 @@ def test_plain_spark_submit_without_the_deequ_jar_says_how_to_add_it(tmp_path: P
     assert "Deequ is not on Spark's classpath" in output and "lakegate submit" in output
     assert "Traceback" not in output
     assert not (tmp_path / "out").exists()
+
+
+def conf_with_delta_properties(tmp_path: Path, properties: str, monkeypatch) -> None:
+    """A copy of conf/test.yaml whose outputs get `properties` (YAML lines under the key)."""
+    conf = tmp_path / "conf"
+    conf.mkdir()
+    text = (Path(__file__).parents[1] / "conf" / "test.yaml").read_text()
+    text = text.replace("outputs:\n  format: delta\n", f"outputs:\n  format: delta\n{properties}")
+    (conf / "test.yaml").write_text(text)
+    monkeypatch.setenv("LAKEGATE_CONF_DIR", str(conf))
+
+
+def test_delta_properties_from_conf_shape_both_outputs_of_validate(
+    spark: SparkSession, tmp_path: Path, monkeypatch
+) -> None:
+    conf_with_delta_properties(
+        tmp_path,
+        "  delta_properties:\n    delta.dataSkippingStatsColumns: id,amount\n",
+        monkeypatch,
+    )
+    rows = [(1, "n1", 1.0), (2, "x2", -1.0), (None, "n3", 3.0)]
+    code, output = run_validate(tmp_path, write(spark, tmp_path / "in.parquet", rows, SCHEMA))
+    assert code == 1
+    assert_conserved(spark, output, 3)
+    for table in ("valid", "quarantine"):
+        log = spark.read.json(str(output / table / "_delta_log" / "*.json"))
+        properties = log.where("metaData IS NOT NULL").first()["metaData"]["configuration"]
+        assert properties.asDict() == {"delta.dataSkippingStatsColumns": "id,amount"}
+        stats = [
+            json.loads(r.stats) for r in log.where("add IS NOT NULL").select("add.stats").collect()
+        ]
+        assert {c for s in stats for c in s["minValues"]} <= {"id", "amount"}
+
+
+def test_delta_properties_delta_refuses_are_a_clear_error_before_the_job_reads(
+    spark: SparkSession, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    conf_with_delta_properties(
+        tmp_path, "  delta_properties:\n    delta.dataSkippingStatsColumns: id,price\n", monkeypatch
+    )
+    source = write(spark, tmp_path / "in.parquet", [(1, "n1", 1.0)], SCHEMA)
+    code, output = run_validate(tmp_path, source)
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "delta.dataSkippingStatsColumns names 'price', which output 'valid'" in err
+    assert "Traceback" not in err
+    assert not output.exists()

@@ -175,6 +175,101 @@ def test_an_unknown_output_format_is_refused_before_writing(
     assert not (tmp_path / "t").exists()
 
 
+def table_properties(spark: SparkSession, path: Path) -> dict[str, str]:
+    return dict(DeltaTable.forPath(spark, str(path)).detail().first()["properties"])
+
+
+def file_statistics(spark: SparkSession, path: Path) -> list[dict[str, object]]:
+    """The column statistics Delta kept for each data file of the table's latest version."""
+    import json
+
+    return [
+        json.loads(row.stats)
+        for row in spark.read.json(str(path / "_delta_log" / "*.json"))
+        .where("add IS NOT NULL")
+        .select("add.stats")
+        .collect()
+    ][-1:]
+
+
+def test_configured_delta_properties_reach_a_new_table_and_bound_its_statistics(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "scores"
+    properties = {"delta.dataSkippingStatsColumns": "id", "delta.appendOnly": "false"}
+    write_table_atomically(spark, frame(spark, 0), str(output), "delta", properties)
+    assert table_properties(spark, output) == properties
+    assert [sorted(s["minValues"]) for s in file_statistics(spark, output)] == [["id"]]
+    assertDataFrameEqual(delta(spark, output), frame(spark, 0))
+
+
+def test_an_overwrite_sets_changed_delta_properties_and_a_failed_job_restores_the_old_ones(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "scores"
+    write_table_atomically(spark, frame(spark, 0), str(output))
+    assert table_properties(spark, output) == {}
+    outputs = StagedOutputs(
+        spark, str(tmp_path), "lean", "delta", {"delta.dataSkippingNumIndexedCols": "0"}
+    )
+    outputs.write_table("scores", frame(spark, 100))
+    assert table_properties(spark, output) == {"delta.dataSkippingNumIndexedCols": "0"}
+    assert [sorted(s) for s in file_statistics(spark, output)] == [["numRecords"]]
+    outputs.abort()
+    assert table_properties(spark, output) == {}
+    assertDataFrameEqual(delta(spark, output), frame(spark, 0))
+    version = delta_version(spark, str(output))
+    write_table_atomically(
+        spark, frame(spark, 0), str(output), "delta", {"delta.dataSkippingNumIndexedCols": "32"}
+    )
+    write_table_atomically(
+        spark, frame(spark, 0), str(output), "delta", {"delta.dataSkippingNumIndexedCols": "32"}
+    )
+    assert delta_version(spark, str(output)) == (version or 0) + 3  # one property commit only
+
+
+@pytest.mark.parametrize(
+    ("properties", "message"),
+    [
+        ({"delta.dataSkipingNumIndexedCols": "8"}, "Unknown configuration was specified"),
+        ({"delta.dataSkippingNumIndexedCols": "-5"}, "larger than or equal to -1"),
+    ],
+)
+def test_delta_properties_delta_refuses_fail_before_anything_is_written(
+    spark: SparkSession, tmp_path: Path, properties: dict[str, str], message: str
+) -> None:
+    from spark_jobs.services.table_io import InputError
+
+    with pytest.raises(InputError, match=f"outputs.delta_properties: .*{message}"):
+        write_table_atomically(spark, frame(spark, 0), str(tmp_path / "t"), "delta", properties)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_statistics_columns_an_output_lacks_are_named_before_it_is_written(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from spark_jobs.services.table_io import InputError
+
+    properties = {"delta.dataSkippingStatsColumns": "id, `amount`, name.first"}
+    with pytest.raises(InputError, match="names 'amount', which output 't' does not have"):
+        write_table_atomically(spark, frame(spark, 0), str(tmp_path / "t"), "delta", properties)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_delta_properties_in_conf_are_typed_and_spelled_as_delta_takes_them(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "lean.yaml").write_text(
+        "outputs:\n  delta_properties:\n    delta.dataSkippingNumIndexedCols: 8\n"
+        "    delta.appendOnly: false\n"
+    )
+    outputs = load_settings("lean", tmp_path).outputs
+    assert outputs.table_properties() == {
+        "delta.dataSkippingNumIndexedCols": "8",
+        "delta.appendOnly": "false",
+    }
+
+
 @pytest.mark.parametrize("env", ["local", "test", "cluster"])
 def test_the_configured_delta_jar_matches_the_installed_delta_spark(env: str) -> None:
     coordinate = load_settings(env).delta.coordinate

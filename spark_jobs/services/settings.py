@@ -62,9 +62,26 @@ class DeltaSettings(_Strict):
 
 
 class OutputSettings(_Strict):
-    """How jobs write their tables."""
+    """How jobs write their tables.
+
+    Attributes:
+        format: `delta` (one transaction per overwrite) or `parquet`.
+        delta_properties: Delta table properties every Delta output gets, set on creation and
+            on each overwrite where the table's value differs (for example
+            `delta.dataSkippingNumIndexedCols: 8`, or `delta.dataSkippingStatsColumns` naming
+            the columns readers filter on). Delta checks the names and values before a job
+            computes anything; an empty map keeps Delta's defaults.
+    """
 
     format: Literal["delta", "parquet"] = "delta"
+    delta_properties: dict[str, str | int | bool] = Field(default_factory=dict)
+
+    def table_properties(self) -> dict[str, str]:
+        """`delta_properties` as Delta takes them: strings, booleans spelled `true`/`false`."""
+        return {
+            key: str(value).lower() if isinstance(value, bool) else str(value)
+            for key, value in self.delta_properties.items()
+        }
 
 
 class MlflowSettings(_Strict):

@@ -243,6 +243,64 @@ def _enable_column_mapping(spark: SparkSession, path: str) -> None:
     spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({settings})")
 
 
+def check_delta_properties(spark: SparkSession, properties: Mapping[str, str]) -> None:
+    """Ask Delta whether it accepts `properties` as table properties, before any work is done.
+
+    Raises:
+        InputError: Delta's reason (an unknown `delta.` key, a value out of range) and the fix.
+    """
+    if not properties:
+        return
+    jvm = jvm_of(spark)
+    table = jvm.java.util.HashMap()
+    for key, value in properties.items():
+        table.put(key, value)
+    scala_map = (
+        jvm.scala.collection.JavaConverters.mapAsScalaMapConverter(table)
+        .asScala()
+        .toMap(jvm.scala.Predef.conforms())
+    )
+    try:
+        jvm.org.apache.spark.sql.delta.DeltaConfigs.validateConfigurations(scala_map)
+    except (Py4JJavaError, CapturedException) as exc:
+        reason = _first_line(exc)
+        if isinstance(exc, Py4JJavaError):
+            reason = str(exc.java_exception.getMessage() or reason).strip().splitlines()[0]
+        raise InputError(
+            f"outputs.delta_properties: Delta refuses them: {reason}. Fix the key or value in "
+            "conf/<env>.yaml (Delta's table properties: "
+            "https://docs.delta.io/latest/table-properties.html)"
+        ) from None
+
+
+def _stats_columns(value: str) -> list[str]:
+    """The top-level column of each `delta.dataSkippingStatsColumns` entry (`a`, `a.b`)."""
+    names = []
+    for match in re.finditer(r"\s*(`(?:[^`]|``)*`|[^,.`]+)(?:\.[^,]*)?\s*(?:,|$)", value):
+        name = match.group(1).strip()
+        names.append(name[1:-1].replace("``", "`") if name.startswith("`") else name)
+    return [n for n in names if n]
+
+
+def _sql_string(text: str) -> str:
+    """`text` as a Spark SQL string literal."""
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _update_table_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
+    """Set the properties an existing Delta table has otherwise (one metadata commit, if any)."""
+    from delta.tables import DeltaTable
+
+    row = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    current = dict(row[0]) if row and row[0] else {}
+    changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if not changed:
+        return
+    settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in changed.items())
+    quoted = path.replace("`", "``")
+    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({settings})")
+
+
 def delta_version(spark: SparkSession, path: str) -> int | None:
     """The latest committed version of the Delta table at `path`, or None if it is not one.
 
@@ -269,11 +327,22 @@ class StagedOutputs:
     a committed journal. One job writes a given table at a time.
     """
 
-    def __init__(self, spark: SparkSession, root: str, run_id: str, fmt: str = "delta") -> None:
+    def __init__(
+        self,
+        spark: SparkSession,
+        root: str,
+        run_id: str,
+        fmt: str = "delta",
+        delta_properties: Mapping[str, str] | None = None,
+    ) -> None:
         if fmt not in OUTPUT_FORMATS:
             raise InputError(
                 f"unknown output format {fmt!r}; use one of {', '.join(OUTPUT_FORMATS)}"
             )
+        self.delta_properties = dict(delta_properties or {}) if fmt == "delta" else {}
+        if self.delta_properties:
+            require_delta(spark)
+            check_delta_properties(spark, self.delta_properties)
         self.spark = spark
         self.storage = Storage(spark)
         self.root = root.rstrip("/")
@@ -285,12 +354,36 @@ class StagedOutputs:
 
     @classmethod
     def for_table(
-        cls, spark: SparkSession, output: str, run_id: str, fmt: str = "delta"
+        cls,
+        spark: SparkSession,
+        output: str,
+        run_id: str,
+        fmt: str = "delta",
+        delta_properties: Mapping[str, str] | None = None,
     ) -> tuple[StagedOutputs, str]:
         """Outputs in the folder that holds `output`, and the table name `output` has there."""
         output = output.rstrip("/")
         root, name = output.rsplit("/", 1) if "/" in output else (".", output)
-        return cls(spark, root, run_id, fmt), name
+        return cls(spark, root, run_id, fmt, delta_properties), name
+
+    def check_columns(self, name: str, columns: Collection[str]) -> None:
+        """Refuse a `delta.dataSkippingStatsColumns` naming a column output `name` lacks.
+
+        Raises:
+            InputError: naming the columns, the output and the fix.
+        """
+        listed = self.delta_properties.get("delta.dataSkippingStatsColumns")
+        if not listed:
+            return
+        present = {c.lower() for c in columns}
+        missing = [c for c in _stats_columns(listed) if c.lower() not in present]
+        if missing:
+            raise InputError(
+                f"outputs.delta_properties: delta.dataSkippingStatsColumns names "
+                f"{', '.join(repr(c) for c in missing)}, which output {name!r} does not have "
+                f"(its columns: {', '.join(columns)}); name only columns every Delta output of "
+                "the job has, or bound the statistics with delta.dataSkippingNumIndexedCols"
+            )
 
     def final(self, name: str) -> str:
         """The final location of output `name`."""
@@ -317,6 +410,7 @@ class StagedOutputs:
         Different tables of one job may be written from several threads at once (the journal
         is updated under a lock; the Spark writes run side by side).
         """
+        self.check_columns(name, df.columns)
         with self._lock:
             self.recover([name])
             entry: dict[str, Any] = {"format": self.format}
@@ -339,6 +433,12 @@ class StagedOutputs:
             .option("overwriteSchema", "true")
             .option("userMetadata", f"lakegate run {self.run_id}")
         )
+        if self.delta_properties:
+            # Writer options become table properties only when the write creates the table.
+            if entry["previous_version"] is not None:
+                _update_table_properties(self.spark, final, self.delta_properties)
+            for key, value in self.delta_properties.items():
+                writer = writer.option(key, value)
         if needs_column_mapping(df.columns):
             if entry["previous_version"] is not None:
                 _enable_column_mapping(self.spark, final)
@@ -484,14 +584,20 @@ class StagedOutputs:
 
 
 def write_table_atomically(
-    spark: SparkSession, df: DataFrame, output: str, fmt: str = "delta"
+    spark: SparkSession,
+    df: DataFrame,
+    output: str,
+    fmt: str = "delta",
+    delta_properties: Mapping[str, str] | None = None,
 ) -> str:
     """Write one table to `output`, replacing the earlier one whole or not at all; return `output`.
 
     Raises:
-        InputError: the format is unknown.
+        InputError: the format is unknown, or Delta refuses `delta_properties`.
     """
-    staged, name = StagedOutputs.for_table(spark, output, uuid.uuid4().hex[:12], fmt)
+    staged, name = StagedOutputs.for_table(
+        spark, output, uuid.uuid4().hex[:12], fmt, delta_properties
+    )
     try:
         staged.write_table(name, df)
         staged.commit()
