@@ -233,12 +233,21 @@ def needs_column_mapping(columns: Collection[str]) -> bool:
 
 def _enable_column_mapping(spark: SparkSession, path: str) -> None:
     """Turn on column mapping by name for an existing Delta table (one metadata commit)."""
+    if _table_properties(spark, path).get("delta.columnMapping.mode") != "name":
+        _set_table_properties(spark, path, DELTA_COLUMN_MAPPING)
+
+
+def _table_properties(spark: SparkSession, path: str) -> dict[str, str]:
+    """The table properties of the Delta table at `path`."""
     from delta.tables import DeltaTable
 
-    properties = DeltaTable.forPath(spark, path).detail().select("properties").first()
-    if properties and properties[0].get("delta.columnMapping.mode") == "name":
-        return
-    settings = ", ".join(f"'{k}' = '{v}'" for k, v in DELTA_COLUMN_MAPPING.items())
+    row = DeltaTable.forPath(spark, path).detail().select("properties").first()
+    return dict(row[0]) if row and row[0] else {}
+
+
+def _set_table_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
+    """One `ALTER TABLE SET TBLPROPERTIES` commit on the Delta table at `path`."""
+    settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in properties.items())
     quoted = path.replace("`", "``")
     spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({settings})")
 
@@ -289,16 +298,10 @@ def _sql_string(text: str) -> str:
 
 def _update_table_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
     """Set the properties an existing Delta table has otherwise (one metadata commit, if any)."""
-    from delta.tables import DeltaTable
-
-    row = DeltaTable.forPath(spark, path).detail().select("properties").first()
-    current = dict(row[0]) if row and row[0] else {}
+    current = _table_properties(spark, path)
     changed = {k: v for k, v in properties.items() if current.get(k) != v}
-    if not changed:
-        return
-    settings = ", ".join(f"{_sql_string(k)} = {_sql_string(v)}" for k, v in changed.items())
-    quoted = path.replace("`", "``")
-    spark.sql(f"ALTER TABLE delta.`{quoted}` SET TBLPROPERTIES ({settings})")
+    if changed:
+        _set_table_properties(spark, path, changed)
 
 
 def delta_version(spark: SparkSession, path: str) -> int | None:
