@@ -195,7 +195,7 @@ def run(
     outputs = StagedOutputs(
         spark, spec.output, run_id, settings.outputs.format, settings.outputs.table_properties()
     )
-    outputs.check_columns("valid", df.columns)
+    outputs.check_columns("valid", df.drop(MALFORMED_COLUMN).columns)
     repository = settings.metrics_repository_path if spec.keep_history else None
     gate = apply_suite(
         spark,

@@ -24,7 +24,7 @@ from pyspark.sql import SparkSession
 
 from lakegate_errors import EnvironmentProblem
 from spark_jobs.services.class_archive import archive_conf
-from spark_jobs.services.settings import Settings
+from spark_jobs.services.settings import Settings, conf_string
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"
@@ -50,7 +50,7 @@ def spark_conf(
     With the jars cached, the driver maps the class-data archive (`class_archive`), or writes
     one to `class_archive_dump` when it exits.
     """
-    conf = {key: _conf_value(value) for key, value in settings.spark.conf.items()}
+    conf = {key: conf_string(value) for key, value in settings.spark.conf.items()}
     conf["spark.app.name"] = app_name or settings.spark.app_name
     if settings.spark.master:
         conf["spark.master"] = settings.spark.master
@@ -149,10 +149,6 @@ def _driver_can_load(class_name: str) -> bool:
     return bool(jvm.org.apache.spark.util.Utils.classIsLoadable(class_name))
 
 
-def _conf_value(value: object) -> str:
-    return str(value).lower() if isinstance(value, bool) else str(value)
-
-
 def get_session(
     settings: Settings, app_name: str | None = None, *, class_archive_dump: Path | None = None
 ) -> SparkSession:
@@ -181,7 +177,7 @@ def get_session(
             for key in delta_conf({}):
                 conf.pop(key)
                 if key in settings.spark.conf:
-                    conf[key] = _conf_value(settings.spark.conf[key])
+                    conf[key] = conf_string(settings.spark.conf[key])
     for key, value in conf.items():
         builder = builder.config(key, value)
     try:

@@ -18,6 +18,11 @@ DEFAULT_ENV = "local"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
+def conf_string(value: object) -> str:
+    """A YAML scalar as Spark and Delta take settings: booleans spelled `true`/`false`."""
+    return str(value).lower() if isinstance(value, bool) else str(value)
+
+
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -78,10 +83,7 @@ class OutputSettings(_Strict):
 
     def table_properties(self) -> dict[str, str]:
         """`delta_properties` as Delta takes them: strings, booleans spelled `true`/`false`."""
-        return {
-            key: str(value).lower() if isinstance(value, bool) else str(value)
-            for key, value in self.delta_properties.items()
-        }
+        return {key: conf_string(value) for key, value in self.delta_properties.items()}
 
 
 class MlflowSettings(_Strict):

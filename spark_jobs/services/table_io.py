@@ -436,10 +436,9 @@ class StagedOutputs:
             .option("overwriteSchema", "true")
             .option("userMetadata", f"lakegate run {self.run_id}")
         )
-        if self.delta_properties:
-            # Writer options become table properties only when the write creates the table.
-            if entry["previous_version"] is not None:
-                _update_table_properties(self.spark, final, self.delta_properties)
+        if self.delta_properties and entry["previous_version"] is not None:
+            _update_table_properties(self.spark, final, self.delta_properties)
+        elif self.delta_properties:  # writer options become properties only on creation
             for key, value in self.delta_properties.items():
                 writer = writer.option(key, value)
         if needs_column_mapping(df.columns):
