@@ -550,12 +550,7 @@ def apply_suite(
     check_reserved_columns(df, [malformed_column] if malformed_column else [])
     jvm: Any = spark._jvm
     checks = compile_checks(spark, suite)
-    analyzers: dict[str, Any] = {}
-    for check in checks:
-        for analyzer in _scala_iter(check._Check.requiredAnalyzers()):
-            analyzers.setdefault(analyzer.toString(), analyzer)
-    for analyzer in extra_analyzers:
-        analyzers.setdefault(analyzer.toString(), analyzer)
+    analyzers = _required_analyzers(checks, extra_analyzers)
     observable, grouping_analyzers, standalone = _classify(list(analyzers.values()))
     provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
     original = [c for c in df.columns if c != malformed_column]
@@ -565,53 +560,17 @@ def apply_suite(
         analyzer.calculate(scan._jdf, none, jvm.scala.Option.apply(provider), none)
     groupings = _group(spark, scan, grouping_analyzers, provider)
 
-    row_constraints = [
-        c
-        for check in suite.checks
-        if check.level is Level.ERROR
-        for c in check.constraints
-        if c.blames_rows
-    ]
-    annotated = df
-    flags: dict[str, str] = {}
-    for i, constraint in enumerate(c for c in row_constraints if c.type.groups_rows):
-        flag = f"{DUPLICATE_FLAG_PREFIX}{i}"
-        match = next(
-            (
-                g
-                for g in groupings
-                if g.columns == constraint.columns and g.where == constraint.args.where
-            ),
-            None,
-        )
-        annotated = _flag_duplicates(annotated, constraint, match, flag)
-        flags[constraint.id] = flag
+    row_constraints = _row_constraints(suite)
+    annotated, flags = _flag_grouped_rules(df, row_constraints, groupings)
     patterns = deequ_patterns(spark) if row_constraints else {}
     tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in row_constraints]
     if malformed_column is not None:
         tests.append(F.col(malformed_column).isNotNull())
     quarantined = reduce(operator.or_, tests, F.lit(False))
 
-    offsets: list[tuple[Any, int]] = []
-    functions: list[Column] = []
-    for analyzer in observable:
-        offsets.append((analyzer, len(functions)))
-        functions += [Column(jc) for jc in _scala_iter(analyzer.aggregationFunctions())]
-    counts = [
-        F.count(F.lit(1)).alias("rows"),
-        F.sum(quarantined.cast("long")).alias("quarantined"),
-    ]
-    counts += [
-        F.sum(test.cast("long")).alias(f"blamed_{i}")
-        for i, test in enumerate(tests[: len(row_constraints)])
-    ]
-    if malformed_column is not None:
-        counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
+    offsets, functions = _aggregation_functions(observable)
     counted = [g for g in groupings if g.frequencies is None]
-    counts += [
-        F.count(F.when(_in_scope(g.columns, g.where), 1)).alias(f"keyed_{i}")
-        for i, g in enumerate(counted)
-    ]
+    counts = _gate_counts(quarantined, tests[: len(row_constraints)], malformed_column, counted)
     observation = Observation(f"lakegate_gate_{id(df)}")
     observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
     failures = failures_column(row_constraints, patterns, flags)
@@ -640,6 +599,84 @@ def apply_suite(
         _counted=counted,
         _standalone=standalone,
     )
+
+
+def _row_constraints(suite: Suite) -> list[Constraint]:
+    """The constraints whose failing rows are quarantined: error level, judging single rows."""
+    return [
+        c
+        for check in suite.checks
+        if check.level is Level.ERROR
+        for c in check.constraints
+        if c.blames_rows
+    ]
+
+
+def _aggregation_functions(observable: Sequence[Any]) -> tuple[list[tuple[Any, int]], list[Column]]:
+    """Every observable analyzer's aggregation functions, and where each analyzer's start."""
+    offsets: list[tuple[Any, int]] = []
+    functions: list[Column] = []
+    for analyzer in observable:
+        offsets.append((analyzer, len(functions)))
+        functions += [Column(jc) for jc in _scala_iter(analyzer.aggregationFunctions())]
+    return offsets, functions
+
+
+def _required_analyzers(checks: Sequence[Any], extra: Sequence[Any]) -> dict[str, Any]:
+    """Every analyzer the checks need, then `extra`, once each (by Deequ's own name)."""
+    analyzers: dict[str, Any] = {}
+    for check in checks:
+        for analyzer in _scala_iter(check._Check.requiredAnalyzers()):
+            analyzers.setdefault(analyzer.toString(), analyzer)
+    for analyzer in extra:
+        analyzers.setdefault(analyzer.toString(), analyzer)
+    return analyzers
+
+
+def _flag_grouped_rules(
+    df: DataFrame, row_constraints: Sequence[Constraint], groupings: Sequence[_Grouping]
+) -> tuple[DataFrame, dict[str, str]]:
+    """`df` with a duplicate flag per rule that groups rows (`isUnique`), and the flag names."""
+    annotated = df
+    flags: dict[str, str] = {}
+    for i, constraint in enumerate(c for c in row_constraints if c.type.groups_rows):
+        flag = f"{DUPLICATE_FLAG_PREFIX}{i}"
+        match = next(
+            (
+                g
+                for g in groupings
+                if g.columns == constraint.columns and g.where == constraint.args.where
+            ),
+            None,
+        )
+        annotated = _flag_duplicates(annotated, constraint, match, flag)
+        flags[constraint.id] = flag
+    return annotated, flags
+
+
+def _gate_counts(
+    quarantined: Column,
+    rule_tests: Sequence[Column],
+    malformed_column: str | None,
+    counted: Sequence[_Grouping],
+) -> list[Column]:
+    """What the valid write counts besides Deequ's states.
+
+    Rows, quarantined rows, rows blamed per rule, malformed lines, and the rows in scope of each
+    counts-only grouping.
+    """
+    counts = [
+        F.count(F.lit(1)).alias("rows"),
+        F.sum(quarantined.cast("long")).alias("quarantined"),
+    ]
+    counts += [F.sum(test.cast("long")).alias(f"blamed_{i}") for i, test in enumerate(rule_tests)]
+    if malformed_column is not None:
+        counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
+    counts += [
+        F.count(F.when(_in_scope(g.columns, g.where), 1)).alias(f"keyed_{i}")
+        for i, g in enumerate(counted)
+    ]
+    return counts
 
 
 def _pack(functions: list[Column]) -> Column:

@@ -38,6 +38,7 @@ if TYPE_CHECKING:
     from checks.gate import Gate
     from checks.suite import Suite
     from spark_jobs.services.settings import Settings
+    from spark_jobs.services.table_io import StagedOutputs
     from udfs import ModelFunction
 
 REPORT_NAME = "_lakegate_report.json"
@@ -242,10 +243,7 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
         ModelUsageError, UserError: a bad model, alias, column or type; nothing written.
         RowsLost: with the gate, scored + gated rows do not add up to the input.
     """
-    from pyspark.sql import functions as F
-
     from lakegate_errors import RowsLost
-    from spark_jobs.services.job_metrics import log_job_metrics
     from spark_jobs.services.reporting import redact
     from spark_jobs.services.table_io import StagedOutputs
 
@@ -260,18 +258,10 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
     )
     scoring = _prepare(spark, settings, spec)
     split, function = scoring.split, scoring.function
-    quarantine_path, reasons, rows_gated = None, {}, 0
     try:
         # The scoring pass also counts, per gate rule, the rows the gate stopped.
         outputs.write_table(name, scoring.result)
-        if split is not None:
-            quarantine_obs = Observation("lakegate_gate_out")
-            quarantined = split.quarantine_to_write().observe(
-                quarantine_obs, F.count(F.lit(1)).alias("rows")
-            )
-            outputs.write_table(f"{name}_quarantine", quarantined)
-            quarantine_path = outputs.final(f"{name}_quarantine")
-            rows_gated, reasons = int(quarantine_obs.get["rows"]), split.reasons()
+        quarantine_path, reasons, rows_gated = _write_gated(outputs, name, split)
         counts = scoring.observation.get
         rows = int(counts.get("rows") or 0)
         rows_in = split.rows_in if split is not None else rows
@@ -313,6 +303,32 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
     finally:
         if split is not None:
             split.release()
+    _log_metrics(settings, report)
+    return report
+
+
+def _write_gated(
+    outputs: StagedOutputs, name: str, split: Gate | None
+) -> tuple[str | None, dict[str, int], int]:
+    """Write the rows the input gate stopped as `<name>_quarantine` (after the scored rows).
+
+    Returns its final location, the rows blamed per rule and the rows written (None, {}, 0
+    without a gate).
+    """
+    if split is None:
+        return None, {}, 0
+    from pyspark.sql import functions as F
+
+    observation = Observation("lakegate_gate_out")
+    quarantined = split.quarantine_to_write().observe(observation, F.count(F.lit(1)).alias("rows"))
+    outputs.write_table(f"{name}_quarantine", quarantined)
+    return outputs.final(f"{name}_quarantine"), split.reasons(), int(observation.get["rows"])
+
+
+def _log_metrics(settings: Settings, report: PredictReport) -> None:
+    """Log the run's rows and timings to MLflow's job-metrics experiment."""
+    from spark_jobs.services.job_metrics import log_job_metrics
+
     log_job_metrics(
         settings,
         "predict",
@@ -328,7 +344,6 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
             "input": report.input,
         },
     )
-    return report
 
 
 @lakegate_command("predict")

@@ -301,38 +301,22 @@ def champion_score(client: Any, model_name: str, metric: str) -> tuple[str | Non
     return str(version), value
 
 
-def log_register_promote(
+def _log_run(
     fitted: FittedModel,
     config: TrainConfig,
-    settings: Settings,
-    *,
+    experiment_id: str,
     source: str,
     rows: int,
-    started: float | None = None,
-    input_gate: dict[str, Any] | None = None,
-) -> TrainResult:
-    """Log the run and model, register a version as `challenger`, promote it if good enough.
+    input_gate: dict[str, Any] | None,
+) -> tuple[str, str]:
+    """Log one training run: parameters, metrics, metadata and the model.
 
-    `input_gate`, a suite derived from the training data, is logged as `input_gate/suite.yaml`.
-
-    Raises:
-        EnvironmentProblem: the tracking store cannot be reached.
-
+    Returns:
+        The run's id and the logged model's URI.
     """
     import mlflow
     import mlflow.sklearn
-    from mlflow import MlflowClient
 
-    started = started if started is not None else time.perf_counter()
-    tracking_uri = config.tracking_uri or settings.tracking_uri
-    registry_uri = settings.registry_uri if config.tracking_uri is None else config.tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-    try:
-        experiment_id = _experiment_id(config, settings)
-    except Exception as exc:
-        raise EnvironmentProblem(f"the MLflow store {tracking_uri} cannot be used: {exc}") from None
     metadata = {
         "data_source": source,
         "rows": rows,
@@ -378,9 +362,42 @@ def log_register_promote(
             skops_trusted_types=_trusted_types(fitted.pipeline, config.skops_trusted_types),
             pip_requirements=pinned_requirements(),
         )
-        run_id = run.info.run_id
+    return run.info.run_id, info.model_uri
+
+
+def log_register_promote(
+    fitted: FittedModel,
+    config: TrainConfig,
+    settings: Settings,
+    *,
+    source: str,
+    rows: int,
+    started: float | None = None,
+    input_gate: dict[str, Any] | None = None,
+) -> TrainResult:
+    """Log the run and model, register a version as `challenger`, promote it if good enough.
+
+    `input_gate`, a suite derived from the training data, is logged as `input_gate/suite.yaml`.
+
+    Raises:
+        EnvironmentProblem: the tracking store cannot be reached.
+    """
+    import mlflow
+    from mlflow import MlflowClient
+
+    started = started if started is not None else time.perf_counter()
+    tracking_uri = config.tracking_uri or settings.tracking_uri
+    registry_uri = settings.registry_uri if config.tracking_uri is None else config.tracking_uri
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+    try:
+        experiment_id = _experiment_id(config, settings)
+    except Exception as exc:
+        raise EnvironmentProblem(f"the MLflow store {tracking_uri} cannot be used: {exc}") from None
+    run_id, model_uri = _log_run(fitted, config, experiment_id, source, rows, input_gate)
     previous_version, previous_score = champion_score(client, config.model_name, fitted.metric)
-    version = mlflow.register_model(info.model_uri, config.model_name)
+    version = mlflow.register_model(model_uri, config.model_name)
     client.set_registered_model_alias(config.model_name, CHALLENGER, version.version)
     promoted = previous_version is None or (
         previous_score is None or fitted.score >= previous_score
