@@ -186,6 +186,7 @@ class Gate:
     _context: Any = None
     _judged_at: int = 0
     _counted: list[_Grouping] = field(default_factory=list)
+    _observed: dict[str, Any] | None = None
 
     @property
     def analyzer_context(self) -> Any:
@@ -197,7 +198,11 @@ class Gate:
     @property
     def observed(self) -> dict[str, Any]:
         """What the valid write counted: rows, quarantined rows, rows blamed per rule."""
-        return self._observation.get
+        if self._observed is None:
+            # `Observation.get` copies the JVM's map entry by entry, a py4j call each; the
+            # values are final once the valid write finished.
+            self._observed = self._observation.get
+        return self._observed
 
     @property
     def rows_in(self) -> int:

@@ -351,16 +351,15 @@ def _write_split(
         raise
     finally:
         gate.release()
-    counts = RowCounts(gate.rows_in, int(valid_obs.get["rows"]), int(quarantine_obs.get["rows"]))
+    quarantined = quarantine_obs.get  # a copy of the JVM's map, one py4j call per entry
+    counts = RowCounts(gate.rows_in, int(valid_obs.get["rows"]), int(quarantined["rows"]))
     if counts.rows_in != counts.rows_valid + counts.rows_quarantined:
         outputs.abort()
         raise RowsLost(
             f"{counts.rows_in} rows in but {counts.rows_valid} valid + "
             f"{counts.rows_quarantined} quarantined; nothing was written"
         )
-    samples = (
-        observed_samples(quarantine_obs.get, reasons, SAMPLE_ROWS) if observe_samples else None
-    )
+    samples = observed_samples(quarantined, reasons, SAMPLE_ROWS) if observe_samples else None
     return judged, counts, samples
 
 
