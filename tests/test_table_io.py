@@ -228,6 +228,26 @@ def test_an_overwrite_sets_changed_delta_properties_and_a_failed_job_restores_th
     assert delta_version(spark, str(output)) == (version or 0) + 3  # one property commit only
 
 
+def test_an_overwrite_that_needs_column_mapping_sets_it_and_the_properties_in_one_commit(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    output = tmp_path / "scores"
+    write_table_atomically(spark, frame(spark, 0), str(output))
+    version = delta_version(spark, str(output)) or 0
+    spaced = frame(spark, 100).withColumnRenamed("name", "customer name")
+    write_table_atomically(
+        spark, spaced, str(output), "delta", {"delta.dataSkippingNumIndexedCols": "8"}
+    )
+    properties = table_properties(spark, output)
+    properties.pop("delta.columnMapping.maxColumnId")  # Delta's own counter
+    assert properties == {
+        "delta.columnMapping.mode": "name",
+        "delta.dataSkippingNumIndexedCols": "8",
+    }
+    assert delta_version(spark, str(output)) == version + 2  # properties, then the overwrite
+    assertDataFrameEqual(delta(spark, output), spaced)
+
+
 @pytest.mark.parametrize(
     ("properties", "message"),
     [

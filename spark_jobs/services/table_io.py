@@ -231,12 +231,6 @@ def needs_column_mapping(columns: Collection[str]) -> bool:
     return any(_DELTA_INVALID_NAME_CHARS & set(c) for c in columns)
 
 
-def _enable_column_mapping(spark: SparkSession, path: str) -> None:
-    """Turn on column mapping by name for an existing Delta table (one metadata commit)."""
-    if _table_properties(spark, path).get("delta.columnMapping.mode") != "name":
-        _set_table_properties(spark, path, DELTA_COLUMN_MAPPING)
-
-
 def _table_properties(spark: SparkSession, path: str) -> dict[str, str]:
     """The table properties of the Delta table at `path`."""
     from delta.tables import DeltaTable
@@ -296,10 +290,24 @@ def _sql_string(text: str) -> str:
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
-def _update_table_properties(spark: SparkSession, path: str, properties: Mapping[str, str]) -> None:
-    """Set the properties an existing Delta table has otherwise (one metadata commit, if any)."""
+def _update_table_properties(
+    spark: SparkSession,
+    path: str,
+    properties: Mapping[str, str],
+    *,
+    column_mapping: bool = False,
+) -> None:
+    """Bring an existing Delta table's properties in line: one read, at most one commit.
+
+    Sets the `properties` whose values differ and, with `column_mapping`, turns on column
+    mapping by name unless the table has it.
+    """
+    if not properties and not column_mapping:
+        return
     current = _table_properties(spark, path)
     changed = {k: v for k, v in properties.items() if current.get(k) != v}
+    if column_mapping and current.get("delta.columnMapping.mode") != "name":
+        changed.update(DELTA_COLUMN_MAPPING)
     if changed:
         _set_table_properties(spark, path, changed)
 
@@ -436,14 +444,15 @@ class StagedOutputs:
             .option("overwriteSchema", "true")
             .option("userMetadata", f"lakegate run {self.run_id}")
         )
-        if self.delta_properties and entry["previous_version"] is not None:
-            _update_table_properties(self.spark, final, self.delta_properties)
-        elif self.delta_properties:  # writer options become properties only on creation
+        mapping = needs_column_mapping(df.columns)
+        if entry["previous_version"] is not None:
+            _update_table_properties(
+                self.spark, final, self.delta_properties, column_mapping=mapping
+            )
+        else:  # writer options become properties only on creation
             for key, value in self.delta_properties.items():
                 writer = writer.option(key, value)
-        if needs_column_mapping(df.columns):
-            if entry["previous_version"] is not None:
-                _enable_column_mapping(self.spark, final)
+        if mapping:
             for key, value in DELTA_COLUMN_MAPPING.items():
                 writer = writer.option(key, value)
         writer.save(final)
