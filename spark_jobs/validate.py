@@ -189,13 +189,14 @@ def run(
 
     progress.step(f"reading {redact(spec.input)}")
     df = read_table(spark, spec.input, spec.format)
-    check_against_schema(suite, df.drop(MALFORMED_COLUMN).schema)
+    data = df.drop(MALFORMED_COLUMN)  # the input's own columns, as the valid output has them
+    check_against_schema(suite, data.schema)
     check_filters(df, suite)
-    check_sql_conditions(df.drop(MALFORMED_COLUMN), suite)
+    check_sql_conditions(data, suite)
     outputs = StagedOutputs(
         spark, spec.output, run_id, settings.outputs.format, settings.outputs.table_properties()
     )
-    outputs.check_columns("valid", df.drop(MALFORMED_COLUMN).columns)
+    outputs.check_columns("valid", data.columns)
     repository = settings.metrics_repository_path if spec.keep_history else None
     gate = apply_suite(
         spark,
