@@ -19,7 +19,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from pyspark.sql import SparkSession
+from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from spark_jobs.submit import spark_submit_path
@@ -150,6 +150,17 @@ def users_table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -
     path = tmp_path_factory.mktemp("users") / "users.parquet"
     spark.createDataFrame(synthetic_users(60_000, seed=3)).repartition(6).write.parquet(str(path))
     return path
+
+
+def _assert_same_rows(left: DataFrame, right: DataFrame) -> None:
+    """Require the same schema and the same multiset of rows, compared by Spark.
+
+    `assertDataFrameEqual` collects and sorts both frames in Python: 35 s for 1.5M rows here,
+    against 6 s for the two `exceptAll`s. The rows either side lacks are shown on failure.
+    """
+    assert left.schema == right.schema
+    for extra in (left.exceptAll(right), right.exceptAll(left)):
+        assertDataFrameEqual(extra.limit(20), extra.limit(0))
 
 
 def _validate_args(table: Path, output: Path) -> list[str]:
@@ -390,7 +401,7 @@ def test_predict_survives_a_killed_executor(
             model=model, input=str(scoring), output=str(tmp_path / "local"), key=["user_id"]
         ),
     )
-    assertDataFrameEqual(
+    _assert_same_rows(
         spark.read.format("delta")
         .load(str(tmp_path / "predictions"))
         .select("user_id", "prediction"),

@@ -328,7 +328,7 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
     from spark_jobs.sample_data import synthetic_users
 
     table = tmp_path / "users.parquet"
-    spark.createDataFrame(synthetic_users(100_000, seed=9)).repartition(4).write.parquet(str(table))
+    spark.createDataFrame(synthetic_users(20_000, seed=9)).repartition(4).write.parquet(str(table))
     output = tmp_path / "out"
     args = [
         sys.executable,
