@@ -618,7 +618,7 @@ def _row_constraints(suite: Suite) -> list[Constraint]:
 
 
 def _aggregation_functions(observable: Sequence[Any]) -> tuple[list[tuple[Any, int]], list[Column]]:
-    """Every observable analyzer's aggregation functions, and the offset where each one's begin."""
+    """Every observable analyzer's aggregation functions, and each analyzer's offset into them."""
     offsets: list[tuple[Any, int]] = []
     functions: list[Column] = []
     for analyzer in observable:
