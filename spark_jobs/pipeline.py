@@ -10,15 +10,16 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from checks.yaml_document import load_yaml_document, parse_document
-from lakegate_errors import ExitCode, LakegateError, exit_code_of
+from lakegate_errors import ChecksFailed, ExitCode, LakegateError, exit_code_of
 from spark_jobs.features import FeaturesResult, FeaturesSpec
 from spark_jobs.predict import PredictReport, PredictSpec
 from spark_jobs.services.command import JobContext, lakegate_command
@@ -44,19 +45,34 @@ class SampleData(_Strict):
     seed: int = 7
 
 
+class ValidateStep(ValidateSpec):
+    """Validate as a pipeline step."""
+
+    kind: Literal["validate"] = "validate"
+
+
+class FeaturesStep(FeaturesSpec):
+    """Features as a pipeline step."""
+
+    kind: Literal["features"] = "features"
+
+
+class TrainStep(TrainSpec):
+    """Train as a pipeline step."""
+
+    kind: Literal["train"] = "train"
+
+
 class PredictStep(PredictSpec):
     """Predict as a pipeline step: behind the input gate by default, with sample rows shown."""
 
+    kind: Literal["predict"] = "predict"
     gate: bool = True
     sample_rows: int = Field(default=5, ge=0)
 
 
-STEP_SPECS: dict[str, type[BaseModel]] = {
-    "validate": ValidateSpec,
-    "features": FeaturesSpec,
-    "train": TrainSpec,
-    "predict": PredictStep,
-}
+# A step is the spec of the job it runs, told apart by `kind` (written as the step's one key).
+Step = Annotated[ValidateStep | FeaturesStep | TrainStep | PredictStep, Field(discriminator="kind")]
 # Fields holding paths, resolved against the project root before a step runs.
 PATH_FIELDS = {
     "validate": ("suite", "input", "output"),
@@ -72,26 +88,28 @@ class PipelineConfig(_Strict):
     pipeline: str
     report: str | None = None
     sample_data: SampleData | None = None
-    steps: list[dict[Literal["validate", "features", "train", "predict"], Any]] = Field(
-        min_length=1
-    )
+    steps: list[Step] = Field(min_length=1)
 
-    @model_validator(mode="after")
-    def _one_kind_per_step(self) -> PipelineConfig:
-        for i, step in enumerate(self.steps):
-            if len(step) != 1:
+    @field_validator("steps", mode="before")
+    @classmethod
+    def _kind_from_the_key(cls, steps: Any) -> Any:
+        """`- validate: {...}` (one key, the job's name) becomes the spec with `kind: validate`."""
+        if not isinstance(steps, list):
+            return steps
+        typed = []
+        for i, step in enumerate(steps):
+            if not isinstance(step, dict) or len(step) != 1:
                 raise ValueError(f"step {i + 1}: write each step as a one-key mapping")
             ((kind, body),) = step.items()
-            STEP_SPECS[kind].model_validate(body or {})
-        return self
+            body = {} if body is None else body
+            if not isinstance(body, dict) or "kind" in body:
+                raise ValueError(f"step {i + 1} ({kind}): write the step's settings as a mapping")
+            typed.append({"kind": kind, **body})
+        return typed
 
-    def typed_steps(self) -> list[tuple[str, Any]]:
+    def typed_steps(self) -> list[tuple[str, Step]]:
         """The steps as (kind, the job's spec)."""
-        return [
-            (kind, STEP_SPECS[kind].model_validate(body or {}))
-            for step in self.steps
-            for kind, body in step.items()
-        ]
+        return [(step.kind, step) for step in self.steps]
 
 
 def load_pipeline(path: str | Path) -> PipelineConfig:
@@ -155,24 +173,45 @@ def _resolved(settings: Settings, kind: str, spec: Any) -> Any:
     return spec.model_copy(update=updates)
 
 
-def _run_step(spark: SparkSession, settings: Settings, kind: str, spec: Any) -> Any:
-    """Run one step's job; a validate step with a table-wide error-level failure stops here."""
-    from spark_jobs import features, predict, train, validate
+def _run_validate(spark: SparkSession, settings: Settings, spec: ValidateStep) -> Any:
+    """Validate; a table-wide error-level failure stops the pipeline (row failures do not)."""
+    from spark_jobs import validate
 
-    if kind == "predict":
-        return predict.run(spark, settings, PredictSpec(**spec.model_dump(exclude={"sample_rows"})))
-    if kind == "features":
-        return features.run(spark, settings, spec)
-    if kind == "train":
-        return train.run(spark, settings, spec)
     result = validate.run(spark, settings, spec)
     if table_wide := result.table_wide_failures():
-        raise StepFailed(
+        raise ChecksFailed(
             f"validate: error-level constraints failed on the whole table "
-            f"({', '.join(table_wide)}); see {result.outputs.report}",
-            ExitCode.CHECKS_FAILED,
+            f"({', '.join(table_wide)}); see {result.outputs.report}"
         )
     return result
+
+
+def _run_features(spark: SparkSession, settings: Settings, spec: FeaturesStep) -> Any:
+    from spark_jobs import features
+
+    return features.run(spark, settings, spec)
+
+
+def _run_train(spark: SparkSession, settings: Settings, spec: TrainStep) -> Any:
+    from spark_jobs import train
+
+    return train.run(spark, settings, spec)
+
+
+def _run_predict(spark: SparkSession, settings: Settings, spec: PredictStep) -> Any:
+    from spark_jobs import predict
+
+    return predict.run(spark, settings, PredictSpec(**spec.model_dump(exclude=_STEP_ONLY)))
+
+
+_STEP_ONLY = {"kind", "sample_rows"}
+# One runner per kind of step.
+RUNNERS: dict[str, Callable[[SparkSession, Settings, Any], Any]] = {
+    "validate": _run_validate,
+    "features": _run_features,
+    "train": _run_train,
+    "predict": _run_predict,
+}
 
 
 def run_pipeline(
@@ -197,7 +236,7 @@ def run_pipeline(
     for i, (kind, spec) in enumerate(steps, start=1):
         progress.step(f"step {i} {kind}")
         try:
-            results[kind] = _run_step(spark, settings, kind, _resolved(settings, kind, spec))
+            results[kind] = RUNNERS[kind](spark, settings, _resolved(settings, kind, spec))
         except StepFailed:
             progress.done()
             raise
@@ -208,7 +247,7 @@ def run_pipeline(
     progress.done()
     sample_text = ""
     if (predicted := results.get("predict")) is not None:
-        rows = next(s.sample_rows for k, s in steps if k == "predict")
+        rows = next(s.sample_rows for _, s in steps if isinstance(s, PredictStep))
         sample_text = (
             read_table(spark, predicted.output).limit(rows).toPandas().to_string(index=False)
         )
