@@ -33,6 +33,7 @@ from checks.suite import (
     load_suite,
 )
 from lakegate_errors import ExitCode, RowsLost
+from spark_jobs.services import lineage
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.html_report import (
     SAMPLE_ROWS,
@@ -243,6 +244,7 @@ def run(
         outputs.abort()
         raise
     outputs.commit()
+    lineage.record_validation(spec.input, result.to_report())
     progress.done()
     return result
 

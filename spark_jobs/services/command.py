@@ -10,16 +10,22 @@
 The session is built on first use of `job.spark` (so commands that fail on their input never
 start Spark) and stopped when the command returns. Errors are `lakegate_errors` subclasses;
 `spark_jobs.cli.main` maps them to exit codes with `exit_code_of`.
+
+When OpenLineage is configured (`services/lineage.py`), each job command is one OpenLineage
+run: START with the datasets its options name (`--input`, `--output`), then COMPLETE on exit
+code 0, else FAIL; jobs add what else they read and wrote (validate: its quality facets).
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from spark_jobs.services import lineage
 from spark_jobs.services.settings import Settings, load_settings
 
 if TYPE_CHECKING:
@@ -56,6 +62,19 @@ class JobContext:
         self._spark = None
 
 
+# Commands that are servers or launchers, not jobs: no lineage run of their own (a submitted
+# job emits its own events where it runs).
+NOT_JOBS = frozenset({"serve", "serve-sql", "submit", "history"})
+# Options naming what a job reads and writes, across the commands.
+INPUT_OPTIONS = ("source", "features")
+OUTPUT_OPTIONS = ("output",)
+
+
+def _named(options: dict[str, Any], names: tuple[str, ...]) -> list[str]:
+    """The locations among `options` under `names` (set ones, as strings)."""
+    return [str(options[name]) for name in names if options.get(name) is not None]
+
+
 def lakegate_command(
     name: str, **click_settings: Any
 ) -> Callable[[Callable[..., Any]], click.Command]:
@@ -70,10 +89,19 @@ def lakegate_command(
         @functools.wraps(fn)
         def invoke(env: str | None, **options: Any) -> int:
             job = JobContext(load_settings(env), f"lakegate-{name}")
-            try:
-                return int(fn(job, **options) or 0)
-            finally:
-                job.close()
+            inputs, outputs = _named(options, INPUT_OPTIONS), _named(options, OUTPUT_OPTIONS)
+            tracking = (
+                contextlib.nullcontext(None)
+                if name in NOT_JOBS
+                else lineage.job_run(f"lakegate.{name}", inputs, outputs)
+            )
+            with tracking as run:
+                try:
+                    code = int(fn(job, **options) or 0)
+                finally:
+                    job.close()
+                lineage.finish(run, code)
+            return code
 
         option = click.option(
             "--env", default=None, help="Configuration in conf/<env>.yaml (default: local)."
