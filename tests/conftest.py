@@ -1,4 +1,10 @@
-"""One SparkSession for the whole run, built by lakegate's own session code from conf/test.yaml."""
+"""One SparkSession for the whole run, built by lakegate's own session code from conf/test.yaml.
+
+It also sorts the tests into tiers: every test that needs no JVM (no `spark` fixture, directly
+or through another fixture), starts no server or Spark process of its own and is not `slow`
+gets the `unit` marker, so `pytest -m unit` runs the suite's JVM-free part alone. A unit test
+that starts a JVM after all fails (see `_unit_tests_start_no_jvm`).
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
 from spark_jobs.services.session import get_session, stop_session
@@ -24,11 +31,85 @@ LONGEST_FIRST = (
     "test_compiled_scoring.py",
 )
 
+UNIT = "unit"
+# Fixtures that start the driver's JVM (pytest lists a test's fixtures transitively).
+JVM_FIXTURES = frozenset({"spark"})
+# Fixtures that start a server or a Spark process, or take many seconds, by (module, fixture).
+NOT_UNIT_FIXTURES = {
+    ("test_model_server.py", "server"): "lakegate serve in a subprocess",
+    ("test_model_server.py", "token_server"): "lakegate serve in a subprocess",
+    ("test_model_server.py", "versions"): "trains and registers two MLflow models (~20 s)",
+    ("test_serve_sql.py", "server"): "lakegate serve-sql in a subprocess (a JVM)",
+    ("test_train.py", "settings"): "trains models into MLflow's sqlite store (~15 s to create)",
+}
+# Tests that start Spark or a slow process without such a fixture (a subprocess, the CLI
+# in-process), by (module, test name without parameters) -> what they start.
+NOT_UNIT_TESTS = {
+    ("test_validate_job.py", "test_job_script_runs_as_a_program_with_the_same_arguments"): (
+        "python spark_jobs/validate.py: a Spark job in a subprocess"
+    ),
+    ("test_bad_inputs.py", "test_deequ_jar_that_cannot_be_resolved_is_an_environment_error"): (
+        "lakegate validate in a subprocess: Ivy resolution in a JVM"
+    ),
+    ("test_bad_inputs.py", "test_plain_spark_submit_without_the_deequ_jar_says_how_to_add_it"): (
+        "spark-submit in a subprocess"
+    ),
+    ("test_bad_inputs.py", "test_credentials_in_an_input_uri_never_reach_the_error_message"): (
+        "lakegate validate in-process: starts Spark before reading the input"
+    ),
+    ("test_sql.py", "test_sql_bad_query_exits_2"): "lakegate sql in-process: starts Spark",
+    ("test_sql.py", "test_sql_view_over_missing_path_exits_2"): (
+        "lakegate sql in-process: starts Spark"
+    ),
+    ("test_preload.py", "test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread"): (
+        "a fresh Python importing MLflow and scikit-learn (~20 s)"
+    ),
+    ("test_model_server.py", "test_a_bind_beyond_loopback_without_a_token_is_refused"): (
+        "lakegate serve in a subprocess (~13 s of imports)"
+    ),
+}
+UNIT_MARKER = (
+    f"{UNIT}: needs no JVM, no server and no Spark process (set by tests/conftest.py; "
+    "`pytest -m unit` runs them alone, in under a minute)"
+)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Declare the `unit` marker (conftest sets it; --strict-markers needs it declared)."""
+    config.addinivalue_line("markers", UNIT_MARKER)
+
+
+def is_unit(item: pytest.Item) -> bool:
+    """Whether `item` runs without a JVM, a server or a Spark process, and is not slow."""
+    module, fixtures = item.path.name, set(getattr(item, "fixturenames", ()))
+    name = getattr(item, "originalname", item.name)
+    return not (
+        item.get_closest_marker("slow")
+        or fixtures & JVM_FIXTURES
+        or any((module, fixture) in NOT_UNIT_FIXTURES for fixture in fixtures)
+        or (module, name) in NOT_UNIT_TESTS
+    )
+
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Run the longest modules first (a stable sort: each module keeps its own order)."""
+    """Mark the unit tier; run the longest modules first (a stable sort: modules keep order)."""
+    for item in items:
+        if is_unit(item):
+            item.add_marker(UNIT)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(autouse=True)
+def _unit_tests_start_no_jvm(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test of the unit tier that starts the driver's JVM fails, naming the rule."""
+    started_before = SparkContext._gateway is not None
+    yield
+    if request.node.get_closest_marker(UNIT) and not started_before:
+        assert SparkContext._gateway is None, (
+            f"{request.node.nodeid} is in the unit tier but started a JVM: give it the `spark` "
+            "fixture or list it in tests/conftest.py NOT_UNIT_TESTS"
+        )
 
 
 @pytest.fixture(scope="session")
