@@ -14,6 +14,8 @@ import click
 import numpy as np
 import pandas as pd
 
+from spark_jobs.services.command import JobContext, lakegate_command
+
 SEGMENTS = ("free", "pro", "team")
 
 
@@ -59,11 +61,11 @@ def write_sample(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-@click.command("sample-data")
+@lakegate_command("sample-data")
 @click.option("--rows", default=100_000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--output", default="data/generated/users.parquet", show_default=True)
-def command(rows: int, seed: int, output: str) -> int:
+def command(job: JobContext, rows: int, seed: int, output: str) -> int:
     """Write the synthetic users table (parquet) used by the demo pipeline."""
     path = write_sample(Path(output), rows, seed)
     click.echo(f"Wrote {rows} users to {path}")

@@ -21,13 +21,15 @@ from typing import TYPE_CHECKING
 
 import click
 
+from spark_jobs.services.command import JobContext, lakegate_command
+
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
     from spark_jobs.services.settings import Settings
 
 
-@click.command(name="sql")
+@lakegate_command("sql")
 @click.option("-e", "--execute", "query", default=None, help="The SQL statement to run.")
 @click.option(
     "-f",
@@ -55,8 +57,8 @@ if TYPE_CHECKING:
     default=None,
     help="How results print (shell default: table; -e default: Spark's table).",
 )
-@click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
 def command(
+    job: JobContext,
     query: str | None,
     query_file: Path | None,
     models: tuple[str, ...],
@@ -65,12 +67,9 @@ def command(
     output_format: str | None,
     limit: int | None,
     print_format: str | None,
-    env: str | None,
 ) -> None:
     """Run SQL with the configured models as predict_<name> functions (a shell without -e/-f)."""
     from lakegate_errors import UserError
-    from spark_jobs.services.session import spark_session
-    from spark_jobs.services.settings import load_settings
     from spark_jobs.services.sql_catalog import (
         configured_views,
         models_used_by,
@@ -81,29 +80,27 @@ def command(
     if query is not None and query_file is not None:
         raise UserError("give the query with one of -e QUERY or -f FILE, not both")
     extra_models = parse_assignments(models, "--model")
-    settings = load_settings(env)
+    settings = job.settings
     views = configured_views(settings, parse_assignments(tables, "--table"))
     if query is None and query_file is None:
         if output is not None:
             raise UserError("--output needs a query (-e or -f); the shell prints its results")
         preload_for(settings, {**settings.models, **extra_models})
-        with spark_session(settings, "lakegate-sql") as spark:
-            _run_shell(spark, settings, views, extra_models, print_format or "table", limit)
+        _run_shell(job.spark, settings, views, extra_models, print_format or "table", limit)
         return
     text = query if query is not None else query_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
     preload_for(settings, {**models_used_by(text, settings.models), **extra_models})
-    with spark_session(settings, "lakegate-sql") as spark:
-        _run_one(
-            spark,
-            settings,
-            views,
-            extra_models,
-            text.strip().rstrip(";"),
-            output,
-            output_format,
-            limit,
-            print_format,
-        )
+    _run_one(
+        job.spark,
+        settings,
+        views,
+        extra_models,
+        text.strip().rstrip(";"),
+        output,
+        output_format,
+        limit,
+        print_format,
+    )
 
 
 def _run_shell(
