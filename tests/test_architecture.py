@@ -535,6 +535,229 @@ def every_package_is_type_checked(project: Project) -> list[str]:
 
 
 # --------------------------------------------------------------------------------------------
+# Issue 32's shape: no circles, sub-rooms one way, servers off spark_jobs, storage per room.
+# Edges still to be taken apart are listed with the reason, so a new one fails and a removed
+# one is flagged for deletion from the list (imports under `if TYPE_CHECKING:` never run and
+# are left out of the circle and sub-room rules).
+
+# (importer, imported) module edges that close a circle through an import inside a function.
+PENDING_CIRCLE_EDGES: dict[tuple[str, str], str] = {
+    ("checks.suite", "checks.anomalies"): "issue 32: parse_suite reads anomalies: lazily",
+    ("checks.suite", "checks.great_expectations"): "issue 32: load_suite reads GX JSON lazily",
+    ("checks.suite", "checks.contracts"): "issue 32: load_suite reads ODCS contracts lazily",
+    ("udfs.model_function", "udfs.compiled"): "issue 32: registration tries compiled first",
+    ("udfs.model_function", "udfs.checked_call"): "issue 32: the UDF path's checked builder",
+}
+# A sub-room and its parent import each other one way only: (inner, outer) -> the direction
+# edges against the majority still waiting to be moved, by (importer, imported).
+SUB_ROOMS = {(f"{UDFS}.compiled", UDFS)}
+PENDING_SUB_ROOM_EDGES: dict[tuple[str, str], str] = {
+    ("udfs.model_function", "udfs.compiled"): "issue 32: registration tries compiled first",
+}
+# Server imports of spark_jobs still to be moved to a bottom room: (importer, imported).
+PENDING_SERVER_JOB_IMPORTS: dict[tuple[str, str], str] = {
+    ("model_server.app", "spark_jobs.services.settings"): "issue 32: settings to a bottom room",
+    ("model_server.server", "spark_jobs.services.settings"): "issue 32: settings to a bottom room",
+}
+# What each server package may import of the project (docs/architecture.md's rooms table).
+SERVER_PROJECT_IMPORTS = {
+    "model_server": (ERRORS, UDFS, "online_store", f"{SERVICES}.settings"),
+    "online_store": (ERRORS,),
+}
+# Storage writes outside checks/ that rooms without table storage make: (file, function,
+# call) -> what they write. Every other write in these packages breaks the rule.
+NO_STORAGE_PACKAGES = (UDFS, "model_server")
+STORAGE_ALLOWED: dict[tuple[str, str, str], str] = {
+    ("udfs/model_function.py", "download_model", "mkdir"): (
+        "a model's artifacts, in a temporary folder removed at exit"
+    ),
+    ("udfs/compiled/verdict_cache.py", "_write_atomically", "mkdir"): (
+        "the compiled-scoring verdict cache (~/.cache/lakegate/compiled, LAKEGATE_COMPILED_CACHE)"
+    ),
+    ("model_server/models.py", "ModelCache._load", "rmtree"): (
+        "an evicted version's downloaded artifacts (a temporary folder)"
+    ),
+    ("model_server/models.py", "ModelCache.close", "rmtree"): (
+        "the downloaded artifacts of every loaded version (temporary folders)"
+    ),
+}
+# Jobs that compute tables: each is `run(spark, settings, spec) -> Result` (docs/architecture.md).
+TABLE_JOBS = ("validate", "features", "train", "predict", "materialize")
+
+
+def _running_edges(project: Project) -> dict[tuple[str, str], int]:
+    """(importer, imported) project-module edges that run (at import or when called) -> line."""
+    edges: dict[tuple[str, str], int] = {}
+    for source in project.sources.values():
+        for imp in source.imports:
+            owner = project.owning_module(imp.target)
+            if owner and owner != source.module and not imp.type_checking_only:
+                edges.setdefault((source.module, owner), imp.line)
+    return edges
+
+
+def _circles(nodes: list[str], edges: set[tuple[str, str]]) -> list[set[str]]:
+    """The groups of modules that reach each other (strongly connected, two or more)."""
+    following: dict[str, set[str]] = {node: set() for node in nodes}
+    for a, b in edges:
+        following[a].add(b)
+
+    def reach(start: str) -> set[str]:
+        seen, todo = {start}, [start]
+        while todo:
+            for nxt in following[todo.pop()] - seen:
+                seen.add(nxt)
+                todo.append(nxt)
+        return seen
+
+    reached = {node: reach(node) for node in nodes}
+    groups = {frozenset(n for n in reached[node] if node in reached[n]) for node in nodes}
+    return [set(g) for g in groups if len(g) > 1]
+
+
+def _stale(
+    allowed: dict[tuple[str, str], str], present: set[tuple[str, str]], rule: str
+) -> list[str]:
+    return [
+        f"{a} -> {b}: [{rule}] stale allow-list entry" for a, b in sorted(allowed.keys() - present)
+    ]
+
+
+def no_import_circles(project: Project, pending: dict[tuple[str, str], str]) -> list[str]:
+    rule = "no circle of imports between modules (inside functions too; TYPE_CHECKING aside)"
+    edges = _running_edges(project)
+    kept = {e for e in edges if e not in pending}
+    found = []
+    for group in _circles(sorted(project.sources), kept):
+        for a, b in sorted(e for e in kept if e[0] in group and e[1] in group):
+            detail = f"imports {b} (circle: {', '.join(sorted(group))})"
+            found.append(violation(project.sources[a], edges[(a, b)], rule, detail))
+    return found + _stale(pending, set(edges), rule)
+
+
+def no_import_circles_pending_issue_32(project: Project) -> list[str]:
+    return no_import_circles(project, PENDING_CIRCLE_EDGES)
+
+
+def no_import_time_circles(project: Project) -> list[str]:
+    rule = "no circle of module-level imports (importing any module never re-enters itself)"
+    edges: dict[tuple[str, str], int] = {}
+    for source in project.sources.values():
+        for imp in source.imports:
+            owner = project.owning_module(imp.target)
+            if owner and owner != source.module and imp.at_import_time:
+                edges.setdefault((source.module, owner), imp.line)
+    found = []
+    for group in _circles(sorted(project.sources), set(edges)):
+        for a, b in sorted(e for e in edges if e[0] in group and e[1] in group):
+            detail = f"imports {b} (circle: {', '.join(sorted(group))})"
+            found.append(violation(project.sources[a], edges[(a, b)], rule, detail))
+    return found
+
+
+def sub_rooms_import_their_parent_one_way(project: Project) -> list[str]:
+    found = []
+    for inner, outer in sorted(SUB_ROOMS):
+        rule = f"{inner} and the rest of {outer} import each other one way only"
+        edges = _running_edges(project)
+        inward = {
+            e
+            for e in edges
+            if not within(e[0], inner) and within(e[0], outer) and within(e[1], inner)
+        }
+        outward = {
+            e
+            for e in edges
+            if within(e[0], inner) and within(e[1], outer) and not within(e[1], inner)
+        }
+        minority = min(inward, outward, key=len) if inward and outward else set()
+        for a, b in sorted(minority - PENDING_SUB_ROOM_EDGES.keys()):
+            against = "the rest of the package" if minority is inward else inner
+            detail = f"imports {b} while {against} imports the other way"
+            found.append(violation(project.sources[a], edges[(a, b)], rule, detail))
+        found += _stale(PENDING_SUB_ROOM_EDGES, minority, rule)
+    return found
+
+
+def servers_import_only_their_rooms(project: Project) -> list[str]:
+    found = []
+    for server in project.servers:
+        allowed = (server, *SERVER_PROJECT_IMPORTS.get(server, (ERRORS,)))
+        rule = f"{server} imports only {', '.join(allowed[1:])} of the project"
+        for source in project.in_package(server):
+            for imp in source.imports:
+                owner = project.owning_module(imp.target)
+                if owner is None or any(within(owner, a) for a in allowed):
+                    continue
+                found.append(violation(source, imp.line, rule, f"imports {imp.shown}"))
+    return found
+
+
+def servers_never_import_spark_jobs(project: Project) -> list[str]:
+    rule = "a server package imports nothing of spark_jobs (shared helpers live in a bottom room)"
+    found, present = [], set()
+    for server in project.servers:
+        for source in project.in_package(server):
+            for imp in source.imports:
+                owner = project.owning_module(imp.target)
+                if owner is None or not within(owner, JOBS):
+                    continue
+                present.add((source.module, owner))
+                if (source.module, owner) not in PENDING_SERVER_JOB_IMPORTS:
+                    found.append(violation(source, imp.line, rule, f"imports {imp.shown}"))
+    return found + _stale(PENDING_SERVER_JOB_IMPORTS, present, rule)
+
+
+def rooms_without_tables_write_only_what_is_listed(project: Project) -> list[str]:
+    rule = (
+        "udfs/ and the servers without a store write only the temporary folders and caches "
+        "allow-listed in tests/test_architecture.py STORAGE_ALLOWED"
+    )
+    found = []
+    used: set[tuple[str, str, str]] = set()
+    for package in NO_STORAGE_PACKAGES:
+        for source in project.in_package(package):
+            parents, owners = _parents(source.tree), enclosing_functions(source.tree)
+            for node in ast.walk(source.tree):
+                what = _storage_write(node, parents)
+                if what is None:
+                    continue
+                key = (source.path, owners.get(node, "<module>"), what)
+                if key in STORAGE_ALLOWED:
+                    used.add(key)
+                else:
+                    detail = f"{what}: {ast.unparse(node)}"
+                    found.append(violation(source, getattr(node, "lineno", 0), rule, detail))
+    stale = {k for k in STORAGE_ALLOWED.keys() - used if k[0].split("/")[0] in project.packages}
+    found += [f"{p}: [{rule}] stale allow-list entry {f}/{c}" for p, f, c in sorted(stale)]
+    return found
+
+
+def table_jobs_are_run_of_spark_settings_spec(project: Project) -> list[str]:
+    rule = "a job that computes tables defines run(spark, settings, spec) -> Result"
+    found = []
+    for job in TABLE_JOBS:
+        source = project.sources.get(f"{JOBS}.{job}")
+        if source is None:
+            found.append(f"{JOBS}/{job}.py: [{rule}] the module is missing")
+            continue
+        runs = [
+            node
+            for node in source.tree.body
+            if isinstance(node, ast.FunctionDef) and node.name == "run"
+        ]
+        if not runs:
+            found.append(violation(source, 1, rule, "no module-level run()"))
+            continue
+        params = [a.arg for a in runs[0].args.args]
+        if params != ["spark", "settings", "spec"] or runs[0].returns is None:
+            returns = ast.unparse(runs[0].returns) if runs[0].returns else "?"
+            shown = f"run({', '.join(params)}) -> {returns}"
+            found.append(violation(source, runs[0].lineno, rule, shown))
+    return found
+
+
+# --------------------------------------------------------------------------------------------
 # The rules over this project
 
 
@@ -590,6 +813,36 @@ def test_every_top_level_package_is_installed(project: Project) -> None:
 
 def test_every_top_level_package_is_type_checked(project: Project) -> None:
     fail_on(every_package_is_type_checked(project))
+
+
+def test_no_circle_of_module_level_imports(project: Project) -> None:
+    fail_on(no_import_time_circles(project))
+
+
+def test_no_circle_of_imports_but_those_pending_issue_32(project: Project) -> None:
+    fail_on(no_import_circles_pending_issue_32(project))
+
+
+def test_udfs_compiled_and_udfs_import_each_other_one_way(project: Project) -> None:
+    fail_on(sub_rooms_import_their_parent_one_way(project))
+
+
+def test_servers_import_only_their_rooms_of_the_project(project: Project) -> None:
+    fail_on(servers_import_only_their_rooms(project))
+
+
+def test_servers_import_nothing_of_spark_jobs_but_pending_settings(project: Project) -> None:
+    fail_on(servers_never_import_spark_jobs(project))
+
+
+def test_udfs_and_the_model_server_write_only_their_temporary_folders_and_caches(
+    project: Project,
+) -> None:
+    fail_on(rooms_without_tables_write_only_what_is_listed(project))
+
+
+def test_table_jobs_are_run_of_spark_settings_and_spec(project: Project) -> None:
+    fail_on(table_jobs_are_run_of_spark_settings_spec(project))
 
 
 # --------------------------------------------------------------------------------------------
@@ -676,6 +929,55 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
         every_package_is_installed,
         {"feature_api/app.py": "import json\n"},
         "feature_api is missing",
+    ),
+    "a lazy import closes a circle": (
+        no_import_circles_pending_issue_32,
+        {
+            "checks/suite.py": "def f():\n    from checks import gate\n",
+            "checks/gate.py": "from checks.suite import Suite\n",
+        },
+        "checks/suite.py:2:",
+    ),
+    "a module-level circle": (
+        no_import_time_circles,
+        {"checks/a.py": "from checks import b\n", "checks/b.py": "import checks.a\n"},
+        "checks/a.py:1:",
+    ),
+    "udfs and udfs.compiled import each other": (
+        sub_rooms_import_their_parent_one_way,
+        {
+            "udfs/compiled/verify.py": "from udfs.scoring import score\n",
+            "udfs/scoring.py": "def f():\n    from udfs.compiled import verify\n",
+        },
+        "[udfs.compiled and the rest of udfs import each other one way only]",
+    ),
+    "a server imports a service": (
+        servers_never_import_spark_jobs,
+        {
+            "model_server/app.py": "from spark_jobs.services import table_io\n",
+            "spark_jobs/services/table_io.py": "",
+        },
+        "model_server/app.py:1:",
+    ),
+    "a server imports checks": (
+        servers_import_only_their_rooms,
+        {"model_server/app.py": "from checks.suite import load_suite\n", "checks/suite.py": ""},
+        "model_server/app.py:1:",
+    ),
+    "the online store imports udfs": (
+        servers_import_only_their_rooms,
+        {"online_store/store.py": "import udfs.scoring\n", "udfs/scoring.py": ""},
+        "online_store/store.py:1:",
+    ),
+    "udfs writes a file": (
+        rooms_without_tables_write_only_what_is_listed,
+        {"udfs/scoring.py": "def f(p):\n    p.write_text('x')\n"},
+        "udfs/scoring.py:2:",
+    ),
+    "a table job's run takes no settings": (
+        table_jobs_are_run_of_spark_settings_spec,
+        {"spark_jobs/validate.py": "def run(spark, spec):\n    pass\n"},
+        "spark_jobs/validate.py:1:",
     ),
 }
 
