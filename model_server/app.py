@@ -18,6 +18,7 @@ import logging
 import os
 import re
 import secrets
+import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -85,16 +86,18 @@ class ServingState:
         )
         self.token = os.environ.get(serving.auth_token_env) if serving.auth_token_env else None
         self._store: OnlineStore | None = None
+        self._store_lock = threading.Lock()
 
     @property
     def store(self) -> OnlineStore:
-        """The online store, opened on first use (the server starts without it)."""
-        if self._store is None:
-            conf = self.settings.online_store
-            self._store = open_online_store(
-                conf.kind, path=self.settings.online_store_path, url=conf.url
-            )
-        return self._store
+        """The online store, opened once on first use (the server starts without it)."""
+        with self._store_lock:  # concurrent first requests share one store
+            if self._store is None:
+                conf = self.settings.online_store
+                self._store = open_online_store(
+                    conf.kind, path=self.settings.online_store_path, url=conf.url
+                )
+            return self._store
 
     def authorized(self, request: Request) -> bool:
         """Whether the request carries the configured bearer token (always, without one)."""
@@ -108,8 +111,9 @@ class ServingState:
     def close(self) -> None:
         """Stop refreshing aliases, drop loaded models, close the online store."""
         self.models.close()
-        if self._store is not None:
-            self._store.close()
+        with self._store_lock:
+            if self._store is not None:
+                self._store.close()
 
 
 def _score(state: ServingState, model: LoadedModel, frame: pd.DataFrame, where: str) -> list[Any]:

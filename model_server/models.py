@@ -72,7 +72,11 @@ def _folder_size(folder: Path) -> int:
 
 
 class ModelCache:
-    """Resolved references and loaded versions, shared by every request of one server."""
+    """Resolved references and loaded versions, shared by every request of one server.
+
+    One lock guards both maps: request threads add references and versions while `/health`,
+    `/metrics` and the alias refresher read them (each reads a copy taken under the lock).
+    """
 
     def __init__(
         self,
@@ -124,12 +128,14 @@ class ModelCache:
     def get(self, name: str, reference: str) -> LoadedModel:
         """The loaded model `reference` (a version, an alias or `latest`) of `name` serves now."""
         key = (name, reference)
-        version = self._references.get(key)
+        with self._lock:
+            version = self._references.get(key)
         if version is None:
             resolved = self._resolve_model(name, reference)
             version = str(resolved.model_version)
             model = self._load(name, version, resolved)
-            self._references[key] = version
+            with self._lock:
+                self._references[key] = version
             return model
         return self._load(name, version)
 
@@ -203,9 +209,9 @@ class ModelCache:
 
     def served_references(self) -> dict[str, str]:
         """What each reference in use resolves to: `{"users@champion": "3", ...}`."""
-        return {
-            f"{n}@{r}" if is_alias(r) else f"{n}/{r}": v for (n, r), v in self._references.items()
-        }
+        with self._lock:  # request threads add references meanwhile
+            references = list(self._references.items())
+        return {f"{n}@{r}" if is_alias(r) else f"{n}/{r}": v for (n, r), v in references}
 
     def refresh_aliases(self) -> list[tuple[str, str, str, str]]:
         """Re-resolve every alias in use; load a moved alias's new version, then switch to it.
@@ -214,13 +220,16 @@ class ModelCache:
             `(name, alias, old version, new version)` for each alias that moved.
         """
         moved = []
-        for (name, reference), version in list(self._references.items()):
+        with self._lock:
+            references = list(self._references.items())
+        for (name, reference), version in references:
             if not is_alias(reference):
                 continue
             try:
                 resolved = self._resolve_model(name, reference)
             except ModelNotFound:
-                self._references.pop((name, reference), None)  # the next request answers 404
+                with self._lock:  # the next request answers 404
+                    self._references.pop((name, reference), None)
                 log.warning("model %s: %s no longer resolves", name, reference)
                 continue
             except RegistryUnavailable as exc:
@@ -229,7 +238,8 @@ class ModelCache:
             new_version = str(resolved.model_version)
             if new_version != version:
                 self._load(name, new_version, resolved)
-                self._references[(name, reference)] = new_version
+                with self._lock:
+                    self._references[(name, reference)] = new_version
                 moved.append((name, reference, version, new_version))
                 log.info("model %s@%s moved from %s to %s", name, reference, version, new_version)
         return moved

@@ -7,6 +7,7 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -388,6 +389,74 @@ def test_the_cache_keeps_at_most_max_models_versions_and_removes_the_evicted_fil
         assert cache.get(MODEL, versions["regressor"]) is second
     finally:
         cache.close()
+
+
+def test_listing_what_is_served_while_workers_resolve_new_references_never_fails(
+    settings, versions
+):
+    """`/health` lists the references while request threads add new ones: no error, ever."""
+    client = MlflowClient(settings.tracking_uri)
+    aliases = [f"race{i}" for i in range(30)]
+    for alias in aliases:
+        client.set_registered_model_alias(MODEL, alias, versions["classifier"])
+    cache = ModelCache(
+        tracking_uri=settings.tracking_uri,
+        registry_uri=settings.registry_uri,
+        refresh_seconds=60,
+        max_models=2,
+        max_bytes=10**9,
+    )
+    failures: list[BaseException] = []
+    done = threading.Event()
+
+    def list_served() -> int:
+        listed = 0
+        while not done.is_set() and listed < 200_000:
+            try:
+                cache.served_references()
+                cache.loaded()
+            except Exception as exc:  # what /health would answer 500 for
+                failures.append(exc)
+                return listed
+            listed += 1
+        return listed
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # switch threads as often as the interpreter can
+    try:
+        with ThreadPoolExecutor(6) as pool:
+            listers = [pool.submit(list_served) for _ in range(2)]
+            list(pool.map(lambda alias: cache.get(MODEL, alias), aliases, timeout=120))
+            done.set()
+            assert all(lister.result(timeout=60) > 0 for lister in listers)
+        served = cache.served_references()
+        assert {f"{MODEL}@{alias}" for alias in aliases} <= set(served)
+    finally:
+        sys.setswitchinterval(interval)
+        done.set()
+        cache.close()
+        for alias in aliases:
+            client.delete_registered_model_alias(MODEL, alias)
+    assert failures == []
+
+
+def test_the_online_store_is_opened_once_however_many_requests_need_it_first(settings, online_view):
+    from model_server.app import ServingState
+
+    state = ServingState(settings, refresh_seconds=60)
+    start = threading.Barrier(8)
+
+    def first_use() -> int:
+        start.wait(timeout=30)
+        return id(state.store)
+
+    try:
+        with ThreadPoolExecutor(8) as pool:
+            opened = set(pool.map(lambda _: first_use(), range(8), timeout=60))
+        assert len(opened) == 1
+        assert state.store.lookup(VIEW, [1])[0]["user_id"] == 1
+    finally:
+        state.close()
 
 
 def test_a_bind_beyond_loopback_without_a_token_is_refused(settings):
