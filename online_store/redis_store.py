@@ -1,8 +1,13 @@
 """Feature views in Redis: each write fills a new hash, then one `SET` switches readers to it.
 
 Keys: `lakegate:view:<name>` holds the view's description and the name of its current rows
-hash, `lakegate:rows:<name>:<generation>` maps each entity key to its row. Hashes of earlier
-or abandoned writes are removed after the switch.
+hash, `lakegate:rows:<name>:<generation>` maps each entity key to its row. A lookup reads the
+pointer once and the rows of that hash. A hash being written expires unless its write finishes
+(`WRITING_ROWS_TTL_SECONDS`); the switch makes it permanent and sets the pointer in one
+transaction, and the hash it replaced expires after `REPLACED_ROWS_GRACE_SECONDS`, so lookups
+that resolved the old pointer still read it whole. A write never removes a hash that another
+write made current: concurrent materializations each leave a whole generation, the last
+switch wins.
 """
 
 from __future__ import annotations
@@ -17,6 +22,10 @@ from online_store.errors import FeatureViewNotFound, OnlineStoreUnavailable
 from online_store.store import FeatureView, OnlineStore
 
 _PREFIX = "lakegate"
+# How long a replaced rows hash stays readable for lookups that resolved the view before.
+REPLACED_ROWS_GRACE_SECONDS = 60
+# A rows hash being written expires unless its write finishes (a killed materialize).
+WRITING_ROWS_TTL_SECONDS = 3600
 
 
 class RedisOnlineStore(OnlineStore):
@@ -45,7 +54,7 @@ class RedisOnlineStore(OnlineStore):
             ) from None
 
     def _description(self, name: str) -> dict[str, Any] | None:
-        text = self._call("read a view", self._client.get, f"{_PREFIX}:view:{name}")
+        text = self._call("read a view", self._client.get, _view_key(name))
         return None if text is None else json.loads(text)
 
     def view(self, name: str) -> FeatureView:
@@ -57,7 +66,8 @@ class RedisOnlineStore(OnlineStore):
                 f"the Redis online store {self.location} has no feature view {name!r} (it has: "
                 f"{known}); write it with `lakegate materialize TABLE --key KEY --name {name}`"
             )
-        return FeatureView.from_json(description["view"])
+        stored = FeatureView.from_json(description["view"])
+        return dataclasses.replace(stored, generation=description["rows"])
 
     def views(self) -> list[FeatureView]:
         """Every materialized view, by name."""
@@ -66,11 +76,11 @@ class RedisOnlineStore(OnlineStore):
         return [self.view(name) for name in names]
 
     def _fetch(self, view: FeatureView, keys: Sequence[str]) -> list[str | None]:
-        description = self._description(view.name)
-        if description is None or not keys:
-            return [None] * len(keys)
+        if not keys:
+            return []
+        generation = view.generation or self.view(view.name).generation
         found: list[str | None] = self._call(
-            "read rows", self._client.hmget, description["rows"], list(keys)
+            "read rows", self._client.hmget, generation, list(keys)
         )
         return found
 
@@ -80,28 +90,44 @@ class RedisOnlineStore(OnlineStore):
         try:
             for batch in rows:
                 if batch:
-                    self._call(
-                        "write rows", lambda b=batch: self._client.hset(rows_key, mapping=dict(b))
-                    )
+                    writing = self._client.pipeline(transaction=True)
+                    writing.hset(rows_key, mapping=dict(batch))
+                    writing.expire(rows_key, WRITING_ROWS_TTL_SECONDS)
+                    self._call("write rows", writing.execute)
                     count += len(batch)
         except BaseException:
             self._client.unlink(rows_key)
             raise
         stored = dataclasses.replace(view, rows=count)
         description = json.dumps({"view": stored.to_json(), "rows": rows_key})
-        self._call("switch the view", self._client.set, f"{_PREFIX}:view:{view.name}", description)
-        stale = [
-            key
-            for key in self._call(
-                "list old rows",
-                lambda: list(self._client.scan_iter(f"{_PREFIX}:rows:{view.name}:*")),
-            )
-            if key != rows_key
-        ]
-        if stale:
-            self._call("remove old rows", self._client.unlink, *stale)
+        switch = self._client.pipeline(transaction=True)
+        switch.persist(rows_key)
+        switch.set(_view_key(view.name), description, get=True)
+        _, replaced = self._call("switch the view", switch.execute)
+        self._retire(view.name, replaced)
         return count
+
+    def _retire(self, name: str, replaced: str | None) -> None:
+        """Let the rows hash this write replaced expire, and leftovers no write will replace.
+
+        A leftover is a permanent hash that is not current (left by an older lakegate). A hash
+        is permanent only from its switch on, so reading the pointer after its TTL tells a
+        leftover from the hash a concurrent write has just made current.
+        """
+        old = [json.loads(replaced)["rows"]] if replaced else []
+        pattern = f"{_PREFIX}:rows:{name}:*"
+        for key in self._call("list rows", lambda: list(self._client.scan_iter(pattern))):
+            if key not in old and self._call("read a TTL", self._client.ttl, key) == -1:
+                current = self._description(name)
+                if current is None or current["rows"] != key:
+                    old.append(key)
+        for key in old:
+            self._call("retire old rows", self._client.expire, key, REPLACED_ROWS_GRACE_SECONDS)
 
     def close(self) -> None:
         """Close the connection pool."""
         self._client.close()
+
+
+def _view_key(name: str) -> str:
+    return f"{_PREFIX}:view:{name}"

@@ -34,6 +34,8 @@ class FeatureView:
         rows: how many entity rows were written.
         materialized_at: when the write finished (UTC, ISO 8601).
         source: where the rows came from (a path or table name).
+        generation: which stored rows this description belongs to (Redis: the rows hash), so
+            a lookup reads the rows of the generation it resolved; not part of the description.
     """
 
     name: str
@@ -42,6 +44,7 @@ class FeatureView:
     rows: int = 0
     materialized_at: str = ""
     source: str = ""
+    generation: str = dataclasses.field(default="", compare=False, repr=False)
 
     @property
     def key_types(self) -> tuple[tuple[str, str], ...]:
@@ -122,7 +125,7 @@ class OnlineStore(ABC):
 
     @abstractmethod
     def _fetch(self, view: FeatureView, keys: Sequence[str]) -> list[str | None]:
-        """The stored payload of each canonical key (None where missing)."""
+        """The stored payload of each canonical key in `view`'s generation (None where missing)."""
 
     @abstractmethod
     def _replace(self, view: FeatureView, rows: Iterable[Sequence[tuple[str, str]]]) -> int:
