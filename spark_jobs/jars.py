@@ -1,6 +1,7 @@
-"""Resolve the Deequ and Delta jars into the local cache now, so later jobs start offline.
+"""Resolve the configured jars into the local cache now, so later jobs start offline.
 
-Then write the driver JVM's class-data archive (`spark_jobs.services.class_archive`) once per
+The jars: Deequ, Delta Lake, and Spark's Kafka connector when `kafka.coordinate` is set. Then
+write the driver JVM's class-data archive (`spark_jobs.services.class_archive`) once per
 machine: a JVM runs a small validation and dumps the classes it loaded as it exits, so every
 later job starts seconds faster. A failed dump only costs that speed-up; it never fails setup.
 """
@@ -14,13 +15,17 @@ import tempfile
 from pathlib import Path
 
 from py4j.java_gateway import JavaClass
+from py4j.protocol import Py4JJavaError
+from pyspark.sql import SparkSession
 
-from lakegate_errors import LakegateError, exit_code_of
+from lakegate_errors import EnvironmentProblem, LakegateError, exit_code_of
 from spark_jobs.services.class_archive import planned_archive
 from spark_jobs.services.session import (
     get_session,
     jar_sources,
     jvm_of,
+    manifest_jars,
+    manifest_path,
     stop_session,
     stop_session_and_jvm,
 )
@@ -55,6 +60,9 @@ def main(argv: list[str] | None = None) -> int:
         f"Deequ ({settings.deequ.coordinate})": jvm.com.amazon.deequ.checks.Check,
         f"Delta Lake ({settings.delta.coordinate})": jvm.io.delta.tables.DeltaTable,
     }
+    if settings.kafka.coordinate or settings.kafka.jars:
+        name = f"Spark's Kafka connector ({settings.kafka.coordinate or 'kafka.jars'})"
+        libraries[name] = jvm.org.apache.spark.sql.kafka010.KafkaSourceProvider
     missing = [name for name, cls in libraries.items() if not isinstance(cls, JavaClass)]
     stop_session(spark)
     for name in missing:
@@ -64,6 +72,50 @@ def main(argv: list[str] | None = None) -> int:
     print(f"On the classpath: {', '.join(libraries)}")
     build_class_archive(settings)
     return 0
+
+
+def resolve_coordinates(
+    spark: SparkSession, settings: Settings, coordinates: list[str]
+) -> list[str]:
+    """Resolve Maven `coordinates` (and their dependencies) into the Ivy cache; their jar files.
+
+    The same Ivy resolution as `spark.jars.packages` (Spark's `SparkSubmitUtils`, through the
+    running session's JVM) into the same cache, for jars the session itself does not load (the
+    test suite's Kafka broker). The files are remembered in a manifest, so later calls are
+    offline.
+
+    Raises:
+        EnvironmentProblem: Ivy could not resolve the coordinates (offline with an empty cache,
+            or a coordinate that is not published).
+    """
+    manifest = manifest_path(settings, coordinates)
+    cached = manifest_jars(manifest)
+    if cached is not None:
+        return cached
+    jvm = jvm_of(spark)
+    utils = jvm.org.apache.spark.deploy.SparkSubmitUtils
+    ivy_cache = str(settings.resolve(settings.deequ.ivy_cache))
+    ivy = utils.buildIvySettings(
+        jvm.scala.Option.apply(None), jvm.scala.Option.apply(ivy_cache), False
+    )
+    try:
+        found = utils.resolveMavenCoordinates(
+            ",".join(coordinates),
+            ivy,
+            jvm.scala.Option.apply(None),
+            True,
+            jvm.org.apache.spark.api.python.PythonUtils.toSeq([]),
+            False,
+        )
+    except Py4JJavaError as exc:
+        raise EnvironmentProblem(
+            f"Ivy could not resolve {', '.join(coordinates)} into {ivy_cache}: "
+            f"{exc.java_exception.getMessage()}; connect to Maven Central once to fill the cache"
+        ) from None
+    jars = [str(jar) for jar in jvm.scala.collection.JavaConverters.seqAsJavaList(found)]
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    manifest.write_text("\n".join(jars) + "\n")
+    return jars
 
 
 def build_class_archive(settings: Settings) -> Path | None:

@@ -97,13 +97,19 @@ def test_a_dumping_session_writes_the_archive_at_exit_without_cds_warnings(
     assert "-Xlog:cds=off" in options
     jars, _ = jar_sources(configured)
     on_driver = [Path(entry).name for entry in conf[CLASS_PATH_KEY].split(os.pathsep)]
-    # Deequ and Delta, not their dependencies that Spark ships in another version.
+    # Deequ, Delta and Kafka's connector, not their dependencies that Spark ships in another
+    # version (nor the Hadoop client, excluded from the connector's resolution).
     assert sorted(on_driver) == [
         "com.amazon.deequ_deequ-2.1.0-spark-3.5.jar",
         "io.delta_delta-spark_2.12-3.3.3.jar",
         "io.delta_delta-storage-3.3.3.jar",
+        "org.apache.commons_commons-pool2-2.11.1.jar",
+        "org.apache.kafka_kafka-clients-3.4.1.jar",
+        "org.apache.spark_spark-sql-kafka-0-10_2.12-3.5.7.jar",
+        "org.apache.spark_spark-token-provider-kafka-0-10_2.12-3.5.7.jar",
     ]
-    assert any("slf4j-api-1.7" in jar for jar in jars)
+    assert not any("hadoop-client" in jar for jar in jars)
+    assert any("scala-reflect-2.12.10" in jar for jar in jars)
     assert conf["spark.jars"].split(",") == jars
 
 

@@ -2,8 +2,9 @@
 
 It also owns the process environment Spark and PyDeequ need: workers run the driver's
 interpreter (pandas UDFs fail otherwise), `SPARK_VERSION` is set for PyDeequ, the Deequ and
-Delta Lake jars are resolved from Maven Central into a cache outside the project (or taken from
-local paths), Delta's session extension and catalog are set, and
+Delta Lake jars (and Spark's Kafka connector when `kafka.coordinate` is set) are resolved from
+Maven Central into a cache outside the project (or taken from local paths), Delta's session
+extension and catalog are set, and
 PyDeequ's py4j callback server is started on a free port and shut down before `spark.stop()`.
 """
 
@@ -65,7 +66,7 @@ def spark_conf(
         conf["spark.jars"] = ",".join(jars)
     if packages:
         conf["spark.jars.packages"] = ",".join(packages)
-        conf["spark.jars.excludes"] = ",".join(settings.deequ.excludes)
+        conf["spark.jars.excludes"] = ",".join(settings.jar_excludes)
         conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
     else:
         conf.update(archive_conf(settings, conf, jars, dump_to=class_archive_dump))
@@ -87,8 +88,9 @@ def delta_conf(conf: dict[str, str]) -> dict[str, str]:
 def jar_sources(settings: Settings) -> tuple[list[str], list[str]]:
     """The jar files and the Maven coordinates a session (or spark-submit) needs.
 
-    Local jars (`deequ.jar`, `delta.jars`) are used as they are; coordinates resolved before
-    come from the cache manifest, so later starts work offline; the rest Ivy resolves.
+    Local jars (`deequ.jar`, `delta.jars`, `kafka.jars`) are used as they are; coordinates
+    resolved before come from the cache manifest, so later starts work offline; the rest Ivy
+    resolves.
 
     Raises:
         EnvironmentProblem: a configured local jar does not exist.
@@ -97,10 +99,10 @@ def jar_sources(settings: Settings) -> tuple[list[str], list[str]]:
     for jar in settings.local_jars:
         if not jar.is_file():
             raise EnvironmentProblem(
-                f"the jar {jar} configured in conf/{settings.env}.yaml (deequ.jar or delta.jars) "
-                "does not exist; copy the jar there or remove the setting to resolve "
-                f"{', '.join([settings.deequ.coordinate, settings.delta.coordinate])} from Maven "
-                "Central"
+                f"the jar {jar} configured in conf/{settings.env}.yaml (deequ.jar, delta.jars or "
+                "kafka.jars) does not exist; copy the jar there or remove the setting to resolve "
+                "its Maven coordinate (deequ.coordinate, delta.coordinate or kafka.coordinate) "
+                "from Maven Central"
             )
         jars.append(str(jar))
     if not settings.jar_coordinates:
@@ -111,18 +113,27 @@ def jar_sources(settings: Settings) -> tuple[list[str], list[str]]:
     return jars, settings.jar_coordinates
 
 
-def _manifest(settings: Settings) -> Path:
-    name = "+".join(c.replace(":", "_") for c in settings.jar_coordinates) + ".jars"
+def manifest_path(settings: Settings, coordinates: list[str]) -> Path:
+    """The file in the Ivy cache listing the jars resolved for `coordinates`."""
+    name = "+".join(c.replace(":", "_") for c in coordinates) + ".jars"
     return settings.resolve(settings.deequ.ivy_cache) / "manifests" / name
 
 
-def cached_jars(settings: Settings) -> list[str] | None:
-    """The jars resolved for the configured coordinates earlier, if all are still cached."""
-    manifest = _manifest(settings)
+def _manifest(settings: Settings) -> Path:
+    return manifest_path(settings, settings.jar_coordinates)
+
+
+def manifest_jars(manifest: Path) -> list[str] | None:
+    """The jars a manifest lists, if it exists and every one of them is still cached."""
     if not manifest.is_file():
         return None
     jars = [line for line in manifest.read_text().splitlines() if line]
     return jars if jars and all(Path(jar.removeprefix("file:")).is_file() for jar in jars) else None
+
+
+def cached_jars(settings: Settings) -> list[str] | None:
+    """The jars resolved for the configured coordinates earlier, if all are still cached."""
+    return manifest_jars(_manifest(settings))
 
 
 def _remember_jars(spark: SparkSession, settings: Settings) -> None:

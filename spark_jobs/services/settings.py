@@ -66,6 +66,29 @@ class DeltaSettings(_Strict):
     jars: list[Path] = Field(default_factory=list)
 
 
+class KafkaSettings(_Strict):
+    """Spark's Kafka connector, for streaming from Kafka topics; off unless configured.
+
+    Attributes:
+        coordinate: the `spark-sql-kafka-0-10` Maven coordinate, resolved and cached like
+            Deequ's (its Spark version need not be the installed one's patch release: Maven
+            Central may lack it); null: no connector.
+        jars: local copies of the connector and its dependencies for air-gapped hosts; when
+            set, the coordinate is not used.
+        excludes: dependencies left out of the resolution: Spark ships the same Hadoop client
+            (50 MB a session would otherwise copy for its executors).
+    """
+
+    coordinate: str | None = None
+    jars: list[Path] = Field(default_factory=list)
+    excludes: list[str] = Field(
+        default_factory=lambda: [
+            "org.apache.hadoop:hadoop-client-api",
+            "org.apache.hadoop:hadoop-client-runtime",
+        ]
+    )
+
+
 class OutputSettings(_Strict):
     """How jobs write their tables.
 
@@ -176,6 +199,7 @@ class Settings(_Strict):
     spark: SparkSettings = Field(default_factory=SparkSettings)
     deequ: DeequSettings = Field(default_factory=DeequSettings)
     delta: DeltaSettings = Field(default_factory=DeltaSettings)
+    kafka: KafkaSettings = Field(default_factory=KafkaSettings)
     outputs: OutputSettings = Field(default_factory=OutputSettings)
     mlflow: MlflowSettings = Field(default_factory=MlflowSettings)
     metrics_repository: Path | None = None
@@ -194,15 +218,25 @@ class Settings(_Strict):
 
     @property
     def local_jars(self) -> list[Path]:
-        """Jars configured as local files (`deequ.jar`, `delta.jars`), resolved."""
-        configured = ([self.deequ.jar] if self.deequ.jar is not None else []) + self.delta.jars
+        """Jars configured as local files (`deequ.jar`, `delta.jars`, `kafka.jars`), resolved."""
+        configured = [self.deequ.jar] if self.deequ.jar is not None else []
+        configured += self.delta.jars + self.kafka.jars
         return [self.resolve(jar) for jar in configured]
 
     @property
     def jar_coordinates(self) -> list[str]:
         """Maven coordinates to resolve: those not replaced by local jars."""
         coordinates = [] if self.deequ.jar is not None else [self.deequ.coordinate]
-        return coordinates + ([] if self.delta.jars else [self.delta.coordinate])
+        coordinates += [] if self.delta.jars else [self.delta.coordinate]
+        if self.kafka.coordinate and not self.kafka.jars:
+            coordinates.append(self.kafka.coordinate)
+        return coordinates
+
+    @property
+    def jar_excludes(self) -> list[str]:
+        """Dependencies of the coordinates that Ivy must leave out."""
+        kafka = self.kafka.excludes if self.kafka.coordinate and not self.kafka.jars else []
+        return self.deequ.excludes + kafka
 
     @property
     def state_path(self) -> Path:
