@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: setup jars demo test test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
+.PHONY: setup jars demo test test-unit test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
 setup: $(STAMP) jars
 
@@ -32,6 +32,11 @@ demo: setup
 test: setup lint
 	$(PYTEST)
 
+# The JVM-free tier (tests/conftest.py marks it from each test's fixtures): under a minute.
+test-unit: $(STAMP)
+	$(PY) -m pytest -q -m unit
+
+# Everything but the slow end-to-end tests: the inner loop, under 5 minutes.
 test-fast: setup
 	$(PYTEST) -m "not slow"
 
