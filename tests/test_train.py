@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import threading
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pandas as pd
@@ -14,7 +16,7 @@ from model_fixtures import train, users_frame
 from checks.yaml_document import DocumentError
 from spark_jobs.cli import main
 from spark_jobs.services.settings import Settings
-from spark_jobs.services.training import build_pipeline, load_train_config
+from spark_jobs.services.training import build_pipeline, load_train_config, promote
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -159,3 +161,43 @@ def test_tree_model_is_logged_with_skops_and_loads_back(settings):
     model = mlflow.sklearn.load_model(result.model_uri)
     predictions = model.predict(users_frame()[["feature_1", "feature_2", "feature_3"]])
     assert set(pd.unique(predictions)) <= {0, 1}
+
+
+def _version_scoring(client: MlflowClient, name: str, experiment_id: str, score: float) -> str:
+    """A registered version whose run logged `accuracy` = score (no model artifact needed)."""
+    run = client.create_run(experiment_id)
+    client.log_metric(run.info.run_id, "accuracy", score)
+    client.set_terminated(run.info.run_id)
+    source = f"runs:/{run.info.run_id}/model"
+    return str(client.create_model_version(name, source, run_id=run.info.run_id).version)
+
+
+def test_concurrent_promotions_leave_the_better_version_champion(settings, client):
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    name = "promotion_race"
+    client.create_registered_model(name)
+    experiment_id = mlflow.get_experiment_by_name(settings.mlflow.experiment) or None
+    experiment_id = (
+        experiment_id.experiment_id
+        if experiment_id
+        else mlflow.create_experiment(settings.mlflow.experiment)
+    )
+    for round_ in range(8):
+        base = round_ / 10
+        better = _version_scoring(client, name, experiment_id, base + 0.09)
+        worse = _version_scoring(client, name, experiment_id, base + 0.05)
+        start = threading.Barrier(2)
+
+        def promote_after_start(version: str, score: float, start=start) -> bool:
+            start.wait(timeout=30)
+            return promote(client, name, version, score, "accuracy")[0]
+
+        with ThreadPoolExecutor(2) as pool:
+            promoted = list(
+                pool.map(promote_after_start, [worse, better], [base + 0.05, base + 0.09])
+            )
+        champion = str(client.get_model_version_by_alias(name, "champion").version)
+        assert champion == better, f"round {round_}: {promoted}"
+    assert [m.name for m in client.search_registered_models(f"name LIKE '{name}%'")] == [name]

@@ -2,15 +2,19 @@
 
 The functions take a pandas frame and `Settings`; reading the feature table is the job's part
 (`spark_jobs.train`). A new model version gets the alias `challenger`; `champion` moves to it when
-its score is at least the current champion's (higher is better for every supported metric).
+its score is at least the current champion's (higher is better for every supported metric); the
+comparison and the move hold a registry-wide lock, so concurrent trains keep the best champion.
 """
 
 from __future__ import annotations
 
 import importlib
 import json
+import random
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
@@ -28,6 +32,15 @@ if TYPE_CHECKING:
 CHAMPION = "champion"
 INPUT_GATE_ARTIFACT = "input_gate/suite.yaml"
 CHALLENGER = "challenger"
+# Promotion compares and sets under a lock: a registered model of this suffix while held.
+PROMOTION_LOCK_SUFFIX = ".lakegate-promotion-lock"
+PROMOTION_LOCK_WAIT_SECONDS = 60
+STALE_PROMOTION_LOCK_SECONDS = 300
+_LOCK_DESCRIPTION = (
+    "held by lakegate train while it compares and moves the champion alias; removed after "
+    f"(safe to delete when no train runs; older than {STALE_PROMOTION_LOCK_SECONDS} s it is "
+    "removed by the next train)"
+)
 DEFAULT_METRIC = {"classification": "accuracy", "regression": "r2"}
 # Every metric here is "higher is better", which promotion relies on.
 METRICS = {
@@ -301,6 +314,75 @@ def champion_score(client: Any, model_name: str, metric: str) -> tuple[str | Non
     return str(version), value
 
 
+@contextmanager
+def promotion_lock(client: Any, model_name: str) -> Iterator[None]:
+    """Hold the registry-wide lock on `model_name`'s promotion (any MLflow registry).
+
+    The lock is a registered model of its own, `<model>.lakegate-promotion-lock`: creating a
+    name is atomic in every registry store (sqlite, PostgreSQL, a tracking server), and only one
+    creator succeeds. A lock older than `STALE_PROMOTION_LOCK_SECONDS` was left by a process that
+    died while holding it and is removed.
+
+    Raises:
+        EnvironmentProblem: the registry cannot be used, or the lock stayed taken too long.
+    """
+    from mlflow.exceptions import MlflowException
+
+    lock = f"{model_name}{PROMOTION_LOCK_SUFFIX}"
+    deadline = time.monotonic() + PROMOTION_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            client.create_registered_model(lock, description=_LOCK_DESCRIPTION)
+            break
+        except MlflowException as exc:
+            if exc.error_code not in ("RESOURCE_ALREADY_EXISTS", "RESOURCE_DOES_NOT_EXIST"):
+                raise EnvironmentProblem(
+                    f"the model registry cannot lock {model_name}'s promotion: {exc}"
+                ) from None
+        _remove_if_stale(client, lock)
+        if time.monotonic() > deadline:
+            raise EnvironmentProblem(
+                f"another train of {model_name} held the promotion lock (registered model "
+                f"{lock!r}) for over {PROMOTION_LOCK_WAIT_SECONDS} s; run again, or delete that "
+                "registered model if no train is running"
+            )
+        time.sleep(random.uniform(0.02, 0.1))
+    try:
+        yield
+    finally:
+        client.delete_registered_model(lock)
+
+
+def _remove_if_stale(client: Any, lock: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    try:
+        created = client.get_registered_model(lock).creation_timestamp
+        if time.time() * 1000 - created > STALE_PROMOTION_LOCK_SECONDS * 1000:
+            client.delete_registered_model(lock)
+    except MlflowException:  # released meanwhile
+        return
+
+
+def promote(
+    client: Any, model_name: str, version: str, score: float, metric: str
+) -> tuple[bool, str | None, float | None]:
+    """Move `champion` to `version` when `score` is at least the champion's `metric`.
+
+    The comparison and the move happen under `promotion_lock`, so concurrent trains of one
+    model leave the best of them champion.
+
+    Returns:
+        Whether it moved, and the champion's version and score it was compared with.
+    """
+    with promotion_lock(client, model_name):
+        previous_version, previous_score = champion_score(client, model_name, metric)
+        promoted = previous_version is None or previous_score is None or score >= previous_score
+        if promoted:
+            client.set_registered_model_alias(model_name, CHAMPION, version)
+    return promoted, previous_version, previous_score
+
+
 def _log_run(
     fitted: FittedModel,
     config: TrainConfig,
@@ -396,14 +478,11 @@ def log_register_promote(
     except Exception as exc:
         raise EnvironmentProblem(f"the MLflow store {tracking_uri} cannot be used: {exc}") from None
     run_id, model_uri = _log_run(fitted, config, experiment_id, source, rows, input_gate)
-    previous_version, previous_score = champion_score(client, config.model_name, fitted.metric)
     version = mlflow.register_model(model_uri, config.model_name)
     client.set_registered_model_alias(config.model_name, CHALLENGER, version.version)
-    promoted = previous_version is None or (
-        previous_score is None or fitted.score >= previous_score
+    promoted, previous_version, previous_score = promote(
+        client, config.model_name, str(version.version), fitted.score, fitted.metric
     )
-    if promoted:
-        client.set_registered_model_alias(config.model_name, CHAMPION, version.version)
     aliases = sorted(client.get_model_version(config.model_name, version.version).aliases)
     return TrainResult(
         model_name=config.model_name,
