@@ -6,6 +6,7 @@ import csv
 import io
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 import psutil
 import pyspark
@@ -213,6 +215,41 @@ def test_the_refresh_interval_moves_back_without_any_statement(server, settings,
         assert time.monotonic() < deadline, "the alias was not re-resolved in time"
         time.sleep(1)
     assert "now jdbcusers version" in server.log.read_text()
+
+
+class _Weighty(mlflow.pyfunc.PythonModel):
+    """A model holding 10 MB of weights, so a worker keeping it shows in its memory."""
+
+    def __init__(self) -> None:
+        self.weights = np.ones(1_250_000)
+
+    def predict(self, context, model_input, params=None):
+        return model_input.iloc[:, 0] * self.weights[0]
+
+
+def test_a_worker_keeps_memory_flat_across_twenty_alias_moves(tmp_path, monkeypatch):
+    """Each alias move ships the model under a new path; a worker keeps a bounded number."""
+    from udfs.scoring import MAX_MODELS_VARIABLE, load_model_cached, loaded_model_paths
+
+    monkeypatch.setenv(MAX_MODELS_VARIABLE, "2")
+    saved = tmp_path / "weighty"
+    mlflow.pyfunc.save_model(str(saved), python_model=_Weighty())
+    moves = []
+    for move in range(20):
+        shipped = tmp_path / f"move-{move}" / "model"
+        shutil.copytree(saved, shipped)
+        moves.append(str(shipped))
+    process = psutil.Process()
+    for path in moves[:2]:
+        load_model_cached(path)
+    warm = process.memory_info().rss
+    for path in moves[2:]:
+        model = load_model_cached(path)
+    grown_mb = (process.memory_info().rss - warm) / 2**20
+    print(f"worker memory grew {grown_mb:.1f} MB over 18 moves of a 10 MB model")
+    assert grown_mb < 40, f"the worker grew {grown_mb:.0f} MB over 18 moves of a 10 MB model"
+    assert loaded_model_paths() == moves[-2:]
+    assert model.predict(pd.DataFrame({"x": [2.0]})).tolist() == [2.0]
 
 
 def test_a_bind_beyond_loopback_without_authentication_is_refused(capsys):

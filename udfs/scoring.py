@@ -6,7 +6,9 @@ null or NaN feature are not sent to the model: their prediction is null (documen
 
 from __future__ import annotations
 
+import os
 import threading
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -17,11 +19,15 @@ from pandas.api.extensions import ExtensionDtype
 
 from udfs.errors import ModelUsageError
 
-# Loaded models by local path, one per Python worker process: Spark reuses its Python workers
-# across tasks, so a model is loaded once per process, never once per batch or per task.
-_LOADED_MODELS: dict[str, Any] = {}
+# Loaded models by local path, one cache per Python worker process: Spark reuses its Python
+# workers across tasks, so a model is loaded once per process, never once per batch or per task.
+# A long-lived session (serve-sql) ships a new path each time an alias moves: beyond
+# `max_loaded_models()` the least recently used model is dropped, so a worker's memory stays flat.
+_LOADED_MODELS: OrderedDict[str, Any] = OrderedDict()
 _LOAD_COUNTS: dict[str, int] = {}
 _LOAD_LOCK = threading.Lock()
+MAX_MODELS_VARIABLE = "LAKEGATE_WORKER_MAX_MODELS"
+DEFAULT_MAX_LOADED_MODELS = 8
 
 # Nullable pandas dtypes for integer and boolean outputs, so a null prediction stays an integer.
 _NULLABLE: dict[str, ExtensionDtype] = {
@@ -37,24 +43,44 @@ _NULLABLE: dict[str, ExtensionDtype] = {
 }
 
 
-def load_model_cached(path: str) -> Any:
-    """Return the MLflow pyfunc model stored at `path`, loading it once per process."""
-    model = _LOADED_MODELS.get(path)
-    if model is None:
-        with _LOAD_LOCK:
-            model = _LOADED_MODELS.get(path)
-            if model is None:
-                import mlflow.pyfunc
+def max_loaded_models() -> int:
+    """How many models a worker keeps: `LAKEGATE_WORKER_MAX_MODELS` (at least 1), else 8."""
+    try:
+        return max(1, int(os.environ.get(MAX_MODELS_VARIABLE, DEFAULT_MAX_LOADED_MODELS)))
+    except ValueError:
+        return DEFAULT_MAX_LOADED_MODELS
 
-                model = mlflow.pyfunc.load_model(path)
-                _LOADED_MODELS[path] = model
-                _LOAD_COUNTS[path] = _LOAD_COUNTS.get(path, 0) + 1
+
+def load_model_cached(path: str) -> Any:
+    """Return the MLflow pyfunc model stored at `path`, loading it once per process.
+
+    The process keeps the `max_loaded_models()` most recently used models; a task still
+    scoring with a dropped one keeps it until it ends.
+    """
+    with _LOAD_LOCK:
+        model = _LOADED_MODELS.get(path)
+        if model is not None:
+            _LOADED_MODELS.move_to_end(path)
+            return model
+        import mlflow.pyfunc
+
+        model = mlflow.pyfunc.load_model(path)
+        _LOADED_MODELS[path] = model
+        _LOAD_COUNTS[path] = _LOAD_COUNTS.get(path, 0) + 1
+        while len(_LOADED_MODELS) > max_loaded_models():
+            _LOADED_MODELS.popitem(last=False)
     return model
 
 
 def model_load_counts() -> dict[str, int]:
     """Return how many times each model path was loaded in this process (diagnostics, tests)."""
     return dict(_LOAD_COUNTS)
+
+
+def loaded_model_paths() -> list[str]:
+    """The paths of the models this process keeps, least recently used first."""
+    with _LOAD_LOCK:
+        return list(_LOADED_MODELS)
 
 
 @dataclass(frozen=True)
