@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: setup jars demo test test-unit test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
+.PHONY: setup jars system-packages demo test test-unit test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
 setup: $(STAMP) jars
 
@@ -25,11 +25,23 @@ $(STAMP): pyproject.toml
 jars: $(STAMP)
 	$(PY) -m spark_jobs.jars
 
+# Servers and tools the tests start (Redis, PostgreSQL, headless Chromium), from Debian's packages
+# when missing; as root (CI), else it says what to install. A missing one fails its tests in CI.
+SYSTEM_PACKAGES := redis-server:/usr/bin/redis-server postgresql:/usr/lib/postgresql chromium:/usr/bin/chromium
+system-packages:
+	@missing=""; for entry in $(SYSTEM_PACKAGES); do \
+	  [ -e "$${entry#*:}" ] || missing="$$missing $${entry%%:*}"; done; \
+	if [ -z "$$missing" ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  echo "installing$$missing (Debian packages the tests start)"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq$$missing >/dev/null; \
+	else echo "make: the tests need$$missing (Debian packages): install them, or their tests fail"; fi
+
 demo: setup
 	$(VENV)/bin/lakegate run conf/pipelines/users.yaml
 
 # The README's test command (and CI's): lint and type checks first, then every test.
-test: setup lint
+test: setup system-packages lint
 	$(PYTEST)
 
 # The JVM-free tier (tests/conftest.py marks it from each test's fixtures): under a minute.
