@@ -83,10 +83,22 @@ class _Expectation:
     def column(self) -> str:
         return str(self.require("column"))
 
+    def require_list(self, name: str) -> list[Any]:
+        value = self.require(name)
+        if not isinstance(value, list):
+            raise _Unsupported(f"{name} must be a list, got {value!r}")
+        return value
+
+    def choice(self, name: str, default: str) -> str:
+        value = self.kwargs.get(name, default)
+        if not isinstance(value, str):
+            raise _Unsupported(f"{name} must be text, got {value!r}")
+        return value
+
     @property
     def mostly(self) -> float | None:
         mostly = self.kwargs.get("mostly")
-        if mostly is None or float(mostly) >= 1.0:
+        if mostly is None or float(_number(mostly, "mostly")) >= 1.0:
             return None
         if not 0.0 <= float(mostly) <= 1.0:
             raise _Unsupported(f"mostly must be between 0 and 1, got {mostly!r}")
@@ -188,8 +200,8 @@ def _unique(e: _Expectation) -> list[Constraint]:
 
 
 def _compound_unique(e: _Expectation) -> list[Constraint]:
-    columns = [str(c) for c in e.require("column_list")]
-    ignore = e.get("ignore_row_if", "all_values_are_missing")
+    columns = [str(c) for c in e.require_list("column_list")]
+    ignore = e.choice("ignore_row_if", "all_values_are_missing")
     where = {
         "all_values_are_missing": "NOT ("
         + " AND ".join(f"{_quote(c)} IS NULL" for c in columns)
@@ -205,7 +217,7 @@ def _compound_unique(e: _Expectation) -> list[Constraint]:
 
 
 def _in_set(e: _Expectation) -> list[Constraint]:
-    values = list(e.require("value_set"))
+    values = list(e.require_list("value_set"))
     if not values:
         raise _Unsupported("an empty value_set")
     if e.mostly is None:
@@ -224,7 +236,7 @@ def _in_set(e: _Expectation) -> list[Constraint]:
 
 def _distinct_in_set(e: _Expectation) -> list[Constraint]:
     # Every distinct non-null value is in the set <=> every non-null value is.
-    values = list(e.require("value_set"))
+    values = list(e.require_list("value_set"))
     if not values:
         raise _Unsupported("an empty value_set")
     return [{"isContainedIn": {"column": e.column, "values": values}}]
@@ -287,9 +299,18 @@ def _median(e: _Expectation) -> list[Constraint]:
 
 def _quantiles(e: _Expectation) -> list[Constraint]:
     ranges = e.require("quantile_ranges")
-    quantiles, value_ranges = ranges.get("quantiles"), ranges.get("value_ranges")
-    if not quantiles or not value_ranges or len(quantiles) != len(value_ranges):
-        raise _Unsupported("quantile_ranges needs as many value_ranges as quantiles")
+    quantiles = ranges.get("quantiles") if isinstance(ranges, dict) else None
+    value_ranges = ranges.get("value_ranges") if isinstance(ranges, dict) else None
+    if (
+        not isinstance(quantiles, list)
+        or not isinstance(value_ranges, list)
+        or not quantiles
+        or len(quantiles) != len(value_ranges)
+        or not all(isinstance(r, list) and len(r) == 2 for r in value_ranges)
+    ):
+        raise _Unsupported(
+            "quantile_ranges needs quantiles and as many value_ranges, each [low, high]"
+        )
     kind = "hasApproxQuantile" if e.get("allow_relative_error") else "hasExactQuantile"
     constraints = []
     for quantile, (low, high) in zip(quantiles, value_ranges, strict=True):
@@ -340,7 +361,7 @@ def _unique_proportion(e: _Expectation) -> list[Constraint]:
 def _a_greater_than_b(e: _Expectation) -> list[Constraint]:
     a, b = str(e.require("column_A")), str(e.require("column_B"))
     kind = "isGreaterThanOrEqualTo" if e.get("or_equal") else "isGreaterThan"
-    ignore = e.get("ignore_row_if", "both_values_are_missing")
+    ignore = e.choice("ignore_row_if", "both_values_are_missing")
     where = {
         "both_values_are_missing": f"NOT ({_quote(a)} IS NULL AND {_quote(b)} IS NULL)",
         "either_value_is_missing": _not_null(a, b),
@@ -403,37 +424,64 @@ def _spark_type(e: _Expectation) -> str:
 
 
 def _read_json(path: Path) -> tuple[Any, dict[Location, int]]:
-    """The suite's JSON and the line of each value (JSON is YAML; a few files are not)."""
-    from checks.yaml_document import DocumentError, load_yaml_document
+    """The suite's JSON and the line of each value (JSON is YAML; a few files are not).
+
+    A file YAML cannot read gets the line of its `"expectations"` key for every expectation.
+    """
+    from checks.yaml_document import (
+        DocumentError,
+        HostileDocument,
+        load_yaml_document,
+        read_document_text,
+    )
 
     try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise SuiteError(f"{path}: file not found") from None
-    except OSError as exc:
-        raise SuiteError(f"{path}: cannot be read ({exc.strerror})") from None
+        text = read_document_text(path)
+    except DocumentError as exc:
+        raise SuiteError(str(exc)) from None
+    too_deep = False
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:
         raise SuiteError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from None
+    except RecursionError:  # YAML's reader below names the line where it goes too deep
+        data, too_deep = None, True
     try:
-        return data, dict(load_yaml_document(path).lines)
-    except DocumentError:
-        return data, {}
+        document: YamlDocument | None = load_yaml_document(path)
+    except HostileDocument as exc:
+        raise SuiteError(str(exc)) from None
+    except DocumentError:  # valid JSON that YAML does not read (a tab, a key over 1024 chars)
+        document = None
+    if too_deep:
+        raise SuiteError(f"{path}:1: nested too deeply to read")
+    if document is not None:
+        return data, dict(document.lines)
+    key = text.find('"expectations"')
+    return data, {(): 1, ("expectations",): text.count("\n", 0, max(key, 0)) + 1}
 
 
-def _expectations(path: Path, data: Any) -> list[Mapping[str, Any]]:
+def _line(lines: dict[Location, int], *location: str | int) -> int:
+    """The line of `location`, else of its closest parent (the root is at line 1 at worst)."""
+    loc = tuple(location)
+    while loc and loc not in lines:
+        loc = loc[:-1]
+    return lines.get(loc, 1)
+
+
+def _expectations(path: Path, data: Any, lines: dict[Location, int]) -> list[Any]:
     if not isinstance(data, dict) or not isinstance(data.get("expectations"), list):
         raise SuiteError(
-            f"{path}: not a Great Expectations suite: expected a JSON object with an "
-            "'expectations' list (GX 0.13 to 1.x)"
+            f"{path}:{_line(lines)}: not a Great Expectations suite: expected a JSON object "
+            "with an 'expectations' list (GX 0.13 to 1.x)"
         )
     return list(data["expectations"])
 
 
 def _severity_level(entry: Mapping[str, Any]) -> str:
     """GX 1.x `severity` (critical, warning, info) as a lakegate level."""
-    severity = str(entry.get("severity") or entry.get("meta", {}).get("severity") or "critical")
+    meta = entry.get("meta")
+    meta_severity = meta.get("severity") if isinstance(meta, dict) else None
+    severity = str(entry.get("severity") or meta_severity or "critical")
     return "error" if severity.lower() in {"critical", "error"} else "warning"
 
 
@@ -454,22 +502,25 @@ def translate_gx_suite(path: str | Path) -> GxTranslation:
     """
     path = Path(path)
     data, source_lines = _read_json(path)
+    expectations = _expectations(path, data, source_lines)
     name = data.get("expectation_suite_name") or data.get("name") or path.stem
     checks: dict[str, list[Constraint]] = {"error": [], "warning": []}
     origins: dict[str, list[int]] = {"error": [], "warning": []}
-    origin_lines: dict[str, list[int | None]] = {"error": [], "warning": []}
+    origin_lines: dict[str, list[int]] = {"error": [], "warning": []}
     schema: dict[str, str] = {}
     kinds: dict[int, str] = {}
-    for index, entry in enumerate(_expectations(path, data)):
-        line = source_lines.get(("expectations", index))
-        where = f"{path}:{line}" if line else str(path)
+    for index, entry in enumerate(expectations):
+        line = _line(source_lines, "expectations", index)
+        where = f"{path}:{line}"
         kind = (
             (entry.get("expectation_type") or entry.get("type"))
             if isinstance(entry, dict)
             else None
         )
-        if not isinstance(entry, dict) or not kind:
-            raise SuiteError(f"{where}: expectation {index + 1}: no expectation_type (or type)")
+        if not isinstance(entry, dict) or not isinstance(kind, str) or not kind:
+            raise SuiteError(
+                f"{where}: expectation {index + 1}: no expectation_type (or type) naming it"
+            )
         label = f"{where}: expectation {index + 1} ({kind})"
         translate = TRANSLATIONS.get(kind)
         if translate is None:
@@ -477,7 +528,10 @@ def translate_gx_suite(path: str | Path) -> GxTranslation:
                 f"{label}: not supported; lakegate translates {', '.join(SUPPORTED_EXPECTATIONS)}"
                 " (or write the check as a lakegate YAML constraint)"
             )
-        expectation = _Expectation(index, kind, dict(entry.get("kwargs") or {}))
+        kwargs = entry.get("kwargs") or {}
+        if not isinstance(kwargs, dict):
+            raise SuiteError(f"{label}: kwargs must be a JSON object of its arguments")
+        expectation = _Expectation(index, kind, kwargs)
         try:
             if kind == "expect_column_values_to_be_of_type":
                 schema[expectation.column] = _spark_type(expectation)
@@ -503,7 +557,7 @@ def translate_gx_suite(path: str | Path) -> GxTranslation:
     if schema:
         document["schema"] = schema
     document["checks"] = []
-    lines: dict[Location, int] = {}
+    lines: dict[Location, int] = {(): _line(source_lines)}
     notes: dict[tuple[int, int], str] = {}
     sources: dict[tuple[int, int], int] = {}
     for level, constraints in checks.items():
@@ -516,8 +570,7 @@ def translate_gx_suite(path: str | Path) -> GxTranslation:
         for i, (origin, line) in enumerate(zip(origins[level], origin_lines[level], strict=True)):
             sources[(check_index, i)] = origin
             notes[(check_index, i)] = f"{kinds[origin]} (expectation {origin + 1})"
-            if line is not None:
-                lines[("checks", check_index, "constraints", i)] = line
+            lines[("checks", check_index, "constraints", i)] = line
     if not document["checks"]:
         # Only type expectations: the schema decides; a check needs one constraint.
         document["checks"].append(
