@@ -67,16 +67,22 @@ class Assertion(ConstraintArgs):
     gt: float | None = None
     lt: float | None = None
     between: tuple[float, float] | None = None
+    ne: float | None = None
+    not_between: tuple[float, float] | None = None
     tolerance: float | None = Field(default=None, ge=0, description="absolute, for eq only")
 
     def has_assertion(self) -> bool:
         """Whether any bound is given."""
-        return any(
-            v is not None for v in (self.eq, self.min, self.max, self.gt, self.lt, self.between)
-        )
+        return any(v is not None for v in (self.eq, *self._others()))
+
+    def _others(self) -> tuple[Any, ...]:
+        """Every bound but `eq`."""
+        return (self.min, self.max, self.gt, self.lt, self.between, self.ne, self.not_between)
 
     def holds(self, value: float) -> bool:
-        """Evaluate the assertion on a metric value."""
+        """Evaluate the assertion on a metric value (NaN, a missing value, holds no bound)."""
+        if math.isnan(value):
+            return False
         checks = [
             self.eq is None or self._equal(value, self.eq),
             self.min is None or value >= self.min,
@@ -84,6 +90,8 @@ class Assertion(ConstraintArgs):
             self.gt is None or value > self.gt,
             self.lt is None or value < self.lt,
             self.between is None or self.between[0] <= value <= self.between[1],
+            self.ne is None or value != self.ne,
+            self.not_between is None or not self.not_between[0] <= value <= self.not_between[1],
         ]
         return all(checks)
 
@@ -109,19 +117,24 @@ class Assertion(ConstraintArgs):
             parts.append(f"< {self.lt:g}")
         if self.between is not None:
             parts.append(f"between {self.between[0]:g} and {self.between[1]:g}")
+        if self.ne is not None:
+            parts.append(f"!= {self.ne:g}")
+        if self.not_between is not None:
+            parts.append(f"not between {self.not_between[0]:g} and {self.not_between[1]:g}")
         return " and ".join(parts) or "== 1"
 
     def is_all_rows(self) -> bool:
         """Whether the assertion is Deequ's default for ratio constraints: every row complies."""
         return not self.has_assertion() or (
-            self.eq == 1
-            and not any(v is not None for v in (self.min, self.max, self.gt, self.lt, self.between))
+            self.eq == 1 and not any(v is not None for v in self._others())
         )
 
     @model_validator(mode="after")
     def _between_ordered(self) -> Assertion:
-        if self.between is not None and self.between[0] > self.between[1]:
-            raise ValueError("between: the lower bound is greater than the upper bound")
+        for name in ("between", "not_between"):
+            bounds = getattr(self, name)
+            if bounds is not None and bounds[0] > bounds[1]:
+                raise ValueError(f"{name}: the lower bound is greater than the upper bound")
         return self
 
 
@@ -131,7 +144,9 @@ class RequiredAssertion(Assertion):
     @model_validator(mode="after")
     def _needs_bound(self) -> RequiredAssertion:
         if not self.has_assertion():
-            raise ValueError("missing assertion: give one of eq, min, max, gt, lt, between")
+            raise ValueError(
+                "missing assertion: give one of eq, min, max, gt, lt, between, ne, not_between"
+            )
         return self
 
 
@@ -305,3 +320,24 @@ class PairAssert(RequiredAssertion):
     def read_columns(self) -> list[str]:
         """Both columns, a first."""
         return [self.column_a, self.column_b]
+
+
+class SqlMetricArgs(RequiredAssertion):
+    """A named Spark SQL query returning one number, and an assertion on it.
+
+    `{table}` in the query names the table being validated (a temporary view lakegate
+    registers); the query runs on its own, so it filters inside itself, never with `where`.
+    """
+
+    name: str = Field(min_length=1, description="names the rule in reports")
+    query: str = Field(min_length=1, description="Spark SQL; one row, one numeric column")
+
+    def subject(self) -> str:
+        """The rule's name."""
+        return self.name
+
+    @model_validator(mode="after")
+    def _no_filter(self) -> SqlMetricArgs:
+        if self.where is not None:
+            raise ValueError("customSql takes no `where`; filter inside the query")
+        return self

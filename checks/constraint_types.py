@@ -33,6 +33,7 @@ from checks.arguments import (
     QuantileArgs,
     SatisfiesArgs,
     SizeAssert,
+    SqlMetricArgs,
     UniqueArgs,
 )
 from checks.row_rules import RowRule
@@ -75,6 +76,7 @@ class ConstraintType:
     groups_rows: bool = False
     dotted_names: bool = True
     metric_of: Callable[[Any, Any], float | None] | None = None
+    reads_table: bool = False  # its query reads the table as the view `TABLE_VIEW`
 
 
 def _quote(column: str) -> str:
@@ -241,6 +243,36 @@ def _data_type(check: Any, a: DataTypeArgs, test: Any, hint: str | None) -> Any:
 
     datatype = getattr(ConstrainableDataTypes, a.datatype)
     return check.hasDataType(deequ_column(a.column), datatype, test, hint)
+
+
+# The temporary view a `customSql` query reads as `{table}`: `deequ_run.compile_checks` registers
+# the table under this name (one validation with customSql per session at a time).
+TABLE_VIEW = "_lakegate_table"
+
+
+def table_query(query: str) -> str:
+    """A `customSql` query as Spark runs it: `{table}` named, no trailing semicolon."""
+    return query.strip().rstrip(";").replace("{table}", TABLE_VIEW)
+
+
+def sql_metric_query(query: str) -> str:
+    """The query Deequ runs for `customSql`: `{table}` named, its one value a double (NULL: NaN).
+
+    The column alias list refuses a query of more than one column; a NULL value becomes NaN,
+    which no assertion holds for (Deequ would read it as 0).
+    """
+    return (
+        "SELECT coalesce(CAST(_lakegate_value AS DOUBLE), double('NaN')) "
+        f"FROM ({table_query(query)}) AS _lakegate_query(_lakegate_value)"
+    )
+
+
+def _custom_sql(check: Any, a: SqlMetricArgs, test: Any, hint: str | None) -> Any:
+    options = getattr(check._Check, "customSql$default$4")()
+    j_check = check._Check.customSql(
+        sql_metric_query(a.query), _function(check, test), _option(check, hint), options
+    )
+    return _set(check, j_check)
 
 
 # Deequ's `Histogram.NullFieldReplacement`: the key its histograms file null under.
@@ -440,6 +472,7 @@ _TYPES = [
         ]
     ],
     ConstraintType("hasDataType", DataTypeArgs, _data_type),
+    ConstraintType("customSql", SqlMetricArgs, _custom_sql, reads_table=True),
     ConstraintType("hasCorrelation", PairAssert, _pair("hasCorrelation"), column_kind=_NUMERIC),
     ConstraintType(
         "hasMutualInformation", PairAssert, _pair("hasMutualInformation"), dotted_names=False
@@ -468,6 +501,7 @@ CONSTRAINT_TYPES: dict[str, ConstraintType] = {t.name: t for t in _TYPES}
 # them, or its wrapper cannot be given quoted names); tests confirm each exists in the jar.
 JVM_CHECK_METHODS = (
     "areUnique",
+    "customSql",
     "hasDuplicateRowCount",
     "hasExactQuantile",
     "hasVariance",

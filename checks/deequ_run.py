@@ -25,6 +25,7 @@ from pydeequ.verification import VerificationSuite
 from pyspark.sql import DataFrame, SparkSession
 
 from checks.arguments import Assertion
+from checks.constraint_types import TABLE_VIEW
 from checks.suite import Constraint, Level, Suite, SuiteError
 from lakegate_errors import EnvironmentProblem
 
@@ -67,10 +68,11 @@ class ConstraintResult:
     message: str | None
     deequ_constraint: str
     blames_rows: bool
+    contract: dict[str, Any] | None = None  # the data-contract rule it came from (path, id...)
 
     def as_dict(self) -> dict[str, Any]:
         """A JSON-ready mapping."""
-        return {
+        found = {
             "check": self.check,
             "level": self.level.value,
             "constraint": self.constraint,
@@ -83,6 +85,7 @@ class ConstraintResult:
             "deequ_constraint": self.deequ_constraint,
             "row_level": self.blames_rows,
         }
+        return found | ({"contract": self.contract} if self.contract else {})
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,16 @@ def _add_constraint(check: DeequCheck, c: Constraint) -> DeequCheck:
     return check
 
 
-def compile_checks(spark: SparkSession, suite: Suite) -> list[DeequCheck]:
-    """Build one PyDeequ `Check` per suite check, constraints in suite order."""
+def compile_checks(
+    spark: SparkSession, suite: Suite, table: DataFrame | None = None
+) -> list[DeequCheck]:
+    """Build one PyDeequ `Check` per suite check, constraints in suite order.
+
+    A suite whose constraints read the table through SQL (`customSql`) needs `table`: it is
+    registered as the temporary view `TABLE_VIEW` their queries name.
+    """
+    if table is not None and any(c.type.reads_table for c in suite.constraints):
+        table.createOrReplaceTempView(TABLE_VIEW)
     compiled = []
     for check in suite.checks:
         deequ_check = DeequCheck(spark, _DEEQU_LEVEL[check.level], check.name)
@@ -187,7 +198,7 @@ def verify(
     there, keyed by the current time and `tags`.
     """
     ensure_deequ(spark)
-    checks = compile_checks(spark, suite)
+    checks = compile_checks(spark, suite, df)
     builder = VerificationSuite(spark).onData(df)
     for check in checks:
         builder = builder.addCheck(check)
@@ -235,6 +246,7 @@ def read_results(
                     message=message.get() if message.isDefined() else None,
                     deequ_constraint=j_result.constraint().toString(),
                     blames_rows=constraint.blames_rows,
+                    contract=dict(constraint.meta) or None,
                 )
             )
     return VerificationOutcome(outcomes)

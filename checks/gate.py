@@ -554,7 +554,7 @@ def apply_suite(
     ensure_deequ(spark)
     check_reserved_columns(df, [malformed_column] if malformed_column else [])
     jvm: Any = spark._jvm
-    checks = compile_checks(spark, suite)
+    checks = compile_checks(spark, suite, df.drop(malformed_column) if malformed_column else df)
     analyzers = _required_analyzers(checks, extra_analyzers)
     observable, grouping_analyzers, standalone = _classify(list(analyzers.values()))
     provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()

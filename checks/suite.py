@@ -19,7 +19,7 @@ Assertions are data (`eq`, `min`, `max`, `gt`, `lt`, `between`), never code.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -77,6 +77,8 @@ class Constraint:
     args: Any  # the type's arguments model, validated
     line: int | None
     qualifier: str = ""  # set by parse_suite when another constraint has the same id
+    # Where it came from when translated (a data contract's rule: path, id, dimension...).
+    meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
     @property
     def base_id(self) -> str:
@@ -141,6 +143,8 @@ class Suite:
     checks: tuple[Check, ...]
     expected_schema: tuple[tuple[str, str], ...] = ()
     anomalies: tuple[AnomalyCheck, ...] = ()
+    # Rules of a data contract that cannot run, accepted with `--allow-unexecutable`.
+    skipped: tuple[dict[str, Any], ...] = ()
 
     @property
     def constraints(self) -> list[Constraint]:
@@ -190,16 +194,41 @@ def _parse_constraint(
             f"{where}: {label}: unknown constraint {kind!r}; {hint}known constraints: "
             f"{', '.join(sorted(CONSTRAINT_TYPES))}"
         )
-    if isinstance(raw, str) and "column" in ctype.args.model_fields:
-        raw = {"column": raw}
-    if raw is None:
-        raw = {}
     try:
-        args = ctype.args.model_validate(raw)
+        args = ctype.args.model_validate(_shorthand(ctype, raw))
     except ValidationError as exc:
         details = describe_validation_error(document, exc, (*loc, kind))
         raise SuiteError(f"{label} ({kind}):\n{details}") from None
     return Constraint(check_name, index, ctype, args, document.line_of((*loc, kind)))
+
+
+def _shorthand(ctype: ConstraintType, raw: Any) -> Any:
+    """`isComplete: id` is `{column: id}`; no arguments is `{}`."""
+    if isinstance(raw, str) and "column" in ctype.args.model_fields:
+        return {"column": raw}
+    return {} if raw is None else raw
+
+
+def constraint_problem(entry: Any) -> str | None:
+    """Why one constraint entry (`{isComplete: id}`) is not valid, or None when it is."""
+    if not isinstance(entry, dict) or len(entry) != 1:
+        return "write each constraint as a one-key mapping, such as `isComplete: {column: id}`"
+    ((kind, raw),) = entry.items()
+    ctype = CONSTRAINT_TYPES.get(kind)
+    if ctype is None:
+        import difflib
+
+        close = difflib.get_close_matches(str(kind), CONSTRAINT_TYPES, n=1)
+        hint = f"; did you mean {close[0]!r}?" if close else ""
+        return f"unknown constraint {kind!r}{hint}"
+    try:
+        ctype.args.model_validate(_shorthand(ctype, raw))
+    except ValidationError as exc:
+        return "; ".join(
+            f"{kind}.{'.'.join(str(p) for p in e['loc'])}: {e['msg']}".replace(f"{kind}.:", ":")
+            for e in exc.errors()
+        )
+    return None
 
 
 def parse_suite(document: YamlDocument) -> Suite:
@@ -262,13 +291,17 @@ def _with_unique_ids(checks: list[Check]) -> list[Check]:
     return unique
 
 
-def load_suite(path: str | Path) -> Suite:
+def load_suite(
+    path: str | Path, *, schema_name: str | None = None, allow_unexecutable: bool = False
+) -> Suite:
     """Load and validate a suite file.
 
-    A `.json` file is read as a Great Expectations expectation suite (`checks.great_expectations`).
+    A `.json` file is read as a Great Expectations expectation suite (`checks.great_expectations`);
+    a YAML ODCS v3 data contract (`kind: DataContract`) through `checks.contracts`, where
+    `schema_name` picks its schema object and `allow_unexecutable` skips rules that cannot run.
 
     Raises:
-        SuiteError: the file is missing, not YAML, or not a valid suite.
+        SuiteError: the file is missing, not YAML, or not a valid suite or contract.
     """
     if Path(path).suffix.lower() == ".json":
         from checks.great_expectations import load_gx_suite
@@ -280,6 +313,14 @@ def load_suite(path: str | Path) -> Suite:
         raise
     except DocumentError as exc:
         raise SuiteError(str(exc)) from None
+    if isinstance(document.data, dict) and document.data.get("kind") == "DataContract":
+        from checks.contracts import contract_suite
+
+        return contract_suite(
+            document, schema_name=schema_name, allow_unexecutable=allow_unexecutable
+        )
+    if schema_name is not None:
+        raise SuiteError(f"{path}: --schema-name applies to data contracts; this is a suite")
     return parse_suite(document)
 
 
@@ -290,7 +331,18 @@ def type_family(type_name: str) -> str:
         return "integral"
     if name in {"float", "double", "real"} or name.startswith("decimal"):
         return "fractional"
+    if name.startswith(("array<", "struct<", "map<")):
+        return name.split("<", 1)[0]
+    if name in {"timestamp_ntz", "timestamp_ltz"}:
+        return "timestamp"
     return name
+
+
+def _type_matches(actual: str, expected: str) -> bool:
+    """Whether a column of Spark type `actual` fits `expected` (`number`: any numeric type)."""
+    if expected.lower() == "number":
+        return type_family(actual) in {"integral", "fractional"}
+    return type_family(actual) == type_family(expected)
 
 
 def check_against_schema(suite: Suite, schema: StructType) -> None:
@@ -307,7 +359,7 @@ def check_against_schema(suite: Suite, schema: StructType) -> None:
                 f"{suite.path}: schema: the table has no column {column!r} "
                 f"(expected {expected}); the table has {', '.join(types)}"
             )
-        elif type_family(types[column].simpleString()) != type_family(expected):
+        elif not _type_matches(types[column].simpleString(), expected):
             problems.append(
                 f"{suite.path}: schema: column {column!r} is {types[column].simpleString()}, "
                 f"expected {expected}"
@@ -375,6 +427,7 @@ def check_sql_conditions(df: DataFrame, suite: Suite) -> None:
     from pyspark.errors import AnalysisException, ParseException
     from pyspark.sql import functions as F
 
+    _check_sql_queries(df, suite)
     for c in suite.constraints:
         condition = getattr(c.args, "condition", None)
         if condition is None:
@@ -391,4 +444,36 @@ def check_sql_conditions(df: DataFrame, suite: Suite) -> None:
             raise SuiteError(
                 f"{where}: condition {condition!r} is {field.dataType.simpleString()}, not a "
                 "boolean; write a comparison such as `amount >= 0`"
+            )
+
+
+def _check_sql_queries(df: DataFrame, suite: Suite) -> None:
+    """Reject `customSql` queries that are not one number over `df` (analysed; no job runs).
+
+    Registers `df` as the view `{table}` names (`constraint_types.TABLE_VIEW`).
+
+    Raises:
+        SuiteError: naming the suite line, the rule and Spark's reason.
+    """
+    from pyspark.errors import AnalysisException, ParseException
+
+    from checks.constraint_types import TABLE_VIEW, table_query
+
+    queries = [c for c in suite.constraints if c.type.reads_table]
+    if queries:
+        df.createOrReplaceTempView(TABLE_VIEW)
+    for c in queries:
+        where = f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} ({c.kind})"
+        try:
+            fields = df.sparkSession.sql(table_query(c.args.query)).schema.fields
+        except (AnalysisException, ParseException) as exc:
+            reason = str(exc).splitlines()[0]
+            raise SuiteError(
+                f"{where}: query {c.args.query!r} is not valid SQL on this table: {reason}"
+            ) from None
+        if len(fields) != 1 or not isinstance(fields[0].dataType, NumericType | BooleanType):
+            found = ", ".join(f"{f.name} {f.dataType.simpleString()}" for f in fields)
+            raise SuiteError(
+                f"{where}: query {c.args.query!r} returns ({found}); it must return one "
+                "number (or boolean) column"
             )

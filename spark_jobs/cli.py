@@ -30,6 +30,7 @@ SUBCOMMANDS = {
     "serve": "spark_jobs.serve",
     "materialize": "spark_jobs.materialize",
     "convert": "spark_jobs.convert",
+    "contract": "spark_jobs.contract",
     "suggest": "spark_jobs.suggest",
 }
 

@@ -65,6 +65,8 @@ class ValidateSpec(BaseModel):
     format: str | None = None
     keep_history: bool = True
     html_report: bool = True
+    schema_name: str | None = None  # a data contract's schema object
+    allow_unexecutable: bool = False  # a data contract's rules that cannot run are skipped
 
 
 @dataclass(frozen=True)
@@ -182,7 +184,9 @@ def run(
         SuiteError, InputError: before anything is written.
         RowsLost: the outputs do not add up to the input; nothing is committed.
     """
-    suite = suite or load_suite(spec.suite)
+    suite = suite or load_suite(
+        spec.suite, schema_name=spec.schema_name, allow_unexecutable=spec.allow_unexecutable
+    )
     progress = progress or Progress(4, quiet=True)
     run_id = f"{datetime.now(UTC):%Y%m%dT%H%M%S}-{uuid.uuid4().hex[:8]}"
     started = datetime.now(UTC)
@@ -237,6 +241,7 @@ def run(
                 metrics_repository=str(repository) if repository else None,
             ),
             anomalies=tuple(anomalies),
+            extra={"skipped": list(suite.skipped)} if suite.skipped else {},
         )
         _stage_reports(outputs, result, judged.charts, samples)
         gate.save_metrics()
@@ -373,6 +378,11 @@ def _write_split(
 @click.option("--format", "fmt", default=None, help="Input format, when the suffix does not say.")
 @click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
 @click.option("--no-html-report", is_flag=True, help="Write report.json only, not report.html.")
+@click.option("--schema-name", default=None, help="A data contract's schema object to check.")
+@click.option(
+    "--allow-unexecutable", is_flag=True,
+    help="Skip a data contract's rules that cannot run (listed in report.json); else refuse.",
+)  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(
     job: JobContext,
@@ -382,10 +392,13 @@ def command(
     fmt: str | None,
     no_history: bool,
     no_html_report: bool,
+    schema_name: str | None,
+    allow_unexecutable: bool,
     quiet: bool,
 ) -> int:
-    """Check a table against a suite; split it into valid and quarantined rows."""
-    suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
+    """Check a table against a suite or ODCS v3 contract; split it into valid and quarantined."""
+    # A bad suite or contract fails here, before Spark starts.
+    suite = load_suite(suite_file, schema_name=schema_name, allow_unexecutable=allow_unexecutable)
     spec = ValidateSpec(
         suite=str(suite_file),
         input=source,
@@ -393,6 +406,8 @@ def command(
         format=fmt,
         keep_history=not no_history,
         html_report=not no_html_report,
+        schema_name=schema_name,
+        allow_unexecutable=allow_unexecutable,
     )
     result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=quiet))
     click.echo(validation_summary(result.to_report()))

@@ -128,6 +128,12 @@ AGGREGATE = {
         "hasNumberOfDistinctValues: {column: category, eq: 2}",
         "hasNumberOfDistinctValues: {column: category, eq: 2}",
     ),
+    "customSql": (
+        "customSql: {name: big amounts, query: 'SELECT count(*) FROM {table} WHERE amount > 50',"
+        " eq: 0}",
+        "customSql: {name: big amounts, query: 'SELECT count(*) FROM {table} WHERE amount > 50',"
+        " eq: 0}",
+    ),
     "hasDuplicateRowCount": (
         "hasDuplicateRowCount: {columns: [id], eq: 0}",
         "hasDuplicateRowCount: {columns: [id], eq: 0}",
