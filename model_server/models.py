@@ -22,7 +22,7 @@ from typing import Any
 from mlflow.exceptions import MlflowException
 
 from model_server.errors import ModelNotFound, RegistryUnavailable
-from udfs.errors import ModelUsageError
+from udfs.errors import ModelStoreUnavailable, ModelUsageError
 from udfs.model_function import ResolvedModel, download_model, resolve_model
 from udfs.signature_frame import SignatureInputs, signature_inputs_of
 
@@ -120,6 +120,8 @@ class ModelCache:
                 tracking_uri=self.tracking_uri,
                 registry_uri=self.registry_uri,
             )
+        except ModelStoreUnavailable as exc:
+            raise RegistryUnavailable(str(exc)) from None
         except ModelUsageError as exc:
             if _is_absent(exc):
                 raise ModelNotFound(str(exc)) from None
@@ -174,7 +176,7 @@ class ModelCache:
             resolved = self._resolve_model(name, version)
         try:
             folder, local_path = download_model(resolved, tracking_uri=self.tracking_uri)
-        except ModelUsageError as exc:
+        except (ModelStoreUnavailable, ModelUsageError) as exc:
             raise RegistryUnavailable(str(exc)) from None
         pyfunc = mlflow.pyfunc.load_model(str(local_path))
         inputs = signature_inputs_of(pyfunc.metadata.signature, f"model {name} version {version}")

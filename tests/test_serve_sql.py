@@ -260,7 +260,7 @@ def test_a_bind_beyond_loopback_without_authentication_is_refused(capsys):
 
 
 def test_a_taken_port_is_refused_before_spark_starts(server, capsys):
-    assert main(["serve-sql", "--port", str(server.port)]) == 2
+    assert main(["serve-sql", "--port", str(server.port)]) == 3
     assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
 
 

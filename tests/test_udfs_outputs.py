@@ -13,6 +13,7 @@ from pyspark.sql import types as T
 from pyspark.testing import assertDataFrameEqual
 
 from udfs import ModelUsageError, register_model_function, run_checked_sql
+from udfs.errors import ModelStoreUnavailable
 
 
 class ScoreAndBand(mlflow.pyfunc.PythonModel):
@@ -68,11 +69,11 @@ def test_two_outputs_return_a_struct_with_both_fields(spark, settings, two_outpu
     assertDataFrameEqual(actual, expected)
 
 
-def test_a_tracking_store_that_cannot_be_opened_is_a_model_usage_error(spark, tmp_path):
+def test_a_tracking_store_that_cannot_be_opened_is_an_environment_problem(spark, tmp_path):
     not_a_folder = tmp_path / "a-file"
     not_a_folder.write_text("")
     store = f"sqlite:///{not_a_folder / 'mlflow.db'}"
-    with pytest.raises(ModelUsageError, match="cannot reach the MLflow registry"):
+    with pytest.raises(ModelStoreUnavailable, match="cannot reach the MLflow registry"):
         register_model_function(spark, "predict_nowhere", "models:/m@champion", tracking_uri=store)
 
 

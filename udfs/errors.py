@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from lakegate_errors import UserError
+from lakegate_errors import EnvironmentProblem, UserError
 
 
 class ModelUsageError(UserError, ValueError):
@@ -10,3 +10,7 @@ class ModelUsageError(UserError, ValueError):
 
     The `lakegate` command maps it to exit code 2 with a one-line message.
     """
+
+
+class ModelStoreUnavailable(EnvironmentProblem):
+    """The MLflow tracking store, registry or artifact store cannot be reached (exit 3)."""

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from udfs.errors import ModelUsageError
+from udfs.errors import ModelStoreUnavailable, ModelUsageError
 from udfs.scoring import BatchScorer, ScoringSpec
 
 if TYPE_CHECKING:
@@ -110,7 +110,8 @@ def resolve_model(
     Other URIs (`runs:/...`, paths, `models:/m-<id>`) are passed to MLflow unchanged.
 
     Raises:
-        ModelUsageError: the model, alias or version does not exist, or the store is unreachable.
+        ModelUsageError: the model, alias or version does not exist.
+        ModelStoreUnavailable: the registry cannot be reached.
 
     """
     match = _REGISTERED_URI.match(model_uri)
@@ -129,9 +130,11 @@ def resolve_model(
             raise ModelUsageError(
                 f"model {model_uri}: no registered model named {name!r} in {where}"
             ) from None
-        raise ModelUsageError(f"model {model_uri}: the registry {where} failed: {exc}") from None
+        raise ModelStoreUnavailable(
+            f"model {model_uri}: the registry {where} failed: {exc}"
+        ) from None
     except Exception as exc:
-        raise ModelUsageError(
+        raise ModelStoreUnavailable(
             f"model {model_uri}: cannot reach the MLflow registry {where} ({exc})"
         ) from None
     if alias is not None:
@@ -172,7 +175,8 @@ def download_model(
         The fresh folder (what is shipped to executors) and the model folder inside it.
 
     Raises:
-        ModelUsageError: the artifacts cannot be downloaded.
+        ModelStoreUnavailable: the artifacts cannot be downloaded.
+        ModelUsageError: the artifacts hold no MLflow model.
 
     """
     import mlflow.artifacts
@@ -189,7 +193,7 @@ def download_model(
             artifact_uri=resolved.artifact_uri, dst_path=str(folder), tracking_uri=tracking_uri
         )
     except Exception as exc:
-        raise ModelUsageError(
+        raise ModelStoreUnavailable(
             f"model {resolved.model_uri}: its artifacts cannot be downloaded from "
             f"{resolved.artifact_uri} ({exc})"
         ) from None
@@ -331,7 +335,8 @@ def register_model_function(
             (`udfs.compiled`); False keeps the pandas UDF.
 
     Raises:
-        ModelUsageError: unknown model, alias or version; unreachable store; unusable signature.
+        ModelUsageError: unknown model, alias or version; unusable signature.
+        ModelStoreUnavailable: the registry or the artifacts cannot be reached.
 
     """
     from mlflow.models import Model

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from lakegate_errors import UserError
+from lakegate_errors import LakegateError
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.sql_catalog import register_models
 
@@ -64,7 +64,7 @@ class ModelCatalog:
             for name, uri in self._models.items():
                 try:
                     function = register_models(self._spark, self._settings, {name: uri})[name]
-                except UserError as exc:
+                except LakegateError as exc:
                     if name in self._required:
                         raise
                     lines.append(f"predict_{name} is not available: {exc}")
@@ -98,7 +98,7 @@ class ModelCatalog:
                         lines.append(f"predict_{name}: unchanged ({current.description})")
                         continue
                     function = register_models(self._spark, self._settings, {name: uri})[name]
-                except UserError as exc:
+                except LakegateError as exc:
                     lines.append(f"predict_{name}: not refreshed: {exc}")
                     continue
                 self._functions[name] = function

@@ -85,14 +85,14 @@ def check_port_free(host: str, port: int) -> None:
     """Fail early and plainly when something already listens on `host:port`.
 
     Raises:
-        UserError: the port is taken.
+        EnvironmentProblem: the port is taken (exit 3, as `lakegate serve`).
     """
     with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
         except OSError as exc:
-            raise UserError(
+            raise EnvironmentProblem(
                 f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses the port or "
                 "choose another with --port"
             ) from None
@@ -142,9 +142,9 @@ def start_thrift_server(
     """Start HiveServer2 on `spark` at `host:port` and wait until it accepts connections.
 
     Raises:
-        UserError: a non-loopback bind without authentication, or the port is taken.
-        EnvironmentProblem: the session was built without the single shared session, or the
-            server did not come up.
+        UserError: a non-loopback bind without authentication.
+        EnvironmentProblem: the port is taken, the session was built without the single
+            shared session, or the server did not come up.
     """
     hive_conf = dict(hive_conf or {})
     check_bind(host, hive_conf)

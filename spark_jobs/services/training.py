@@ -472,8 +472,8 @@ def log_register_promote(
     registry_uri = settings.registry_uri if config.tracking_uri is None else config.tracking_uri
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
-    client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
     try:
+        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
         experiment_id = _experiment_id(config, settings)
     except Exception as exc:
         raise EnvironmentProblem(f"the MLflow store {tracking_uri} cannot be used: {exc}") from None
