@@ -6,6 +6,20 @@
 session and sees the temporary views and model functions registered in the driver. The server
 binds to loopback unless HiveServer2 authentication (LDAP, KERBEROS or CUSTOM) is configured in
 `sql_server.hive_conf`.
+
+Limitation (one session for every client): a client's `SET` (`spark.sql.session.timeZone`,
+`spark.sql.ansi.enabled`, ...), `USE`, temporary views and cached tables change what every
+other client sees until they are set back. Clients that need their own settings should
+qualify instead (`to_utc_timestamp(ts, 'Europe/Paris')`, `CAST`) and name their temporary views
+uniquely. A session per client (`singleSession=false`, where HiveServer2 opens
+`SparkSession.newSession()` for each connection) was measured on Spark 3.5 and not taken:
+the model functions could follow (a function injected with `SparkSessionExtensions.
+injectFunction` reaches every new session; a builder that delegates to the driver's current
+one would keep refreshes visible), but the configured `tables:`/`--table` views cannot: a new
+session starts with no temporary views, a global temporary view must be named
+`global_temp.<name>` (and `global_temp` cannot be the current database), a permanent view
+needs SQL text that `table_io.read_table`'s reading options do not fit, and the hook that
+could add them per session (an analyzer rule) is a Scala class Python cannot implement.
 """
 
 from __future__ import annotations
