@@ -195,8 +195,9 @@ def test_dataset_identity_follows_openlineage_naming(
     assert dataset_identity(location) == expected
 
 
-def test_relative_paths_are_named_absolute() -> None:
+def test_relative_paths_are_named_absolute_and_outputs_are_never_tables() -> None:
     assert dataset_identity("data/items.csv") == ("file", str(Path("data/items.csv").absolute()))
+    assert dataset_identity("out", table_names=False) == ("file", str(Path("out").absolute()))
 
 
 def test_the_schema_check_catches_a_broken_event_and_a_broken_facet() -> None:

@@ -71,13 +71,14 @@ def _client() -> OpenLineageClient | None:
     return None if client_type is None else client_type()
 
 
-def dataset_identity(location: str) -> tuple[str, str]:
+def dataset_identity(location: str, *, table_names: bool = True) -> tuple[str, str]:
     """OpenLineage's (namespace, name) for a path, URI or catalog table.
 
     Local paths are `file` + the absolute path; `s3a://bucket/key` is `s3://bucket` + `key`
     (likewise `gs://`); other URIs (`hdfs://host:port/path`, `abfss://...`) keep scheme and
-    authority as the namespace and the path as the name. Credentials in a URI are dropped. A
-    name without a folder that is no existing file (`db.items`) is a catalog table.
+    authority as the namespace and the path as the name. Credentials in a URI are dropped. With
+    `table_names` (inputs), a name without a folder that is no existing file (`db.items`) is a
+    catalog table, as `table_io.read_table` reads it; outputs are always paths.
     """
     parts = urlsplit(location)
     scheme = parts.scheme.lower()
@@ -91,7 +92,8 @@ def dataset_identity(location: str) -> tuple[str, str]:
             host = f"{parts.username}@{host}"  # container@account: the name, not a credential
         return f"{scheme}://{host}", parts.path or "/"
     path = parts.path if scheme == "file" else location
-    if scheme != "file" and "/" not in path and os.sep not in path and not Path(path).exists():
+    bare = scheme != "file" and "/" not in path and os.sep not in path
+    if table_names and bare and not Path(path).exists():
         return CATALOG_NAMESPACE, location
     return "file", str(Path(path).absolute())
 
@@ -117,7 +119,7 @@ class LineageRun:
 
     def add_output(self, location: str) -> None:
         """Note a dataset the job wrote."""
-        self.outputs.setdefault(dataset_identity(location))
+        self.outputs.setdefault(dataset_identity(location, table_names=False))
 
     def emit(self, state: str, error: BaseException | str | None = None) -> None:
         """Send a START, COMPLETE or FAIL event; a transport error is logged, never raised."""
@@ -287,6 +289,7 @@ def record_validation(input_location: str, report: Mapping[str, Any]) -> None:
         return
     run.add_input(input_location, validation_facets(report))
     valid = str(report["outputs"]["valid"])
-    run.outputs.pop(dataset_identity(valid.rstrip("/").rpartition("/")[0]), None)  # the folder
+    folder = valid.rstrip("/").rpartition("/")[0]
+    run.outputs.pop(dataset_identity(folder, table_names=False), None)
     for table in ("valid", "quarantine"):
         run.add_output(str(report["outputs"][table]))
