@@ -89,7 +89,8 @@ def _answers(port: int) -> bool:
         return False
 
 
-def _stop(process: subprocess.Popen[bytes]) -> None:
+def stop_broker(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (Kafka's orderly shutdown), then SIGKILL after `STOP_TIMEOUT_SECONDS`."""
     if process.poll() is not None:
         return
     process.terminate()
@@ -125,7 +126,7 @@ def start_broker(class_path: str, folder: Path) -> tuple[subprocess.Popen[bytes]
     deadline = time.monotonic() + START_TIMEOUT_SECONDS
     while not _answers(port):
         if process.poll() is not None or time.monotonic() > deadline:
-            _stop(process)
+            stop_broker(process)
             tail = "\n".join(log.read_text(errors="replace").splitlines()[-30:])
             pytest.fail(f"the Kafka broker did not start on 127.0.0.1:{port}:\n{tail}")
         time.sleep(0.2)
@@ -143,7 +144,7 @@ def kafka_broker(
     try:
         yield bootstrap
     finally:
-        _stop(process)
+        stop_broker(process)
 
 
 def produce(spark: SparkSession, bootstrap: str, topic: str, values: Sequence[str | None]) -> None:
