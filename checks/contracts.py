@@ -365,6 +365,12 @@ class _Mapper:
                 return
         if prop.logicalType:
             spark = _LOGICAL_TYPES.get(prop.logicalType)
+            if spark is None and prop.logicalType not in {"time", "vector"}:
+                close = difflib.get_close_matches(prop.logicalType, [*_LOGICAL_TYPES, "time"], n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise _Problem(
+                    (*loc, "logicalType"), f"unknown logicalType {prop.logicalType!r}{hint}"
+                )
             if spark is None:
                 raise _Problem(
                     (*loc, "logicalType"),
@@ -972,6 +978,20 @@ def _json_ready(value: Any) -> Any:
     return value.isoformat() if hasattr(value, "isoformat") else value
 
 
+def _map_without_logical_type(error: Any) -> bool:
+    """Whether `error` is ODCS 3.2.0's schema asking a property without logicalType for `map`.
+
+    Its `if` on `logicalType: map` lacks `required`, so it holds when logicalType is absent.
+    """
+    instance = error.instance
+    return bool(
+        error.validator == "required"
+        and list(error.validator_value) == ["map"]
+        and isinstance(instance, dict)
+        and "logicalType" not in instance
+    )
+
+
 def json_schema_problems(document: YamlDocument) -> list[str] | None:
     """The contract's problems against ODCS's JSON schema (shipped with the ODCS package).
 
@@ -987,6 +1007,8 @@ def json_schema_problems(document: YamlDocument) -> list[str] | None:
     errors = sorted(validator.iter_errors(_json_ready(document.data)), key=lambda e: e.json_path)
     found = []
     for error in errors:
+        if _map_without_logical_type(error):
+            continue
         loc = tuple(error.absolute_path)
         found.append(f"{document.where(loc)}: {path_text(loc) or '(document)'}: {error.message}")
     return found

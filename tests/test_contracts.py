@@ -277,6 +277,45 @@ def test_an_operator_on_the_wrong_level_is_an_unknown_key_with_its_path(tmp_path
     )
 
 
+def test_an_unknown_logical_type_is_refused_and_time_is_not_executable(tmp_path: Path) -> None:
+    typo = contract_file(
+        tmp_path, [{"name": "t", "properties": [{"name": "a", "logicalType": "strin"}]}]
+    )
+    with pytest.raises(
+        SuiteError, match=r"logicalType: unknown logicalType 'strin'; did you mean 'string'"
+    ):
+        load_contract(typo)
+    time = contract_file(
+        tmp_path, [{"name": "t", "properties": [{"name": "a", "logicalType": "time"}]}]
+    )
+    with pytest.raises(SuiteError, match=r"--allow-unexecutable skips it"):
+        load_contract(time)
+    assert load_contract(time, allow_unexecutable=True).expected_schema == ()
+
+
+def test_report_html_shows_each_rules_contract_annotations_and_the_skipped_rules() -> None:
+    from spark_jobs.services.html_report import render_report_html
+
+    constraint = {
+        "check": "items.description (warning)", "level": "warning",
+        "constraint": "containsURL(description)", "type": "containsURL",
+        "columns": ["description"], "expectation": ">= 0.5", "status": "failure",
+        "metric": 0.4, "message": None, "deequ_constraint": "", "row_level": False,
+        "contract": {"path": "schema[0].properties[2].quality[0]", "id": "description_urls",
+                     "dimension": "conformity", "businessImpact": "operational", "tags": ["web"]},
+    }  # fmt: skip
+    report = {
+        "suite": "items", "suite_file": "items.odcs.yaml", "run_id": "r", "started_at": "",
+        "finished_at": "", "duration_seconds": 1.0, "input": "items.csv", "status": "warning",
+        "exit_code": 0, "counts": {"rows_in": 5, "rows_valid": 5, "rows_quarantined": 0},
+        "quarantine_reasons": {}, "constraints": [constraint], "outputs": {},
+        "skipped": [{"path": "schema[0].quality[3].type", "line": 12, "reason": "a text rule"}],
+    }  # fmt: skip
+    html = render_report_html(report, [], {})
+    assert "description_urls · conformity · impact: operational · web" in html
+    assert "<code>schema[0].quality[3].type</code>" in html and "a text rule" in html
+
+
 def test_text_rules_are_refused_unless_allowed_then_reported_as_skipped(tmp_path: Path) -> None:
     rule = {"type": "text", "description": "emails are verified"}
     file = one_rule(tmp_path, rule)
