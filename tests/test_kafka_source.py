@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -13,6 +16,7 @@ from pyspark.testing import assertDataFrameEqual
 from spark_jobs.services.kafka_source import kafka_batch_frame, kafka_frame, parse_values
 from spark_jobs.services.table_io import MALFORMED_COLUMN
 
+ROOT = Path(__file__).resolve().parents[1]
 __all__ = ["kafka_broker"]  # the module-scoped fixture, imported for this module's tests
 
 # `id` is required: a record without it is malformed as far as from_json can tell.
@@ -49,6 +53,34 @@ def test_parse_values_keeps_every_record_and_the_raw_text_of_those_not_of_the_sc
         [(None if value is None else value.encode(),) for value, _ in RECORDS], "value binary"
     )
     assertDataFrameEqual(parse_values(records, _schema(spark)), _expected(spark))
+
+
+def test_without_the_connector_a_kafka_source_is_an_environment_problem_naming_the_setting(
+    tmp_path: Path,
+) -> None:
+    # A plain session of pyspark's own jars (the test session has the connector).
+    probe = (
+        "from pyspark.sql import SparkSession\n"
+        "from pyspark.sql.types import StructType\n"
+        "from lakegate_errors import EnvironmentProblem\n"
+        "from spark_jobs.services.kafka_source import kafka_frame\n"
+        "spark = SparkSession.builder.master('local[1]').getOrCreate()\n"
+        "try:\n"
+        "    kafka_frame(spark, 'orders', '127.0.0.1:9', StructType([]), {})\n"
+        "except EnvironmentProblem as exc:\n"
+        "    print(f'{exc.exit_code}: {exc}')\n"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", probe],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        cwd=ROOT,
+        env={**os.environ, "SPARK_LOCAL_IP": "127.0.0.1", "PYSPARK_PYTHON": sys.executable},
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("3: Spark's Kafka connector is not on the classpath")
+    assert "kafka.coordinate" in done.stdout
 
 
 @pytest.mark.kafka

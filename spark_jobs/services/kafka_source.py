@@ -17,12 +17,16 @@ import operator
 from collections.abc import Mapping
 from functools import reduce
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, DataFrameReader, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.readwriter import DataStreamReader
 from pyspark.sql.types import StringType, StructField, StructType
 
+from lakegate_errors import EnvironmentProblem
 from spark_jobs.services.table_io import MALFORMED_COLUMN
+
+CONNECTOR_EXAMPLE = "org.apache.spark:spark-sql-kafka-0-10_2.12:3.5.7"
 
 _VALUE = "_lakegate_kafka_value"
 _PARSED = "_lakegate_kafka_parsed"
@@ -41,6 +45,9 @@ def kafka_frame(
     `options` go to `readStream.format("kafka")` after `subscribe`, `kafka.bootstrap.servers`
     and `startingOffsets: earliest` (a new query gates the records already in the topic), so
     they may set `startingOffsets`, `maxOffsetsPerTrigger`, `kafka.*` client settings, ...
+
+    Raises:
+        EnvironmentProblem: Spark's Kafka connector is not on the classpath.
     """
     return parse_values(_records(spark, topic, bootstrap, options, streaming=True), schema)
 
@@ -52,7 +59,11 @@ def kafka_batch_frame(
     schema: StructType,
     options: Mapping[str, str],
 ) -> DataFrame:
-    """`kafka_frame` read as a batch (`spark.read`): the records from the earliest to the latest."""
+    """`kafka_frame` read as a batch (`spark.read`): the records from the earliest to the latest.
+
+    Raises:
+        EnvironmentProblem: Spark's Kafka connector is not on the classpath.
+    """
     return parse_values(_records(spark, topic, bootstrap, options, streaming=False), schema)
 
 
@@ -70,7 +81,16 @@ def _records(
         "kafka.bootstrap.servers": bootstrap,
         "startingOffsets": "earliest",
     }
-    return reader.format("kafka").options(**{**defaults, **options}).load()
+    try:
+        return reader.format("kafka").options(**{**defaults, **options}).load()
+    except AnalysisException as exc:
+        if "Failed to find data source: kafka" not in str(exc):  # Spark 3.5: _LEGACY_..._1140
+            raise
+        raise EnvironmentProblem(
+            "Spark's Kafka connector is not on the classpath: set kafka.coordinate in "
+            f"conf/<env>.yaml (for example {CONNECTOR_EXAMPLE}) or kafka.jars to local copies, "
+            "then run `make setup` (python -m spark_jobs.jars) once"
+        ) from None
 
 
 def parse_values(records: DataFrame, schema: StructType) -> DataFrame:
