@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import json
 import os
+import socket
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -11,7 +15,7 @@ import pytest
 from pyspark.sql import SparkSession
 
 from spark_jobs.cli import main
-from spark_jobs.services.lineage import dataset_identity, job_run, lineage_configured
+from spark_jobs.services.lineage import dataset_identity, finish, job_run, lineage_configured
 
 ITEMS = "checks/examples/items.yaml"
 SPEC = Path(__file__).parent / "openlineage_spec"
@@ -233,3 +237,59 @@ def test_the_schema_check_catches_a_broken_event_and_a_broken_facet() -> None:
     problems = schema_problems(event)
     assert any("'name' is a required property" in p for p in problems)
     assert any("'no' is not of type 'boolean'" in p for p in problems)
+
+
+@pytest.fixture
+def lineage_http_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[dict[str, Any]]]:
+    """A loopback HTTP endpoint collecting what OpenLineage's HTTP transport posts."""
+    received: list[dict[str, Any]] = []
+
+    class Collector(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            received.append({"path": self.path, "event": json.loads(body)})
+            self.send_response(201)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Collector)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    for name in [n for n in os.environ if n.startswith("OPENLINEAGE")]:
+        monkeypatch.delenv(name)
+    monkeypatch.setenv("OPENLINEAGE_URL", f"http://127.0.0.1:{server.server_port}")
+    yield received
+    server.shutdown()
+    server.server_close()
+
+
+def test_openlineage_url_sends_the_run_over_http(lineage_http_server: list[dict[str, Any]]) -> None:
+    with job_run("lakegate.predict", ["s3a://lake/features"], ["out/predictions"]) as run:
+        assert run is not None
+        finish(run, 0)
+    assert [r["path"] for r in lineage_http_server] == ["/api/v1/lineage"] * 2
+    start, complete = (r["event"] for r in lineage_http_server)
+    assert (start["eventType"], complete["eventType"]) == ("START", "COMPLETE")
+    assert complete["job"]["name"] == "lakegate.predict"
+    assert [(d["namespace"], d["name"]) for d in complete["inputs"]] == [("s3://lake", "features")]
+    assert complete["outputs"][0]["name"] == str(Path("out/predictions").absolute())
+
+
+def test_an_unreachable_lineage_server_never_fails_the_job(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        closed_port = s.getsockname()[1]
+    config = tmp_path / "openlineage.yml"
+    config.write_text(
+        f"transport:\n  type: http\n  url: http://127.0.0.1:{closed_port}\n"
+        "  timeout: 1\n  retry: {total: 0}\n"
+    )
+    monkeypatch.delenv("OPENLINEAGE_URL", raising=False)
+    monkeypatch.setenv("OPENLINEAGE_CONFIG", str(config))
+    with pytest.raises(ValueError, match="the job's own error"), job_run("lakegate.x") as run:
+        assert run is not None
+        raise ValueError("the job's own error")  # FAIL is attempted, the job's error stays
