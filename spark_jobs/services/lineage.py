@@ -123,9 +123,8 @@ class LineageRun:
 
     def emit(self, state: str, error: BaseException | str | None = None) -> None:
         """Send a START, COMPLETE or FAIL event; a transport error is logged, never raised."""
-        event = self._event(state, error)
         try:
-            self.client.emit(event)
+            self.client.emit(self._event(state, error))
         except Exception as exc:  # lineage must not fail the job
             log.warning("OpenLineage %s event for %s not sent: %s", state, self.job_name, exc)
 
@@ -282,12 +281,18 @@ def _column_statistic(kind: str, metric: float, rows: int) -> dict[str, Any]:
 def record_validation(input_location: str, report: Mapping[str, Any]) -> None:
     """Attach a validation's facets to its input, in the current run (if any).
 
-    Its outputs become the valid and quarantine tables, in place of the output folder.
+    Its outputs become the valid and quarantine tables, in place of the output folder. Called
+    after the outputs are committed: a facet that cannot be built is logged, never raised.
     """
     run = current_run()
     if run is None:
         return
-    run.add_input(input_location, validation_facets(report))
+    try:
+        facets = validation_facets(report)
+    except Exception as exc:  # lineage must not fail a committed validation
+        log.warning("OpenLineage data-quality facets not built: %s", exc)
+        facets = {}
+    run.add_input(input_location, facets)
     valid = str(report["outputs"]["valid"])
     folder = valid.rstrip("/").rpartition("/")[0]
     run.outputs.pop(dataset_identity(folder, table_names=False), None)
