@@ -8,9 +8,20 @@ from __future__ import annotations
 
 import math
 import re
-from typing import Any, Literal
+from decimal import Decimal, InvalidOperation
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+
+# Spark's decimals hold at most this many digits; a bound with more has no exact SQL literal.
+MAX_DECIMAL_DIGITS = 38
 
 
 class ConstraintArgs(BaseModel):
@@ -56,6 +67,72 @@ def unquote_column(name: str) -> str:
         if "`" not in inner.replace("``", ""):
             return inner.replace("``", "`")
     return name
+
+
+def decimal_digits(value: Decimal) -> int:
+    """The precision a SQL decimal literal of `value` needs (digits before and after the point)."""
+    _, digits, exponent = value.as_tuple()
+    assert isinstance(exponent, int)
+    return len(digits) + exponent if exponent >= 0 else max(len(digits), -exponent)
+
+
+def _exact_bound(value: Any) -> Any:
+    """A bound kept as written: an int, a `Decimal` (from quoted text) or a float.
+
+    Booleans, NaN and numbers Spark's decimals cannot hold are refused; quoted text such as
+    `"1.000000000000000001"` keeps every digit (a YAML float would round it to a double).
+    """
+    number: int | Decimal | float | None
+    if value is None or isinstance(value, Decimal):
+        number = value
+    elif isinstance(value, bool):
+        raise ValueError("a bound is a number, not true/false")
+    elif isinstance(value, int | float):
+        number = value
+    elif isinstance(value, str):
+        try:
+            number = Decimal(value.strip())
+        except InvalidOperation:
+            raise ValueError(f"{value!r} is not a number") from None
+    else:
+        raise ValueError(f"{value!r} is not a number")
+    _check_representable(number, value)
+    return number
+
+
+def _check_representable(number: int | Decimal | float | None, value: Any) -> None:
+    """Refuse NaN, non-finite decimals, and numbers with more digits than a SQL decimal holds."""
+    if isinstance(number, float) and math.isnan(number):
+        raise ValueError("NaN is not a bound")
+    if isinstance(number, Decimal) and not number.is_finite():
+        raise ValueError(f"{value!r} is not a finite number; use .inf or leave the bound out")
+    digits = (
+        len(str(abs(number)))
+        if isinstance(number, int)
+        else decimal_digits(number)
+        if isinstance(number, Decimal)
+        else 0
+    )
+    if digits > MAX_DECIMAL_DIGITS:
+        raise ValueError(f"{value} has more than {MAX_DECIMAL_DIGITS} digits")
+
+
+# A number bound compared exactly by Spark: as written, never rounded through a double.
+ExactBound = Annotated[int | Decimal | float | None, BeforeValidator(_exact_bound)]
+
+
+def scalar_text(value: str | int | float | bool) -> str:
+    """A YAML scalar as the text a string column would hold (`true`, not Python's `True`)."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def bound_text(value: int | Decimal | float) -> str:
+    """A bound for messages: as written (`1.000000000000000001`, `0.5`, `10`)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    return format(value, "f") if isinstance(value, Decimal) else str(value)
 
 
 class Assertion(ConstraintArgs):
@@ -124,9 +201,13 @@ class Assertion(ConstraintArgs):
         return " and ".join(parts) or "== 1"
 
     def is_all_rows(self) -> bool:
-        """Whether the assertion is Deequ's default for ratio constraints: every row complies."""
+        """Whether the assertion is Deequ's default for ratio constraints: every row complies.
+
+        `eq: 1` with a tolerance admits failing rows (a share within the tolerance passes), so
+        it is a threshold like `min`, not "every row": no row is blamed for it.
+        """
         return not self.has_assertion() or (
-            self.eq == 1 and not any(v is not None for v in self._others())
+            self.eq == 1 and not self.tolerance and not any(v is not None for v in self._others())
         )
 
     @model_validator(mode="after")
@@ -222,11 +303,15 @@ class ContainedInArgs(Assertion):
 
 
 class InRangeArgs(ConstraintArgs):
-    """A numeric column and its bounds, inclusive unless `include_min`/`include_max` say not."""
+    """A numeric column and its bounds, inclusive unless `include_min`/`include_max` say not.
+
+    Bounds are kept as written (`ExactBound`) and compared by Spark in the column's own
+    arithmetic: a DECIMAL(38,18) or a BIGINT beyond 2^53 is never rounded through a double.
+    """
 
     column: str
-    min: float | None = None
-    max: float | None = None
+    min: ExactBound = None
+    max: ExactBound = None
     include_min: bool = True
     include_max: bool = True
 
@@ -265,9 +350,7 @@ class HistogramArgs(RequiredAssertion):
         """The key Deequ's histogram files the value under (`null_key` for null)."""
         if self.value is None:
             return null_key
-        if isinstance(self.value, bool):
-            return "true" if self.value else "false"
-        return str(self.value)
+        return scalar_text(self.value)
 
 
 class PatternArgs(Assertion):

@@ -8,15 +8,20 @@ Importing this module needs no JVM; the builders and rules run only when called.
 
 from __future__ import annotations
 
+import math
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from decimal import Decimal, InvalidOperation
 from enum import StrEnum
 from functools import reduce
 from typing import Any, Literal
 
+from pyspark.sql.types import BooleanType, DataType, FloatType, NumericType, StringType
+
 from checks import row_rules as rules
 from checks.arguments import (
+    MAX_DECIMAL_DIGITS,
     ColumnArgs,
     ColumnAssert,
     ColumnRatio,
@@ -35,11 +40,15 @@ from checks.arguments import (
     SizeAssert,
     SqlMetricArgs,
     UniqueArgs,
+    decimal_digits,
+    scalar_text,
 )
-from checks.row_rules import RowRule
+from checks.row_rules import RowRule, quote
 
 # (PyDeequ Check, arguments, assertion or None for Deequ's default, hint) -> PyDeequ Check
 DeequBuilder = Callable[[Any, Any, Callable[[float], bool] | None, str | None], Any]
+# (arguments, the table's column types by name) -> the SQL predicate a row must meet
+PredicateText = Callable[[Any, Mapping[str, DataType]], str]
 
 
 class ColumnKind(StrEnum):
@@ -65,6 +74,9 @@ class ConstraintType:
     Histogram and the analyzers built on it, quoted or not): such suites are refused up front.
     `metric_of(args, value)` reads a number out of a metric that is not one (a Distribution);
     without it, the constraint's own Deequ value picker is used, if it has one.
+    `predicate(args, column_types)` is the one SQL text of a type judged by a predicate: Deequ
+    evaluates it (a `satisfies` named `predicate_name(args)`) and the row rule is the same text
+    parsed by the same Spark (`predicate_check` builds the Deequ side; `deequ` is then unused).
     """
 
     name: str
@@ -76,43 +88,140 @@ class ConstraintType:
     groups_rows: bool = False
     dotted_names: bool = True
     metric_of: Callable[[Any, Any], float | None] | None = None
+    predicate: PredicateText | None = None
+    predicate_name: Callable[[Any], str] | None = None
     reads_table: bool = False  # its query reads the table as the view `TABLE_VIEW`
-
-
-def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
 
 
 def deequ_column(column: str) -> str:
     """The spelling Deequ's `col(...)`-based analyzers need: back-quoted when it holds a dot.
 
     Other names go as they are, so metric names (and the metrics history) stay Deequ's own.
+    Deequ checks such a name against the schema after stripping the outer back-quotes only
+    (`ColumnUtil.removeEscapeColumn`), so a name holding a back-quote is looked up with its
+    back-quotes doubled: `deequ_schema_name` gives that name, `deequ_frame` the frame with it.
     """
-    return _quote(column) if "." in column or "`" in column else column
+    return quote(column) if "." in column or "`" in column else column
+
+
+def deequ_schema_name(column: str) -> str:
+    """The name Deequ's schema preconditions look up for `column` (its `removeEscapeColumn`)."""
+    spelled = deequ_column(column)
+    if spelled.startswith("`") and spelled.endswith("`") and len(spelled) > 1:
+        return spelled[1:-1]
+    return spelled
 
 
 def _sql_name(column: str) -> str:
     """A column in SQL text: as is when a plain identifier, else back-quoted."""
-    return column if _PLAIN_IDENTIFIER.fullmatch(column) else _quote(column)
+    return column if _PLAIN_IDENTIFIER.fullmatch(column) else quote(column)
 
 
 _PLAIN_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
+def sql_number(value: int | Decimal | float) -> str:
+    """A SQL literal of a number as written: an integer, an exact decimal, or a double.
+
+    Spark reads `12` as an integer (BIGINT or DECIMAL(n,0) when larger) and `1.000000000000000001`
+    as a DECIMAL, and compares either with a column in the column's own arithmetic, exactly. A
+    float is written by its shortest repr (what the suite wrote); infinities are doubles.
+    """
+    if isinstance(value, bool):
+        raise TypeError("a boolean is not a number")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "CAST('NaN' AS DOUBLE)"
+        if math.isinf(value):
+            return f"CAST('{'-' if value < 0 else ''}Infinity' AS DOUBLE)"
+        exact = Decimal(repr(value))
+        if decimal_digits(exact) > MAX_DECIMAL_DIGITS:
+            return f"{repr(value).upper()}D"  # 1e-50: no decimal holds it, a double does
+        value = exact
+    return format(value, "f")
+
+
 def range_predicate(
     column: str,
-    low: float | None,
-    high: float | None,
+    low: int | Decimal | float | None,
+    high: int | Decimal | float | None,
     include_low: bool = True,
     include_high: bool = True,
 ) -> str:
-    """The SQL predicate Deequ evaluates for `isInRange` (null is compliant)."""
+    """The SQL predicate of `isInRange` (null is compliant): Deequ's metric and the row rule.
+
+    Bounds are literals as written (`sql_number`), so a DECIMAL or BIGINT column is compared
+    exactly, the same way on both sides.
+    """
+    name = quote(column)
     parts = []
     if low is not None:
-        parts.append(f"{_quote(column)} {'>=' if include_low else '>'} {low!r}")
+        parts.append(f"{name} {'>=' if include_low else '>'} {sql_number(low)}")
     if high is not None:
-        parts.append(f"{_quote(column)} {'<=' if include_high else '<'} {high!r}")
-    return f"{_quote(column)} IS NULL OR ({' AND '.join(parts)})"
+        parts.append(f"{name} {'<=' if include_high else '<'} {sql_number(high)}")
+    return f"{name} IS NULL OR ({' AND '.join(parts)})"
+
+
+def _string_literal(text: str) -> str:
+    return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
+
+
+def _number_of(value: str | int | float | bool) -> int | Decimal | float | None:
+    """A YAML scalar as a number, or None when it cannot equal a number."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int | float):
+        return value
+    try:
+        number = Decimal(value.strip())
+    except InvalidOperation:
+        return None
+    if number.is_nan():
+        return float("nan")
+    if number.is_infinite():
+        return float(number)
+    return number if decimal_digits(number) <= MAX_DECIMAL_DIGITS else float(number)
+
+
+def _typed_literals(values: list[Any], data_type: DataType | None) -> tuple[str, list[list[str]]]:
+    """How to compare a column of `data_type` with the values: (its cast, lists of literals).
+
+    Numbers compare as numbers (`1.0` equals an integer 1, `1.5` equals none), booleans as
+    booleans (`true`, `"TRUE"`), anything else as the text a string column holds (`true`, not
+    `True`). A value that cannot be of the column's type equals no row and is left out. Exact
+    numbers and non-finite ones are listed apart, so a DECIMAL column is never widened to a
+    double by an infinity in the same list.
+    """
+    if isinstance(data_type, BooleanType):
+        flags = {scalar_text(v).lower() for v in values} & {"true", "false"}
+        return "", [[flag.upper() for flag in sorted(flags)]]
+    if isinstance(data_type, NumericType):
+        numbers = [n for n in (_number_of(v) for v in values) if n is not None]
+        exact = [n for n in numbers if not isinstance(n, float) or math.isfinite(n)]
+        groups = [exact, [n for n in numbers if n not in exact]]
+        wrap = "CAST({} AS FLOAT)" if isinstance(data_type, FloatType) else "{}"
+        return "", [list(dict.fromkeys(wrap.format(sql_number(n)) for n in g)) for g in groups]
+    cast = "" if data_type is None or isinstance(data_type, StringType) else "STRING"
+    return cast, [list(dict.fromkeys(_string_literal(scalar_text(v)) for v in values))]
+
+
+def contained_predicate(column: str, values: list[Any], data_type: DataType | None) -> str:
+    """The SQL predicate of `isContainedIn` (null is compliant): Deequ's metric and the row rule.
+
+    The values are literals of the column's type (`_typed_literals`); a FLOAT column compares
+    with FLOAT literals (0.1 equals the float 0.1), a DECIMAL one exactly.
+    """
+    cast, groups = _typed_literals(values, data_type)
+    name = f"CAST({quote(column)} AS {cast})" if cast else quote(column)
+    lists = [f"{name} IN ({', '.join(group)})" for group in groups if group]
+    return " OR ".join([f"{quote(column)} IS NULL", *lists])
+
+
+def contained_name(args: ContainedInArgs) -> str:
+    """Deequ's own name for an `isContainedIn` constraint (its metric's instance)."""
+    return f"{args.column} contained in {','.join(scalar_text(v) for v in args.values)}"
 
 
 def completeness_predicate(columns: list[str], any_of: bool) -> str:
@@ -228,10 +337,43 @@ def _completeness(any_of: bool, default_all_rows: bool) -> DeequBuilder:
     return build
 
 
-def _in_range(check: Any, a: InRangeArgs, test: Any, hint: str | None) -> Any:
-    constraint = f"isInRange({a.column})" + (f" where {a.where}" if a.where else "")
-    predicate = range_predicate(a.column, a.min, a.max, a.include_min, a.include_max)
-    return check.satisfies(predicate, constraint, None, hint)
+def _in_range_text(a: InRangeArgs, types: Mapping[str, DataType]) -> str:
+    return range_predicate(a.column, a.min, a.max, a.include_min, a.include_max)
+
+
+def _in_range_name(a: InRangeArgs) -> str:
+    return f"isInRange({a.column})" + (f" where {a.where}" if a.where else "")
+
+
+def _contained_text(a: ContainedInArgs, types: Mapping[str, DataType]) -> str:
+    return contained_predicate(a.column, list(a.values), types.get(a.column))
+
+
+def predicate_check(
+    check: Any,
+    ctype: ConstraintType,
+    a: Any,
+    test: Callable[[float], bool] | None,
+    types: Mapping[str, DataType],
+) -> Any:
+    """Add a predicate-judged constraint to a PyDeequ `Check`: Deequ's `satisfies` of its text."""
+    assert ctype.predicate is not None and ctype.predicate_name is not None
+    j_test = (
+        getattr(check._Check, "satisfies$default$3")() if test is None else _function(check, test)
+    )
+    j_check = check._Check.satisfies(
+        ctype.predicate(a, types),
+        ctype.predicate_name(a),
+        j_test,
+        _option(check, a.hint),
+        _seq(check, a.read_columns()),
+        _jvm(check).scala.Option.empty(),
+    )
+    return _set(check, j_check)
+
+
+def _built_from_predicate(check: Any, a: Any, test: Any, hint: str | None) -> Any:
+    raise TypeError("this constraint is built from its predicate: use predicate_check")
 
 
 def _satisfies(check: Any, a: SatisfiesArgs, test: Any, hint: str | None) -> Any:
@@ -394,11 +536,22 @@ _TYPES = [
     ConstraintType(
         "isContainedIn",
         ContainedInArgs,
-        lambda c, a, t, h: c.isContainedIn(a.column, [str(v) for v in a.values], t, h),
+        _built_from_predicate,
         "when_all_rows",
         rules.not_in_set,
+        predicate=_contained_text,
+        predicate_name=contained_name,
     ),
-    ConstraintType("isInRange", InRangeArgs, _in_range, "always", rules.out_of_range, _NUMERIC),
+    ConstraintType(
+        "isInRange",
+        InRangeArgs,
+        _built_from_predicate,
+        "always",
+        rules.out_of_range,
+        _NUMERIC,
+        predicate=_in_range_text,
+        predicate_name=_in_range_name,
+    ),
     ConstraintType(
         "isNonNegative",
         ColumnRatio,

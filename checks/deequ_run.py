@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,9 +23,11 @@ from pydeequ.checks import CheckLevel
 from pydeequ.repository import FileSystemMetricsRepository, ResultKey
 from pydeequ.verification import VerificationSuite
 from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql.types import DataType
 
 from checks.arguments import Assertion
-from checks.constraint_types import TABLE_VIEW
+from checks.constraint_types import TABLE_VIEW, deequ_schema_name, predicate_check
+from checks.row_rules import column, quote
 from checks.suite import Constraint, Level, Suite, SuiteError
 from lakegate_errors import EnvironmentProblem
 
@@ -108,10 +110,21 @@ class VerificationOutcome:
         return "warning" if self.failed(Level.WARNING) else "success"
 
 
-def _add_constraint(check: DeequCheck, c: Constraint) -> DeequCheck:
+def _add_constraint(check: DeequCheck, c: Constraint, types: Mapping[str, DataType]) -> DeequCheck:
     a = c.args
+    quoted = [name for name in c.columns if "`" in name]
+    if quoted and not c.type.dotted_names:
+        where = f"{c.check!r} constraint {c.index + 1} ({c.kind})"
+        raise SuiteError(
+            f"{where}: Deequ's histogram cannot read column {quoted[0]!r} (a back-quote in its "
+            f"name); rename it first, e.g. SELECT *, {quote(quoted[0])} AS "
+            f"{quoted[0].replace('`', '_')}"
+        )
     test = a.holds if isinstance(a, Assertion) and a.has_assertion() else None
-    check = c.type.deequ(check, a, test, a.hint)
+    if c.type.predicate is not None:
+        check = predicate_check(check, c.type, a, test, types)
+    else:
+        check = c.type.deequ(check, a, test, a.hint)
     if a.where:
         try:
             check = check.where(a.where)
@@ -129,15 +142,17 @@ def compile_checks(
     """Build one PyDeequ `Check` per suite check, constraints in suite order.
 
     A suite whose constraints read the table through SQL (`customSql`) needs `table`: it is
-    registered as the temporary view `TABLE_VIEW` their queries name.
+    registered as the temporary view `TABLE_VIEW` their queries name. `table`'s column types
+    also type the literals of predicate-judged constraints (`isContainedIn`'s values).
     """
     if table is not None and any(c.type.reads_table for c in suite.constraints):
         table.createOrReplaceTempView(TABLE_VIEW)
+    types = {f.name: f.dataType for f in table.schema.fields} if table is not None else {}
     compiled = []
     for check in suite.checks:
         deequ_check = DeequCheck(spark, _DEEQU_LEVEL[check.level], check.name)
         for constraint in check.constraints:
-            deequ_check = _add_constraint(deequ_check, constraint)
+            deequ_check = _add_constraint(deequ_check, constraint, types)
         compiled.append(deequ_check)
     return compiled
 
@@ -199,7 +214,7 @@ def verify(
     """
     ensure_deequ(spark)
     checks = compile_checks(spark, suite, df)
-    builder = VerificationSuite(spark).onData(df)
+    builder = VerificationSuite(spark).onData(deequ_frame(df, suite.columns()))
     for check in checks:
         builder = builder.addCheck(check)
     if repository is not None:
@@ -208,6 +223,23 @@ def verify(
     result = builder.run()
     j_results = result.verificationRun.checkResults()
     return read_results(suite, checks, lambda check: j_results.get(check._Check).get())
+
+
+def deequ_frame(df: DataFrame, columns: Iterable[str]) -> DataFrame:
+    """`df` as Deequ's schema checks need it (back-quoted names also under Deequ's spelling).
+
+    A column holding a back-quote is added again under the name Deequ looks it up by
+    (`deequ_schema_name`: back-quotes doubled). Deequ's analyzers read such a
+    column as `col("`a``b`")`, which Spark resolves to `a`b`, but check the schema for `a``b`;
+    the copy (never read, never written) satisfies that check. Other frames are unchanged.
+    """
+    present = {c.lower() for c in df.columns}
+    shadows = {}
+    for name in columns:
+        shadow = deequ_schema_name(name)
+        if shadow != name and shadow.lower() not in present and name in df.columns:
+            shadows[shadow] = column(name)
+    return df.withColumns(shadows) if shadows else df
 
 
 def metrics_repository(spark: SparkSession, repository: Path) -> Any:

@@ -46,6 +46,7 @@ from checks.arguments import unquote_column
 from checks.deequ_run import (
     VerificationOutcome,
     compile_checks,
+    deequ_frame,
     ensure_deequ,
     metrics_repository,
     read_results,
@@ -86,12 +87,14 @@ class GateInconsistent(RuntimeError):
 
 
 def check_reserved_columns(df: DataFrame, allowed: Sequence[str] = ()) -> None:
-    """Refuse input columns named like lakegate's own (`_lakegate_...`).
+    """Refuse input columns named like lakegate's own (`_lakegate_...`, in any case).
+
+    Spark resolves names case-insensitively, so `_LAKEGATE_ERRORS` is the errors column too.
 
     Raises:
         SuiteError: naming the columns and the fix.
     """
-    clash = [c for c in df.columns if c.startswith(RESERVED_PREFIX) and c not in allowed]
+    clash = [c for c in df.columns if c.lower().startswith(RESERVED_PREFIX) and c not in allowed]
     if clash:
         raise SuiteError(
             f"the input has column(s) {', '.join(repr(c) for c in clash)}, a name lakegate "
@@ -394,9 +397,18 @@ def _in_scope(columns: list[str], where: str | None) -> Column:
     return any_key & F.coalesce(F.expr(where), F.lit(False)) if where else any_key
 
 
+def _distinct(columns: Sequence[str]) -> list[str]:
+    """A key's columns, each once: a key naming a column twice groups as that column once."""
+    return list(dict.fromkeys(columns))
+
+
 def _frequencies(df: DataFrame, columns: list[str], where: str | None) -> DataFrame:
-    """Deequ's frequencies: rows with at least one non-null key, filtered, counted per key."""
-    keys = [column(c) for c in columns]
+    """Deequ's frequencies: rows with at least one non-null key, filtered, counted per key.
+
+    A column named twice in the key (`[d, d]`) is grouped once: the same groups, and the
+    frequency table keeps distinct column names.
+    """
+    keys = [column(c) for c in _distinct(columns)]
     count = _count_column(df.sparkSession)
     scoped = df.where(_in_scope(columns, where)).select(*keys)
     return scoped.groupBy(*keys).agg(F.count(F.lit(1)).alias(count))
@@ -483,7 +495,7 @@ def _flag_duplicates(
     A few duplicated values of one string or integer key are an IN list; any other key is joined
     null-safely. Either way rows (a, NULL) and (a, NULL) are duplicates, as Deequ counts.
     """
-    key = constraint.columns
+    key = _distinct(constraint.columns)
     count = F.col(_count_column(df.sparkSession))
     if grouping is None:
         frequencies = _frequencies(df, key, constraint.args.where)
@@ -496,12 +508,12 @@ def _flag_duplicates(
         F.coalesce(F.expr(constraint.args.where), F.lit(False)) if constraint.args.where else None
     )
     if _inlinable(df, key, duplicated):
-        values = [r[0] for r in frequencies.where(count > 1).select(F.col(f"`{key[0]}`")).collect()]
+        values = [r[0] for r in frequencies.where(count > 1).select(column(key[0])).collect()]
         flagged = _in_list(column(key[0]), values)
         return df.withColumn(flag, flagged if in_scope is None else flagged & in_scope)
     aliases = [f"{flag}_k{i}" for i in range(len(key))]
     dups = frequencies.where(count > 1).select(
-        *[F.col(f"`{c}`").alias(a) for c, a in zip(key, aliases, strict=True)],
+        *[column(c).alias(a) for c, a in zip(key, aliases, strict=True)],
         F.lit(True).alias(flag),
     )
     dups = dups if duplicated > BROADCAST_DUPLICATE_KEYS else F.broadcast(dups)
@@ -561,16 +573,18 @@ def apply_suite(
     original = [c for c in df.columns if c != malformed_column]
     scan = df.drop(malformed_column) if malformed_column else df
     none = jvm.scala.Option.empty()
+    deequ_view = deequ_frame(scan, suite.columns())  # the schema Deequ's preconditions check
     for analyzer in standalone:
-        analyzer.calculate(scan._jdf, none, jvm.scala.Option.apply(provider), none)
+        analyzer.calculate(deequ_view._jdf, none, jvm.scala.Option.apply(provider), none)
     groupings = _group(spark, scan, grouping_analyzers, provider)
 
     row_constraints = _row_constraints(suite)
     annotated, flags = _flag_grouped_rules(df, row_constraints, groupings)
     patterns = deequ_patterns(spark) if row_constraints else {}
-    tests = [violation(c, RowContext(patterns, flags.get(c.id)))[0] for c in row_constraints]
+    types = {f.name: f.dataType for f in scan.schema.fields}
+    tests = [violation(c, RowContext(patterns, flags.get(c.id), types))[0] for c in row_constraints]
     if malformed_column is not None:
-        tests.append(F.col(malformed_column).isNotNull())
+        tests.append(column(malformed_column).isNotNull())
     quarantined = reduce(operator.or_, tests, F.lit(False))
 
     offsets, functions = _aggregation_functions(observable)
@@ -578,7 +592,7 @@ def apply_suite(
     counts = _gate_counts(quarantined, tests[: len(row_constraints)], malformed_column, counted)
     observation = Observation(f"lakegate_gate_{id(df)}")
     observed = annotated.observe(observation, *counts, _pack(functions).alias(_PACKED))
-    failures = failures_column(row_constraints, patterns, flags)
+    failures = failures_column(row_constraints, patterns, flags, types)
     if malformed_column is not None:
         failures = F.concat(malformed_line_failure(malformed_column), failures)
     valid = observed.where(~quarantined).select(*[column(c) for c in original])
@@ -594,7 +608,7 @@ def apply_suite(
         repository=repository,
         tags=dict(tags or {}),
         _checks=checks,
-        _schema=scan._jdf.schema(),
+        _schema=deequ_view._jdf.schema(),
         _provider=provider,
         _observation=observation,
         _observable=offsets,
@@ -676,7 +690,7 @@ def _gate_counts(
     ]
     counts += [F.sum(test.cast("long")).alias(f"blamed_{i}") for i, test in enumerate(rule_tests)]
     if malformed_column is not None:
-        counts.append(F.sum(F.col(malformed_column).isNotNull().cast("long")).alias("malformed"))
+        counts.append(F.sum(column(malformed_column).isNotNull().cast("long")).alias("malformed"))
     counts += [
         F.count(F.when(_in_scope(g.columns, g.where), 1)).alias(f"keyed_{i}")
         for i, g in enumerate(counted)

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import operator
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import reduce
 from typing import TYPE_CHECKING, Any
 
 from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
+
+from checks.arguments import bound_text, scalar_text
 
 if TYPE_CHECKING:
     from checks.suite import Constraint
@@ -28,10 +30,16 @@ MALFORMED_CONSTRAINT = "parseable"
 
 @dataclass(frozen=True)
 class RowContext:
-    """What rules need beyond their arguments: Deequ's patterns and duplicate-key flags."""
+    """What rules need beyond their arguments.
+
+    Deequ's patterns, the duplicate-key flag, the table's column types, and (set by
+    `violation` for a type judged by a predicate) the SQL text Deequ evaluates for it.
+    """
 
     patterns: Mapping[str, str] = field(default_factory=dict)
     duplicate_flag: str | None = None
+    column_types: Mapping[str, Any] = field(default_factory=dict)
+    predicate: str | None = None
 
 
 RowRule = Callable[[Any, RowContext], tuple[Column, Column]]
@@ -52,9 +60,25 @@ def deequ_patterns(spark: SparkSession) -> dict[str, str]:
     return {name: getattr(patterns, member)().toString() for name, member in DEEQU_PATTERNS.items()}
 
 
+def quote(name: str) -> str:
+    """A column name as a SQL identifier: back-quoted, inner back-quotes doubled.
+
+    The one spelling of a name in SQL text and in `F.col` (`column`); dots, spaces and
+    back-quotes are part of the name, never parsed.
+    """
+    return "`" + name.replace("`", "``") + "`"
+
+
 def column(name: str) -> Column:
     """A top-level column by its exact name (dots and spaces are part of the name)."""
-    return F.col("`" + name.replace("`", "``") + "`")
+    return F.col(quote(name))
+
+
+def predicate_fails(predicate: str | None) -> Column:
+    """True where the SQL predicate is false or null (Deequ counts only rows where it is true)."""
+    if predicate is None:
+        raise ValueError("this rule needs its constraint's predicate (see `violation`)")
+    return ~F.coalesce(F.expr(predicate), F.lit(False))
 
 
 def _text(name: str) -> Column:
@@ -102,30 +126,22 @@ def duplicated_key(args: Any, ctx: RowContext) -> tuple[Column, Column]:
 
 
 def not_in_set(args: Any, ctx: RowContext) -> tuple[Column, Column]:
-    """A non-null value outside the allowed values (`isContainedIn`)."""
-    allowed = [str(v) for v in args.values]
-    value = column(args.column)
-    fails = value.isNotNull() & ~value.cast("string").isin(allowed)
+    """A non-null value outside the allowed values (`isContainedIn`): its predicate fails."""
+    allowed = [scalar_text(v) for v in args.values]
     message = F.concat(
         F.lit(f"{args.column} = '"), _text(args.column), F.lit(f"' is not one of {allowed}")
     )
-    return fails, message
+    return predicate_fails(ctx.predicate), message
 
 
 def out_of_range(args: Any, ctx: RowContext) -> tuple[Column, Column]:
-    """A non-null value outside the bounds (`isInRange`; each bound inclusive unless told not)."""
-    value = column(args.column)
-    inside = F.lit(True)
-    if args.min is not None:
-        inside = inside & (value >= args.min if args.include_min else value > args.min)
-    if args.max is not None:
-        inside = inside & (value <= args.max if args.include_max else value < args.max)
-    low = "(-inf" if args.min is None else ("[" if args.include_min else "(") + f"{args.min:g}"
-    high = "inf)" if args.max is None else f"{args.max:g}" + ("]" if args.include_max else ")")
+    """A non-null value outside the bounds (`isInRange`): its predicate fails."""
+    low = "(-inf" if args.min is None else ("[" if args.include_min else "(") + bound_text(args.min)
+    high = "inf)" if args.max is None else bound_text(args.max) + ("]" if args.include_max else ")")
     message = F.concat(
         F.lit(f"{args.column} = "), _text(args.column), F.lit(f" is outside {low}, {high}")
     )
-    return value.isNotNull() & ~F.coalesce(inside, F.lit(False)), message
+    return predicate_fails(ctx.predicate), message
 
 
 def negative(args: Any, ctx: RowContext) -> tuple[Column, Column]:
@@ -183,6 +199,8 @@ def violation(constraint: Constraint, ctx: RowContext) -> tuple[Column, Column]:
     rule = constraint.type.row_rule
     if rule is None or not constraint.blames_rows:
         raise ValueError(f"{constraint.kind} does not blame single rows")
+    if constraint.type.predicate is not None:
+        ctx = replace(ctx, predicate=constraint.type.predicate(constraint.args, ctx.column_types))
     fails, message = rule(constraint.args, ctx)
     if constraint.args.where:
         fails = F.coalesce(F.expr(constraint.args.where), F.lit(False)) & fails
@@ -203,12 +221,13 @@ def failures_column(
     constraints: Sequence[Constraint],
     patterns: Mapping[str, str],
     duplicate_flags: Mapping[str, str] | None = None,
+    column_types: Mapping[str, Any] | None = None,
 ) -> Column:
     """An array of failure structs, one per constraint the row breaks (empty when none)."""
     duplicate_flags = duplicate_flags or {}
     items = []
     for constraint in constraints:
-        ctx = RowContext(patterns, duplicate_flags.get(constraint.id))
+        ctx = RowContext(patterns, duplicate_flags.get(constraint.id), column_types or {})
         fails, message = violation(constraint, ctx)
         items.append(F.when(fails, failure_struct(constraint, message)))
     if not items:

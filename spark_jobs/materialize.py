@@ -20,6 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
+from checks.row_rules import column
 from lakegate_errors import UserError
 from online_store import FeatureView, OnlineStore, open_online_store
 from spark_jobs.services.command import JobContext, lakegate_command
@@ -28,6 +29,7 @@ from spark_jobs.services.reporting import redact
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import read_table
 
+_ROWS = "_lakegate_rows"
 _RANK = "_lakegate_rank"
 
 
@@ -71,7 +73,9 @@ def latest_per_key(df: DataFrame, key: list[str], timestamp: str | None) -> Data
         )
     if timestamp is None:
         return df
-    order = Window.partitionBy(*key).orderBy(F.col(timestamp).desc_nulls_last())
+    order = Window.partitionBy(*[column(c) for c in key]).orderBy(
+        column(timestamp).desc_nulls_last()
+    )
     return df.withColumn(_RANK, F.rank().over(order)).filter(F.col(_RANK) == 1).drop(_RANK)
 
 
@@ -81,18 +85,18 @@ def check_unique_keys(latest: DataFrame, key: list[str], timestamp: str | None) 
     Raises:
         UserError: names up to five offending keys and the fix.
     """
-    null_key = functools.reduce(operator.or_, [F.col(c).isNull() for c in key])
+    null_key = functools.reduce(operator.or_, [column(c).isNull() for c in key])
     offending = (
-        latest.groupBy(*key)
-        .agg(F.count(F.lit(1)).alias("rows"))
-        .filter((F.col("rows") > 1) | null_key)
+        latest.groupBy(*[column(c) for c in key])
+        .agg(F.count(F.lit(1)).alias(_ROWS))
+        .filter((F.col(_ROWS) > 1) | null_key)
         .limit(5)
         .collect()
     )
     if not offending:
         return
     shown = ", ".join(
-        f"{dict(zip(key, row[: len(key)], strict=True))} ({row['rows']} rows)" for row in offending
+        f"{dict(zip(key, row[: len(key)], strict=True))} ({row[_ROWS]} rows)" for row in offending
     )
     if any(row[c] is None for row in offending for c in key):
         raise UserError(
