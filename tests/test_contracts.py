@@ -439,7 +439,7 @@ def test_the_corpus_gives_the_oracles_status_for_every_rule(
     assert sql["contract"]["type"] == "sql"
 
 
-def test_a_contract_of_table_level_rules_quarantines_nothing(
+def test_a_contract_of_table_level_rules_quarantines_nothing_and_lists_skipped_rules(
     spark: SparkSession, orders: tuple[DataFrame, Path], tmp_path: Path
 ) -> None:
     df, table = orders
@@ -452,15 +452,17 @@ def test_a_contract_of_table_level_rules_quarantines_nothing(
             "quality": [
                 {"metric": "nullValues", "mustBeLessThan": 5},
                 {"type": "sql", "query": "SELECT count(*) FROM {object}", "mustBe": 3},
+                {"type": "text", "description": "quantities are counted by hand"},
             ],
         }
     ]
     objects = [{"name": "orders", "properties": props, "quality": table_level}]
     file = contract_file(tmp_path, objects)
-    code, report = validate(file, table, tmp_path / "out")
+    code, report = validate(file, table, tmp_path / "out", "--allow-unexecutable")
     assert code == 1  # rows_gt10, rows_not10 and the sql rule fail: the whole table stays valid
     assert report["counts"]["rows_quarantined"] == 0
     assertDataFrameEqual(spark.read.format("delta").load(report["outputs"]["valid"]), df)
+    assert [s["path"] for s in report["skipped"]] == ["schema[0].properties[0].quality[2].type"]
 
 
 def test_a_sql_rule_whose_query_does_not_analyse_exits_2_before_writing(
