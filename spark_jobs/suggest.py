@@ -8,6 +8,7 @@ file, then rename).
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
@@ -15,6 +16,9 @@ import click
 from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.reporting import redact
+
+# `s3a://bucket/suite.yaml`, `file:///tmp/suite.yaml`: given to Hadoop as they are.
+_URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")
 
 
 @lakegate_command("suggest")
@@ -48,9 +52,8 @@ def command(
     suggestions = suggest_constraints(spark, profiled)
     name = suite_name or Path(output).stem
     suggested = prove_suggestions(spark, df, name, suggestions)
-    Storage(spark).write_text(
-        str(Path(output).absolute()), suggested_suite_yaml(suggested, redact(source))
-    )
+    target = output if _URI.match(output) else str(Path(output).absolute())
+    Storage(spark).write_text(target, suggested_suite_yaml(suggested, redact(source)))
     click.echo(
         f"{len(suggested.kept)} constraint(s) written to {output} "
         f"({len(suggestions)} suggested, {len(suggested.dropped)} dropped)"

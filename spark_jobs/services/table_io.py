@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import threading
 import uuid
@@ -47,6 +48,7 @@ class Storage:
 
     def __init__(self, spark: SparkSession) -> None:
         self._jvm = jvm_of(spark)
+        self._gateway: Any = spark.sparkContext._gateway
         self._conf = spark.sparkContext._jsc.hadoopConfiguration()
 
     def _path(self, path: str) -> tuple[Any, Any]:
@@ -78,7 +80,13 @@ class Storage:
             raise OSError(f"could not move {source} to {target}")
 
     def write_text(self, path: str, text: str) -> None:
-        """Write a small text file atomically (temporary file, then rename)."""
+        """Write a small text file whole: a temporary file, then renamed over `path`.
+
+        A reader sees the old file or the new one, never none: a local file is replaced in one
+        step (`os.replace`, rename(2); Hadoop's local file systems delete the target first),
+        others by `FileContext.rename` with `OVERWRITE` (atomic on HDFS; object stores copy,
+        as every rename there).
+        """
         temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         jtemp, fs = self._path(temporary)
         fs.setWriteChecksum(False)
@@ -87,8 +95,24 @@ class Storage:
             stream.write(bytearray(text.encode("utf-8")))
         finally:
             stream.close()
-        self.delete(path)
-        self.rename(temporary, path)
+        try:
+            self._rename_over(jtemp, self._jvm.org.apache.hadoop.fs.Path(path))
+        except Exception:
+            self.delete(temporary)
+            raise
+
+    def _rename_over(self, jsource: Any, jtarget: Any) -> None:
+        fs = jtarget.getFileSystem(self._conf)
+        fs.mkdirs(jtarget.getParent())
+        if fs.getUri().getScheme() == "file":
+            source, target = (fs.makeQualified(p).toUri().getPath() for p in (jsource, jtarget))
+            os.replace(source, target)
+            return
+        hadoop = self._jvm.org.apache.hadoop.fs
+        context = hadoop.FileContext.getFileContext(jtarget.toUri(), self._conf)
+        overwrite = self._gateway.new_array(hadoop.Options.Rename, 1)
+        overwrite[0] = hadoop.Options.Rename.OVERWRITE
+        context.rename(jsource, jtarget, overwrite)
 
     def children(self, path: str) -> list[str]:
         """The names directly under a folder (none if it does not exist)."""
