@@ -9,6 +9,8 @@ that starts a JVM after all fails (see `_unit_tests_start_no_jvm`).
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -67,7 +69,16 @@ NOT_UNIT_TESTS = {
     ("test_model_server.py", "test_a_bind_beyond_loopback_without_a_token_is_refused"): (
         "lakegate serve in a subprocess (~13 s of imports)"
     ),
+    (
+        "test_kafka_source.py",
+        "test_without_the_connector_a_kafka_source_is_an_environment_problem_naming_the_setting",
+    ): "a plain Spark session in a subprocess",
+    ("test_serve_sql.py", "test_a_worker_keeps_memory_flat_across_twenty_alias_moves"): (
+        "saves and loads MLflow models twenty times (~10 s)"
+    ),
 }
+# Markers of tests that need more than this process (a broker, several Spark jobs).
+NOT_UNIT_MARKERS = ("slow", "kafka")
 UNIT_MARKER = (
     f"{UNIT}: needs no JVM, no server and no Spark process (set by tests/conftest.py; "
     "`pytest -m unit` runs them alone, in under a minute)"
@@ -75,8 +86,24 @@ UNIT_MARKER = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the `unit` marker (conftest sets it; --strict-markers needs it declared)."""
+    """Declare the `unit` marker; under `-m unit`, any JVM a test starts fails at once.
+
+    The unit tier runs with JAVA_HOME set to a folder whose `bin/java` refuses to start (so a
+    test that starts Spark, in this process or in a subprocess, fails saying why), instead of
+    trusting the lists above.
+    """
     config.addinivalue_line("markers", UNIT_MARKER)
+    if config.getoption("markexpr", "") == UNIT:
+        home = Path(tempfile.mkdtemp(prefix="lakegate-no-jvm-"))
+        java = home / "bin" / "java"
+        java.parent.mkdir()
+        java.write_text(
+            "#!/bin/sh\necho 'the unit tier starts no JVM (java '\"$*\"'): give the test the "
+            "spark fixture or list it in tests/conftest.py NOT_UNIT_TESTS' >&2\nexit 97\n"
+        )
+        java.chmod(0o755)
+        os.environ["JAVA_HOME"] = str(home)
+        config.add_cleanup(lambda: shutil.rmtree(home, ignore_errors=True))
 
 
 def is_unit(item: pytest.Item) -> bool:
@@ -84,7 +111,7 @@ def is_unit(item: pytest.Item) -> bool:
     module, fixtures = item.path.name, set(getattr(item, "fixturenames", ()))
     name = getattr(item, "originalname", item.name)
     return not (
-        item.get_closest_marker("slow")
+        any(item.get_closest_marker(marker) for marker in NOT_UNIT_MARKERS)
         or fixtures & JVM_FIXTURES
         or any((module, fixture) in NOT_UNIT_FIXTURES for fixture in fixtures)
         or (module, name) in NOT_UNIT_TESTS
