@@ -32,6 +32,7 @@ SUBCOMMANDS = {
     "convert": "spark_jobs.convert",
     "contract": "spark_jobs.contract",
     "suggest": "spark_jobs.suggest",
+    "stream": "spark_jobs.stream",
 }
 
 

@@ -1,0 +1,557 @@
+"""`lakegate stream validate SUITE --source SRC --output OUT --checkpoint DIR`: gate a stream.
+
+Every micro-batch is split by the suite as `lakegate validate` splits a table and appended to
+`OUT/valid` and `OUT/quarantine` (Delta, written once per batch id: a replay adds nothing twice).
+Table-wide checks are judged on the batch and on everything committed so far (Deequ's states,
+merged batch by batch beside the checkpoint); a key an earlier batch committed is quarantined.
+`OUT/report.json` is rewritten after every batch.
+"""
+
+from __future__ import annotations
+
+import logging
+import operator
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from functools import reduce
+from pathlib import Path
+from typing import Any, Literal
+
+import click
+from pydantic import BaseModel, ConfigDict
+from pyspark.errors import StreamingQueryException
+from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import functions as F
+from pyspark.sql.streaming.query import StreamingQuery
+
+from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
+from checks.gate import ERRORS_COLUMN, Gate, apply_suite
+from checks.row_rules import FAILURE_TYPE, failure_struct
+from checks.suite import Level, Suite, check_against_schema, check_sql_conditions, load_suite
+from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
+from spark_jobs.services.command import JobContext, lakegate_command
+from spark_jobs.services.reporting import redact
+from spark_jobs.services.settings import Settings
+from spark_jobs.services.stream_io import (
+    FILE_COLUMN,
+    StreamSource,
+    append_once,
+    batch_files,
+    check_file_drift,
+    parse_source,
+    parse_trigger,
+    query_id,
+    read_stream,
+    start_query,
+    stream_schema,
+    with_file_names,
+)
+from spark_jobs.services.stream_state import KeyState, RunningTotals, TotalWindow, key_constraints
+from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
+from spark_jobs.validate import check_filters
+
+# How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
+_COMMIT_WAIT_SECONDS = 30.0
+
+
+class StreamValidateSpec(BaseModel):
+    """What to gate: a suite, a source, the output folder and the checkpoint."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite: str
+    source: str
+    output: str
+    checkpoint: str
+    trigger: str = "available-now"
+    options: dict[str, str] = {}
+    kafka_bootstrap: str | None = None
+    on_failure: Literal["continue", "stop"] = "continue"
+    keep_history: bool = True
+    quiet: bool = False
+
+
+@dataclass
+class StreamResult:
+    """How the query ended: batches processed in this run, the last report, the exit code."""
+
+    batches: int
+    exit_code: ExitCode
+    report: dict[str, Any] | None
+    stopped_by: str | None = None
+
+
+class _Stopped(Exception):
+    """A batch began after a stop was asked for: it is left to the next run."""
+
+
+@dataclass
+class _BatchCounts:
+    rows_in: int
+    rows_valid: int
+    rows_quarantined: int
+    reasons: dict[str, int]
+
+
+@dataclass
+class _BatchProcessor:
+    """The foreachBatch function: split, write once, judge both windows, report."""
+
+    spark: SparkSession
+    settings: Settings
+    spec: StreamValidateSpec
+    suite: Suite
+    source: StreamSource
+    schema: Any
+    malformed: str | None
+    app_id: str | None = None
+    stop_reason: str | None = None
+    error: BaseException | None = None
+    failed_any: bool = False
+    processed: int = 0
+    last_batch_id: int = -1
+    report: dict[str, Any] | None = None
+    in_batch: bool = field(default=False)
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        self.in_batch = True
+        try:
+            if self.stop_reason is not None:
+                raise _Stopped(self.stop_reason)
+            self._process(batch, batch_id)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
+        finally:
+            self.in_batch = False
+
+    @property
+    def root(self) -> str:
+        return f"{self.spec.checkpoint.rstrip('/')}/_lakegate"
+
+    def _process(self, batch: DataFrame, batch_id: int) -> None:
+        clock = time.monotonic()
+        if self.app_id is None:
+            self.app_id = query_id(self.spark, self.spec.checkpoint)
+        persisted = batch.persist()
+        try:
+            batch = self._checked(persisted)
+            self._split_and_judge(batch, batch_id, clock)
+        finally:
+            persisted.unpersist()
+
+    def _checked(self, batch: DataFrame) -> DataFrame:
+        """The batch without its file column, once its files showed no schema drift."""
+        if not self.source.is_file_source:
+            return batch
+        check_file_drift(self.spark, self.source, batch_files(batch), self.schema)
+        return batch.drop(FILE_COLUMN)
+
+    def _split_and_judge(self, batch: DataFrame, batch_id: int, clock: float) -> None:
+        """Gate the batch, append both outputs once, record keys and totals, report."""
+        assert self.app_id is not None
+        scan = batch.drop(self.malformed) if self.malformed else batch
+        gate = apply_suite(
+            self.spark,
+            batch,
+            self.suite,
+            repository=self.settings.metrics_repository_path if self.spec.keep_history else None,
+            tags=self._tags("batch", batch_id),
+            malformed_column=self.malformed,
+        )
+        keys = [
+            KeyState(self.spark, self.root, i, c, batch_id)
+            for i, c in enumerate(key_constraints(gate))
+        ]
+        try:
+            counts, outcome = self._write_split(gate, keys, batch_id)
+            replay = self.processed == 0
+            added = {s.constraint.id: s.record(scan, self.app_id, replay) for s in keys}
+            totals = RunningTotals(self.spark, self.root)
+            before = totals.summary(totals.previous(batch_id))
+            summary = _accumulate(before, counts, added, batch_id)
+            total = totals.advance(gate, scan, batch_id, summary)
+            self._save_history(gate, total, batch_id)
+            self._report(batch_id, counts, outcome, total, time.monotonic() - clock)
+        finally:
+            gate.release()
+
+    def _write_split(
+        self, gate: Gate, keys: list[KeyState], batch_id: int
+    ) -> tuple[_BatchCounts, VerificationOutcome]:
+        """Append valid rows (the pass that computes the metrics), judge, append the quarantine.
+
+        Raises:
+            RowsLost: valid + quarantined != rows in.
+        """
+        assert self.app_id is not None
+        output = self.spec.output.rstrip("/")
+        replay = self.processed == 0  # only a query's first batch can be a replay
+        valid, repeated = _without_repeats(gate.valid, keys)
+        valid_obs, quarantine_obs = Observation("stream_valid"), Observation("stream_quarantine")
+        valid = valid.observe(valid_obs, F.count(F.lit(1)).alias("rows"))
+        append_once(valid, f"{output}/valid", self.app_id, batch_id, replay_possible=replay)
+        outcome = gate.verdict()
+        quarantine = _quarantine_with_repeats(gate, keys, repeated, quarantine_obs)
+        append_once(
+            quarantine, f"{output}/quarantine", self.app_id, batch_id, replay_possible=replay
+        )
+        observed = quarantine_obs.get
+        reasons = gate.reasons()
+        for state in keys:
+            extra = int(observed[state.flag] or 0)
+            if extra:
+                reasons[state.constraint.id] = reasons.get(state.constraint.id, 0) + extra
+        counts = _BatchCounts(
+            gate.rows_in, int(valid_obs.get["rows"]), int(observed["rows"]), reasons
+        )
+        if counts.rows_in != counts.rows_valid + counts.rows_quarantined:
+            raise RowsLost(
+                f"batch {batch_id}: {counts.rows_in} rows in but {counts.rows_valid} valid + "
+                f"{counts.rows_quarantined} quarantined; the query stops before its checkpoint "
+                "records the batch"
+            )
+        return counts, outcome
+
+    def _tags(self, window: str, batch_id: int) -> dict[str, str]:
+        return {
+            "suite": self.suite.name,
+            "window": window,
+            "batch_id": str(batch_id),
+            "query_id": self.app_id or "",
+        }
+
+    def _save_history(self, gate: Gate, total: TotalWindow, batch_id: int) -> None:
+        """Both windows' metrics to the repository (tags `window: batch` / `window: total`)."""
+        if not self.spec.keep_history:
+            return
+        gate.save_metrics()
+        repository = metrics_repository(self.spark, self.settings.metrics_repository_path)
+        key = result_key(self.spark, self._tags("total", batch_id))
+        repository.repository.save(key.resultKey, total.context)
+
+    def _report(
+        self,
+        batch_id: int,
+        counts: _BatchCounts,
+        outcome: VerificationOutcome,
+        total: TotalWindow,
+        seconds: float,
+    ) -> None:
+        """Rewrite OUT/report.json, print the progress line, decide whether to stop."""
+        failed = bool(outcome.failed(Level.ERROR) or total.outcome.failed(Level.ERROR))
+        self.failed_any = self.failed_any or failed
+        summary = total.summary
+        key_sizes: dict[str, int] = summary["key_state"]
+        self.report = {
+            "suite": self.suite.name,
+            "suite_file": str(self.suite.path),
+            "source": redact(str(self.source)),
+            "output": self.spec.output,
+            "checkpoint": self.spec.checkpoint,
+            "query_id": self.app_id,
+            "updated_at": datetime.now(UTC).isoformat(),
+            "status": total.outcome.status,
+            "counts": summary["counts"],
+            "quarantine_reasons": summary["quarantine_reasons"],
+            "constraints": [c.as_dict() for c in total.outcome.results],
+            "batches": summary["batches"],
+            "key_state": key_sizes,  # keys held per uniqueness rule
+            "last_batch": {
+                "batch_id": batch_id,
+                "status": outcome.status,
+                "duration_seconds": round(seconds, 3),
+                "counts": _counts_dict(counts),
+                "quarantine_reasons": counts.reasons,
+                "constraints": [c.as_dict() for c in outcome.results],
+            },
+        }
+        Storage(self.spark).write_text(
+            f"{self.spec.output.rstrip('/')}/report.json", _json(self.report)
+        )
+        self.processed += 1
+        self.last_batch_id = batch_id
+        if not self.spec.quiet:
+            keys = f"; {sum(key_sizes.values())} keys held" if key_sizes else ""
+            print(
+                f"batch {batch_id}: {counts.rows_in} rows in, {counts.rows_valid} valid, "
+                f"{counts.rows_quarantined} quarantined; batch {outcome.status}, total "
+                f"{total.outcome.status}{keys}; {seconds:.1f}s",
+                file=sys.stderr,
+                flush=True,
+            )
+        if failed and self.spec.on_failure == "stop":
+            self.stop_reason = f"an error-level check failed in batch {batch_id}"
+
+
+def _json(data: dict[str, Any]) -> str:
+    import json
+
+    return json.dumps(data, indent=2, default=str)
+
+
+def _counts_dict(counts: _BatchCounts) -> dict[str, int]:
+    return {
+        "rows_in": counts.rows_in,
+        "rows_valid": counts.rows_valid,
+        "rows_quarantined": counts.rows_quarantined,
+    }
+
+
+def _accumulate(
+    before: dict[str, Any], counts: _BatchCounts, added_keys: dict[str, int], batch_id: int
+) -> dict[str, Any]:
+    """The running totals after a batch: counts, reasons and keys held summed, batches counted."""
+    totals = dict(before.get("counts") or {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0})
+    for name, value in _counts_dict(counts).items():
+        totals[name] = totals.get(name, 0) + value
+    if totals["rows_in"] != totals["rows_valid"] + totals["rows_quarantined"]:
+        raise RowsLost(f"the running totals do not add up after batch {batch_id}: {totals}")
+    reasons = dict(before.get("quarantine_reasons") or {})
+    for cid, n in counts.reasons.items():
+        reasons[cid] = reasons.get(cid, 0) + n
+    count = int((before.get("batches") or {}).get("count", 0)) + 1
+    keys = dict(before.get("key_state") or {})
+    for cid, n in added_keys.items():
+        keys[cid] = keys.get(cid, 0) + n
+    return {
+        "counts": totals,
+        "quarantine_reasons": reasons,
+        "key_state": keys,
+        "batches": {"count": count, "last_batch_id": batch_id},
+    }
+
+
+def _any_repeat(keys: list[KeyState]) -> Column:
+    return reduce(operator.or_, [F.col(k.flag).isNotNull() for k in keys])
+
+
+def _without_repeats(valid: DataFrame, keys: list[KeyState]) -> tuple[DataFrame, DataFrame | None]:
+    """The gate's valid rows split: still valid, and those whose key an earlier batch holds."""
+    if not keys:
+        return valid, None
+    columns = valid.columns
+    flagged = valid
+    for state in keys:
+        flagged = state.flag_repeats(flagged)
+    repeated = _any_repeat(keys)
+    return flagged.where(~repeated).select(*[F.col(f"`{c}`") for c in columns]), flagged.where(
+        repeated
+    )
+
+
+def _quarantine_with_repeats(
+    gate: Gate,
+    keys: list[KeyState],
+    repeated: DataFrame | None,
+    observation: Observation,
+) -> DataFrame:
+    """The gate's quarantine plus the repeated rows, each repeat named in `_lakegate_errors`.
+
+    `observation` counts the rows written and, per key rule, the rows it newly blames (named
+    after the rule's flag column).
+    """
+    quarantine = gate.quarantine_to_write()
+    rows = F.count(F.lit(1)).alias("rows")
+    if not keys or repeated is None:
+        return quarantine.observe(observation, rows)
+    columns = [c for c in quarantine.columns if c != ERRORS_COLUMN]
+    for state in keys:
+        quarantine = state.flag_repeats(quarantine)
+    every = quarantine.unionByName(repeated.withColumn(ERRORS_COLUMN, F.array().cast(FAILURE_TYPE)))
+    errors = F.col(ERRORS_COLUMN)
+    added, counted = [], []
+    for state in keys:
+        new = F.col(state.flag).isNotNull() & ~F.exists(errors, _names(state.constraint.id))
+        added.append(
+            F.when(new, F.array(failure_struct(state.constraint, state.message()))).otherwise(
+                F.array().cast(FAILURE_TYPE)
+            )
+        )
+        counted.append(F.sum(new.cast("long")).alias(state.flag))
+    observed = every.observe(observation, rows, *counted)
+    return observed.select(
+        *[F.col(f"`{c}`") for c in columns], F.concat(errors, *added).alias(ERRORS_COLUMN)
+    )
+
+
+def _names(constraint_id: str) -> Callable[[Column], Column]:
+    """A test of a failure struct: does it name `constraint_id`?"""
+    return lambda failure: failure["constraint"] == F.lit(constraint_id)
+
+
+def run(
+    spark: SparkSession, settings: Settings, spec: StreamValidateSpec, *, suite: Suite | None = None
+) -> StreamResult:
+    """Run the stream until its trigger ends it (available-now, once), a stop, or SIGTERM.
+
+    Raises:
+        SuiteError, InputError, SchemaDrift: nothing of the failing batch is committed.
+        RowsLost: a batch's outputs did not add up.
+    """
+    suite = suite or load_suite(spec.suite)
+    source = parse_source(spec.source)
+    trigger = parse_trigger(spec.trigger)
+    schema = None if source.scheme == "delta" else stream_schema(spark, source, suite)
+    frame = read_stream(spark, source, schema, spec.options, spec.kafka_bootstrap)
+    malformed = MALFORMED_COLUMN if MALFORMED_COLUMN in frame.columns else None
+    data = frame.drop(malformed) if malformed else frame
+    check_against_schema(suite, data.schema)
+    check_filters(frame, suite)
+    check_sql_conditions(data, suite)
+    processor = _BatchProcessor(
+        spark, settings, spec, suite, source, schema or frame.schema, malformed
+    )
+    name = "lakegate_" + "".join(ch if ch.isalnum() else "_" for ch in suite.name)
+    if source.is_file_source:
+        frame = with_file_names(frame)
+    query = start_query(frame, processor, spec.checkpoint, trigger, name)
+    stopped_by = _await(query, processor)
+    code = ExitCode.CHECKS_FAILED if processor.failed_any else ExitCode.OK
+    return StreamResult(processor.processed, code, processor.report, stopped_by)
+
+
+def _await(query: StreamingQuery, processor: _BatchProcessor) -> str | None:
+    """Wait for the query's end; stop it after the batch in flight on SIGTERM or a failure.
+
+    Returns why it was stopped (None: it ended by itself).
+
+    Raises:
+        The batch function's own error (a `LakegateError` keeps its exit code).
+    """
+    previous = None
+    # py4j logs the batch function's error with its trace; the error is raised here instead.
+    proxy_log = logging.getLogger("py4j.clientserver")
+    proxy_level = proxy_log.level
+    proxy_log.setLevel(logging.CRITICAL)
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            processor.stop_reason = processor.stop_reason or "SIGTERM"
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        _wait(query, processor)
+        return processor.stop_reason
+    finally:
+        proxy_log.setLevel(proxy_level)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(query: StreamingQuery, processor: _BatchProcessor) -> None:
+    """Poll the query until it ends, stopping it between batches when a stop was asked for."""
+    try:
+        while query.isActive:
+            if processor.stop_reason is not None and not processor.in_batch:
+                _wait_for_commit(query, processor.last_batch_id)
+                query.stop()
+                return
+            query.awaitTermination(1)
+        query.awaitTermination()  # raises the query's error, if it failed
+    except StreamingQueryException:
+        if isinstance(processor.error, _Stopped):
+            return
+        if isinstance(processor.error, LakegateError):
+            raise processor.error from None
+        raise
+
+
+def _wait_for_commit(query: StreamingQuery, batch_id: int) -> None:
+    """Give Spark a moment to record `batch_id` in the commit log (its progress comes after)."""
+    deadline = time.monotonic() + _COMMIT_WAIT_SECONDS
+    while batch_id >= 0 and time.monotonic() < deadline:
+        progress = query.lastProgress
+        if progress is not None and int(progress.get("batchId", -1)) >= batch_id:
+            return
+        time.sleep(0.1)
+
+
+@click.group("stream")
+def command() -> None:
+    """Gate a stream (Delta table, folder of files, Kafka topic) batch by batch."""
+
+
+def _options(pairs: tuple[str, ...]) -> dict[str, str]:
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option {pair!r}: give KEY=VALUE (for example maxFilesPerTrigger=1)")
+        options[key] = value
+    return options
+
+
+@lakegate_command("validate")
+@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--source", required=True, help="delta:PATH, parquet:PATH, json:PATH, csv:PATH or kafka:TOPIC."
+)
+@click.option("--output", required=True, help="Folder for valid/, quarantine/ and report.json.")
+@click.option("--checkpoint", required=True, help="The query's checkpoint folder.")
+@click.option(
+    "--trigger",
+    default="available-now",
+    show_default=True,
+    help="available-now, once or an interval (30s).",
+)
+@click.option(
+    "--option", "pairs", multiple=True, help="A readStream option KEY=VALUE (repeatable)."
+)
+@click.option("--kafka-bootstrap", default=None, help="Kafka bootstrap servers (kafka: sources).")
+@click.option(
+    "--on-failure", type=click.Choice(["continue", "stop"]), default="continue", show_default=True
+)
+@click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
+@click.option("--quiet", is_flag=True, help="No progress lines.")
+def validate_command(
+    job: JobContext,
+    suite_file: Path,
+    source: str,
+    output: str,
+    checkpoint: str,
+    trigger: str,
+    pairs: tuple[str, ...],
+    kafka_bootstrap: str | None,
+    on_failure: Literal["continue", "stop"],
+    no_history: bool,
+    quiet: bool,
+) -> int:
+    """Split every micro-batch of a stream by a suite; judge each batch and the running total."""
+    suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
+    spec = StreamValidateSpec(
+        suite=str(suite_file),
+        source=source,
+        output=output,
+        checkpoint=checkpoint,
+        trigger=trigger,
+        options=_options(pairs),
+        kafka_bootstrap=kafka_bootstrap,
+        on_failure=on_failure,
+        keep_history=not no_history,
+        quiet=quiet,
+    )
+    parse_source(source), parse_trigger(trigger)  # before Spark starts
+    result = run(job.spark, job.settings, spec, suite=suite)
+    if not quiet:
+        report = result.report or {}
+        click.echo(
+            f"stream {suite.name}: {result.batches} batch(es) this run; total "
+            f"{report.get('status', 'no data')}, {report.get('counts', {})}"
+            + (f"; stopped: {result.stopped_by}" if result.stopped_by else "")
+        )
+    return int(result.exit_code)
+
+
+command.add_command(validate_command)
+
+
+if __name__ == "__main__":
+    from spark_jobs.cli import run_as_script
+
+    run_as_script("stream")

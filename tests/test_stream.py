@@ -1,0 +1,246 @@
+"""`lakegate stream validate`: micro-batches split as batch mode splits, exactly once, totals.
+
+The stream runs in-process through `spark_jobs.cli.main` on the session fixture, over small
+parquet files landing in a folder (one file per batch with `maxFilesPerTrigger=1`) or a Delta
+table; restarts reuse the checkpoint as a real restart would.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import functions as F
+from pyspark.testing import assertDataFrameEqual
+
+from checks.deequ_run import verify
+from checks.suite import load_suite
+from spark_jobs.cli import main
+
+SUITE = """\
+suite: orders
+checks:
+  - name: rows
+    level: error
+    constraints:
+      - isComplete: id
+      - isUnique: id
+      - isNonNegative: amount
+  - name: table
+    level: warning
+    constraints:
+      - hasSize: {min: 1}
+      - hasMean: {column: amount, max: 100}
+      - hasCompleteness: {column: amount, min: 0.5}
+"""
+
+# One file per batch: a negative amount, a null id, a key twice in one batch; then, after a
+# restart, id 3 again, two batches after its first row.
+BATCHES = [
+    [(1, 10.0), (2, -5.0), (3, 20.0)],
+    [(4, 30.0), (None, 5.0), (5, None), (5, 7.0)],
+]
+LATE_DUPLICATE = [(6, 4.0), (3, 6.0)]
+
+
+def land(folder: Path, index: int, rows: list[tuple[int | None, float | None]]) -> Path:
+    """Write one parquet file into the source folder, its mtime ordering it after the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["id", "amount"]).astype(
+        {"id": "Int64", "amount": "float64"}
+    )
+    path = folder / f"part-{index:03d}.parquet"
+    frame.to_parquet(path, index=False)
+    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
+    return path
+
+
+def stream(suite: Path, source: str, output: Path, checkpoint: Path, *extra: str) -> int:
+    return main(
+        [
+            "stream", "validate", str(suite), "--source", source, "--output", str(output),
+            "--checkpoint", str(checkpoint), "--option", "maxFilesPerTrigger=1", "--quiet",
+            *extra,
+        ]
+    )  # fmt: skip
+
+
+def delta(spark: SparkSession, path: Path) -> DataFrame:
+    return spark.read.format("delta").load(str(path))
+
+
+def report(output: Path) -> dict:
+    return json.loads((output / "report.json").read_text())
+
+
+@pytest.fixture
+def suite_file(tmp_path: Path) -> Path:
+    path = tmp_path / "orders.yaml"
+    path.write_text(SUITE)
+    return path
+
+
+@dataclass
+class TwoRuns:
+    """A stream over two batches, then a restart that gets one more file."""
+
+    suite: Path
+    source: Path
+    output: Path
+    first_valid: list[Row]
+    first_quarantine: list[Row]
+    first_report: dict
+    codes: tuple[int, int]
+
+
+@pytest.fixture(scope="module")
+def two_runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[TwoRuns]:
+    root = tmp_path_factory.mktemp("stream")
+    suite = root / "orders.yaml"
+    suite.write_text(SUITE)
+    source, output, checkpoint = root / "landing", root / "out", root / "checkpoint"
+    for i, rows in enumerate(BATCHES):
+        land(source, i, rows)
+    first = stream(suite, f"parquet:{source}", output, checkpoint)
+    valid = delta(spark, output / "valid").collect()
+    quarantine = delta(spark, output / "quarantine").collect()
+    first_report = report(output)
+    land(source, len(BATCHES), LATE_DUPLICATE)
+    second = stream(suite, f"parquet:{source}", output, checkpoint)
+    yield TwoRuns(suite, source, output, valid, quarantine, first_report, (first, second))
+
+
+def test_each_batch_is_split_as_batch_mode_splits_the_same_rows(
+    spark: SparkSession, two_runs: TwoRuns, tmp_path: Path
+) -> None:
+    table = tmp_path / "table"
+    for i, rows in enumerate(BATCHES):
+        land(table, i, rows)
+    batch_out = tmp_path / "batch"
+    code = main(
+        ["validate", str(two_runs.suite), "--input", str(table), "--output", str(batch_out),
+         "--quiet", "--no-html-report", "--no-history"]
+    )  # fmt: skip
+    assert code == 1  # rows were quarantined by error-level rules, in both modes
+    assert two_runs.codes[0] == 1
+    assertDataFrameEqual(two_runs.first_valid, delta(spark, batch_out / "valid"))
+    assertDataFrameEqual(two_runs.first_quarantine, delta(spark, batch_out / "quarantine"))
+    first = two_runs.first_report
+    assert first["batches"] == {"count": 2, "last_batch_id": 1}
+    assert first["counts"] == {"rows_in": 7, "rows_valid": 3, "rows_quarantined": 4}
+    assert first["last_batch"]["counts"] == {"rows_in": 4, "rows_valid": 1, "rows_quarantined": 3}
+
+
+def test_a_key_committed_in_an_earlier_batch_is_quarantined_naming_that_batch(
+    spark: SparkSession, two_runs: TwoRuns
+) -> None:
+    assert two_runs.codes == (1, 1)
+    quarantine = delta(spark, two_runs.output / "quarantine").where("id = 3")
+    rows = quarantine.select("id", "amount", F.col("_lakegate_errors.message").alias("m"))
+    expected = Row(id=3, amount=6.0, m=["duplicate of a key first committed in batch 0"])
+    assertDataFrameEqual(rows, [expected])
+    valid_ids = [r.id for r in delta(spark, two_runs.output / "valid").orderBy("id").collect()]
+    assert valid_ids == [1, 3, 4, 6]
+    final = report(two_runs.output)
+    assert final["batches"] == {"count": 3, "last_batch_id": 2}
+    assert final["last_batch"]["quarantine_reasons"] == {"isUnique(id)": 1}
+    assert final["quarantine_reasons"]["isUnique(id)"] == 3
+    assert final["key_state"] == {"isUnique(id)": 6}  # ids 1 to 6; a null id is no key
+
+
+def test_running_metrics_equal_a_plain_verification_of_every_row(
+    spark: SparkSession, two_runs: TwoRuns
+) -> None:
+    every = spark.read.parquet(str(two_runs.source))
+    plain = verify(spark, every, load_suite(two_runs.suite))
+    total = report(two_runs.output)["constraints"]
+    assert [(c["constraint"], c["status"], c["metric"]) for c in total] == [
+        (r.constraint, r.status, r.metric) for r in plain.results
+    ]
+    assert report(two_runs.output)["counts"]["rows_in"] == every.count()
+
+
+def test_a_batch_replayed_after_a_crash_adds_no_row_twice(
+    spark: SparkSession, suite_file: Path, tmp_path: Path
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, BATCHES[0])
+    assert stream(suite_file, f"parquet:{source}", output, checkpoint) == 1
+    versions = len(list((output / "valid" / "_delta_log").glob("*.json")))
+    # The crash: the Delta appends committed, Spark's checkpoint did not record the batch.
+    for name in ("0", ".0.crc"):  # a crash leaves neither the commit nor its checksum
+        (checkpoint / "commits" / name).unlink()
+    shutil.rmtree(checkpoint / "_lakegate" / "state" / "0")
+    land(source, 1, BATCHES[1])
+    assert stream(suite_file, f"parquet:{source}", output, checkpoint) == 1
+    assert len(list((output / "valid" / "_delta_log").glob("*.json"))) == versions + 1
+    every = spark.read.parquet(str(source))
+    written = delta(spark, output / "valid").unionByName(
+        delta(spark, output / "quarantine").drop("_lakegate_errors")
+    )
+    assertDataFrameEqual(written, every)
+    final = report(output)
+    assert final["batches"] == {"count": 2, "last_batch_id": 1}
+    assert final["counts"] == {"rows_in": 7, "rows_valid": 3, "rows_quarantined": 4}
+
+
+def test_a_new_column_in_a_landed_file_stops_the_stream_with_exit_2_and_commits_nothing(
+    spark: SparkSession,
+    suite_file: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, BATCHES[0])
+    assert stream(suite_file, f"parquet:{source}", output, checkpoint) == 1
+    drifted = pd.DataFrame({"id": [9], "amount": [1.0], "note": ["new"]})
+    drifted.to_parquet(source / "part-009.parquet", index=False)
+    capsys.readouterr()
+    assert stream(suite_file, f"parquet:{source}", output, checkpoint) == 2
+    err = capsys.readouterr().err
+    assert "new column 'note'" in err and "part-009.parquet" in err
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
+    assertDataFrameEqual(delta(spark, output / "valid").select("id"), [Row(id=1), Row(id=3)])
+    assert report(output)["batches"]["count"] == 1
+
+
+def test_a_delta_source_is_gated_batch_by_batch(
+    spark: SparkSession, suite_file: Path, tmp_path: Path
+) -> None:
+    table, output, checkpoint = tmp_path / "source", tmp_path / "out", tmp_path / "checkpoint"
+    schema = "id bigint, amount double"
+    # One file per commit: with maxFilesPerTrigger=1, one batch per commit.
+    spark.createDataFrame(BATCHES[0], schema).coalesce(1).write.format("delta").save(str(table))
+    assert stream(suite_file, f"delta:{table}", output, checkpoint) == 1
+    later = spark.createDataFrame([(6, 1.0), (7, 2.0), (7, 3.0)], schema)
+    later.coalesce(1).write.format("delta").mode("append").save(str(table))
+    assert stream(suite_file, f"delta:{table}", output, checkpoint) == 1
+    assertDataFrameEqual(
+        delta(spark, output / "valid"),
+        spark.createDataFrame([(1, 10.0), (3, 20.0), (6, 1.0)], schema),
+    )
+    quarantined = delta(spark, output / "quarantine").select("id", "amount")
+    assertDataFrameEqual(
+        quarantined, spark.createDataFrame([(2, -5.0), (7, 2.0), (7, 3.0)], schema)
+    )
+    assert report(output)["batches"] == {"count": 2, "last_batch_id": 1}
+
+
+def test_on_failure_stop_commits_the_failing_batch_then_ends_with_exit_1(
+    spark: SparkSession, suite_file: Path, tmp_path: Path
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    for i, rows in enumerate(BATCHES):
+        land(source, i, rows)
+    code = stream(suite_file, f"parquet:{source}", output, checkpoint, "--on-failure", "stop")
+    assert code == 1
+    assert report(output)["batches"] == {"count": 1, "last_batch_id": 0}
+    assertDataFrameEqual(delta(spark, output / "valid").select("id"), [Row(id=1), Row(id=3)])
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
