@@ -669,6 +669,45 @@ def test_a_changed_translator_or_a_broken_verdict_file_proves_the_model_again(
     assert any(json_ok(p) for p in verdicts.glob(f"{name}-*.json") if p.stat().st_size > 10)
 
 
+def test_a_tampered_cached_verdict_is_not_used_and_the_cache_is_private(
+    spark, settings, verdicts, cached_model, monkeypatch
+):
+    import json
+    import stat
+
+    import udfs.compiled
+
+    uri, _ = cached_model
+    name = "predict_cached_t"
+    genuine = _register_uri(spark, settings, name, uri)
+    assert genuine.path == "compiled"
+    (stored,) = verdicts.glob(f"{name}-*.json")
+    document = json.loads(stored.read_text())
+    signed = "verdict" in document
+    verdict = json.loads(document["verdict"]) if signed else document
+    verdict["sql"] = "CAST(42 AS DOUBLE)"  # SQL someone who can write the folder slipped in
+    verdict["shared"] = []
+    if signed:
+        document["verdict"] = json.dumps(verdict)  # the signature is kept as it was
+    stored.write_text(json.dumps(document))
+    verdicts.chmod(0o755)
+    proofs: list[str] = []
+    prove = udfs.compiled._prove
+
+    def counted(*args: Any) -> Any:
+        proofs.append(args[1].name)
+        return prove(*args)
+
+    monkeypatch.setattr(udfs.compiled, "_prove", counted)
+    again = _register_uri(spark, settings, name, uri)
+    assert proofs == [name]  # not trusted: proven again
+    assert again.compiled_sql == genuine.compiled_sql
+    assert "42" not in again.compiled_sql.replace(genuine.compiled_sql, "")
+    assert stat.S_IMODE(verdicts.stat().st_mode) == 0o700
+    keys = [p for p in verdicts.iterdir() if p.name == verdict_cache.KEY_FILE]
+    assert len(keys) == 1 and stat.S_IMODE(keys[0].stat().st_mode) == 0o600
+
+
 def json_ok(path: Path) -> bool:
     import json
 

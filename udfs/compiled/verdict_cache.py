@@ -15,6 +15,13 @@ a key that covers everything the verdict depends on:
 Any change to one of those is another key, so a stale verdict is never read (changing the
 translator's code invalidates every verdict). Files are written atomically; an unreadable one is
 a miss.
+
+A cached verdict registers its SQL without proving it again, so it is signed: an HMAC-SHA256 of
+its key and content with a random per-user key (`.verdict-key`, created 0600 in the folder,
+which is kept 0700). A verdict whose signature does not match (edited, copied under another
+key, written by someone else) is a miss: the model is proven again and the verdict rewritten.
+A folder or key file that others could write (group/other write bits, another owner) is not
+used at all.
 """
 
 from __future__ import annotations
@@ -22,8 +29,12 @@ from __future__ import annotations
 import dataclasses
 import functools
 import hashlib
+import hmac
 import json
+import logging
 import os
+import secrets
+import stat
 import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -33,7 +44,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from udfs.model_function import ModelFunction
 
+_LOG = logging.getLogger("udfs.compiled")
 CACHE_ENV = "LAKEGATE_COMPILED_CACHE"
+KEY_FILE = ".verdict-key"
 DEFAULT_CACHE = Path("~/.cache/lakegate/compiled")
 COMPILED = "compiled"
 UDF = "udf"
@@ -125,17 +138,53 @@ def verdict_key(function: ModelFunction, max_tree_nodes: int) -> str:
     return f"{function.name}-{hashlib.sha256(text.encode()).hexdigest()[:32]}"
 
 
+def _private(path: Path) -> bool:
+    """Whether `path` is ours and nobody else can write it (no group or other write bit)."""
+    info = path.stat()
+    return info.st_uid == os.getuid() and not info.st_mode & (stat.S_IWGRP | stat.S_IWOTH)
+
+
+def _signing_key(folder: Path) -> bytes | None:
+    """The folder's signing key, made on first use; None when the folder is not private."""
+    key_file = folder / KEY_FILE
+    try:
+        if not key_file.exists():  # mkstemp's file is 0600; two first writers: the last wins
+            _write_atomically(key_file, secrets.token_hex(32))
+        if folder.stat().st_uid == os.getuid():
+            folder.chmod(0o700)
+        if not (_private(folder) and _private(key_file)) or key_file.stat().st_mode & 0o077:
+            _LOG.warning("verdict cache %s is not private to this user: not used", folder)
+            return None
+        key = bytes.fromhex(key_file.read_text().strip())
+    except (OSError, ValueError):
+        return None
+    return key if len(key) == 32 else None
+
+
+def _signature(signing_key: bytes, key: str, content: str) -> str:
+    message = json.dumps([key, content]).encode()
+    return hmac.new(signing_key, message, hashlib.sha256).hexdigest()
+
+
 def read_verdict(key: str) -> Verdict | None:
-    """The verdict stored under `key`, or None (no cache, no file, or an unreadable one)."""
+    """The verdict stored under `key`, or None (no cache or file, unreadable, badly signed)."""
     folder = cache_folder()
-    if folder is None:
+    signing_key = _signing_key(folder) if folder is not None else None
+    if folder is None or signing_key is None:
         return None
     try:
-        data: dict[str, Any] = json.loads((folder / f"{key}.json").read_text())
+        document: dict[str, Any] = json.loads((folder / f"{key}.json").read_text())
+        content = str(document["verdict"])
+        if not hmac.compare_digest(
+            _signature(signing_key, key, content), str(document["signature"])
+        ):
+            _LOG.warning("cached verdict %s is not signed by this cache: proving again", key)
+            return None
+        data: dict[str, Any] = json.loads(content)
         data["steps"] = tuple(data.get("steps", ()))
         data["shared"] = tuple(data.get("shared", ()))
         verdict = Verdict(**data)
-    except (OSError, ValueError, TypeError):
+    except (OSError, ValueError, TypeError, KeyError):
         return None
     return verdict if verdict.path in (COMPILED, UDF) else None
 
@@ -157,8 +206,11 @@ def _write_atomically(target: Path, text: str) -> None:
 def write_verdict(key: str, verdict: Verdict) -> None:
     """Store `verdict` under `key` atomically; a cache that cannot be written is skipped."""
     folder = cache_folder()
-    if folder is not None:
-        _write_atomically(folder / f"{key}.json", json.dumps(dataclasses.asdict(verdict)))
+    signing_key = _signing_key(folder) if folder is not None else None
+    if folder is not None and signing_key is not None:
+        content = json.dumps(dataclasses.asdict(verdict))
+        document = {"verdict": content, "signature": _signature(signing_key, key, content)}
+        _write_atomically(folder / f"{key}.json", json.dumps(document))
 
 
 def _model_hint(model_uri: str, folder: Path) -> Path:
