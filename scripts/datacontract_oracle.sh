@@ -2,7 +2,7 @@
 # datacontract-cli 1.2.x as an oracle for lakegate's data-contract mapping (issue 35).
 #
 # Creates its own virtualenv (never lakegate's .venv) with datacontract-cli[duckdb], then runs
-# scripts/datacontract_oracle.py: the corpus of tests/test_contracts.py on the same parquet file,
+# tests/datacontract_oracle.py: the corpus of tests/test_contracts.py on the same parquet file,
 # lakegate (Spark + Deequ) against datacontract-cli (DuckDB), pass/fail per rule. Exits 1 on a
 # difference docs/contracts.md does not document.
 #
@@ -26,4 +26,4 @@ if ! "$VENV/bin/datacontract" --version 2>/dev/null | grep -qx "$VERSION"; then
   fi
 fi
 cd "$ROOT"
-exec "$ROOT/.venv/bin/python" scripts/datacontract_oracle.py "$VENV/bin/datacontract" "$WORK"
+exec "$ROOT/.venv/bin/python" tests/datacontract_oracle.py "$VENV/bin/datacontract" "$WORK"

@@ -102,7 +102,7 @@ CORPUS_QUARANTINED = {1, 4, 5, 6, 8}  # rows the failing error-level row rules b
 
 def contract_file(tmp_path: Path, objects: list[dict[str, Any]], **top: Any) -> Path:
     """A contract file holding `objects` as its schema."""
-    document = {"apiVersion": "v3.2.0", "kind": "DataContract", "id": "t", **top}
+    document = {"apiVersion": "v3.2.0", "kind": "DataContract", "id": "t", "version": "1", **top}
     document["schema"] = objects
     path = tmp_path / "contract.odcs.yaml"
     path.write_text(yaml.safe_dump(document, sort_keys=False))
@@ -270,7 +270,7 @@ def test_an_operator_on_the_wrong_level_is_an_unknown_key_with_its_path(tmp_path
     with pytest.raises(SuiteError) as raised:
         load_contract(file)
     message = str(raised.value)
-    assert f"{file}:8: schema[0].properties[0].mustBe: unknown key 'mustBe'" in message
+    assert f"{file}:9: schema[0].properties[0].mustBe: unknown key 'mustBe'" in message
     assert (
         "schema[0].properties[0].requird: unknown key 'requird'; did you mean 'required'?"
         in message
@@ -374,6 +374,23 @@ def test_contract_check_lints_without_spark(
     assert main(["contract", "check", str(text)]) == 2
     assert "not executable" in capsys.readouterr().out
     assert main(["contract", "check", str(text), "--allow-unexecutable"]) == 0
+
+
+def test_contract_check_reports_odcs_json_schema_problems_with_line_and_path(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("jsonschema")
+    rule = {"metric": "nullValues", "mustBe": 0, "dimension": "completenes"}
+    file = one_rule(tmp_path, rule)
+    assert main(["contract", "check", str(file)]) == 2
+    shown = capsys.readouterr().out
+    assert "ODCS JSON schema: 1 problem(s)" in shown
+    assert (
+        f"{file}:13: schema[0].properties[0].quality[0].dimension: 'completenes' is not one of"
+        in shown
+    )
+    assert main(["contract", "check", str(ITEMS_CONTRACT)]) == 0
+    assert "ODCS JSON schema: 0 problem(s)" in capsys.readouterr().out
 
 
 def test_export_writes_odcs_forms_that_load_as_the_same_constraints(tmp_path: Path) -> None:

@@ -1,7 +1,7 @@
 """Run the contract corpus of tests/test_contracts.py with lakegate and with datacontract-cli.
 
 Usage (scripts/datacontract_oracle.sh sets it up):
-    python scripts/datacontract_oracle.py DATACONTRACT_BIN WORK_DIR
+    python tests/datacontract_oracle.py DATACONTRACT_BIN WORK_DIR   (pytest does not collect it)
 
 Writes the corpus's ten rows as one parquet file, validates it with `lakegate validate` (Spark,
 Deequ) and tests it with datacontract-cli (DuckDB over the same file), then prints each rule's
