@@ -32,6 +32,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
+from pyspark.errors import AnalysisException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import (
@@ -62,7 +63,14 @@ from checks.row_rules import (
     malformed_line_failure,
     violation,
 )
-from checks.suite import Constraint, Level, Suite, SuiteError
+from checks.suite import (
+    Constraint,
+    Level,
+    Suite,
+    SuiteError,
+    check_against_schema,
+    check_sql_conditions,
+)
 
 ERRORS_COLUMN = "_lakegate_errors"
 RESERVED_PREFIX = "_lakegate_"
@@ -101,6 +109,49 @@ def check_reserved_columns(df: DataFrame, allowed: Sequence[str] = ()) -> None:
             f"reserves for its own output; drop or rename them first (a quarantine table is "
             f"validated again with `SELECT * EXCEPT ({ERRORS_COLUMN})`)"
         )
+
+
+def check_filters(df: DataFrame, suite: Suite) -> None:
+    """Refuse `where` filters that do not analyse against the table (no Spark job runs).
+
+    Raises:
+        SuiteError: naming the suite line and the filter.
+    """
+    conditions = [
+        (c.line, f"check {c.check!r}, constraint {c.index + 1} ({c.kind})", "where", c.args.where)
+        for c in suite.constraints
+    ]
+    for entry in suite.anomalies:
+        label = f"anomaly check {entry.index + 1} ({entry.label})"
+        conditions.append((entry.line, label, "where", entry.args.where))
+        conditions.append((entry.line, label, "predicate", entry.args.predicate))
+    for line, label, role, condition in conditions:
+        if not condition:
+            continue
+        try:
+            df.where(condition).schema  # noqa: B018
+        except AnalysisException as exc:
+            reason = str(exc).splitlines()[0]
+            raise SuiteError(
+                f"{suite.path}:{line}: {label}: {role} {condition!r} is not a valid filter here: "
+                f"{reason}"
+            ) from None
+
+
+def preflight(df: DataFrame, suite: Suite, malformed_column: str | None = None) -> None:
+    """What every caller of the gate gets checked before any Spark job runs.
+
+    Reserved column names, the suite's `schema:` and column types, its `where` filters and its
+    `satisfies` conditions, all against `df` (less its malformed-line column).
+
+    Raises:
+        SuiteError: naming the suite line (or the column) and the fix.
+    """
+    check_reserved_columns(df, [malformed_column] if malformed_column else [])
+    data = df.drop(malformed_column) if malformed_column else df
+    check_against_schema(suite, data.schema)
+    check_filters(df, suite)
+    check_sql_conditions(data, suite)
 
 
 def _scala_iter(collection: Any) -> list[Any]:
@@ -564,7 +615,7 @@ def apply_suite(
         DeequNotOnClasspath: the Deequ jar is missing.
     """
     ensure_deequ(spark)
-    check_reserved_columns(df, [malformed_column] if malformed_column else [])
+    preflight(df, suite, malformed_column)
     jvm: Any = spark._jvm
     checks = compile_checks(spark, suite, df.drop(malformed_column) if malformed_column else df)
     analyzers = _required_analyzers(checks, extra_analyzers)

@@ -17,19 +17,16 @@ from typing import Any
 
 import click
 from pydantic import BaseModel, ConfigDict
-from pyspark.errors import AnalysisException
-from pyspark.sql import DataFrame, Observation, SparkSession
+from pyspark.sql import Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, evaluate_anomalies
 from checks.deequ_run import ConstraintResult, VerificationOutcome
 from checks.gate import Gate, apply_suite
+from checks.gate import check_filters as check_filters  # moved; stream.py imports it here
 from checks.suite import (
     Level,
     Suite,
-    SuiteError,
-    check_against_schema,
-    check_sql_conditions,
     load_suite,
 )
 from lakegate_errors import ExitCode, RowsLost
@@ -143,33 +140,6 @@ class ValidationResult:
         return report | self.extra
 
 
-def check_filters(df: DataFrame, suite: Suite) -> None:
-    """Reject `where` filters that do not analyse against the table (no Spark job runs).
-
-    Raises:
-        SuiteError: naming the suite line and the filter.
-    """
-    conditions = [
-        (c.line, f"check {c.check!r}, constraint {c.index + 1} ({c.kind})", "where", c.args.where)
-        for c in suite.constraints
-    ]
-    for entry in suite.anomalies:
-        label = f"anomaly check {entry.index + 1} ({entry.label})"
-        conditions.append((entry.line, label, "where", entry.args.where))
-        conditions.append((entry.line, label, "predicate", entry.args.predicate))
-    for line, label, role, condition in conditions:
-        if not condition:
-            continue
-        try:
-            df.where(condition).schema  # noqa: B018
-        except AnalysisException as exc:
-            reason = str(exc).splitlines()[0]
-            raise SuiteError(
-                f"{suite.path}:{line}: {label}: {role} {condition!r} is not a valid filter here: "
-                f"{reason}"
-            ) from None
-
-
 def run(
     spark: SparkSession,
     settings: Settings,
@@ -195,9 +165,6 @@ def run(
     progress.step(f"reading {redact(spec.input)}")
     df = read_table(spark, spec.input, spec.format)
     data = df.drop(MALFORMED_COLUMN)  # the input's own columns, as the valid output has them
-    check_against_schema(suite, data.schema)
-    check_filters(df, suite)
-    check_sql_conditions(data, suite)
     outputs = StagedOutputs(
         spark, spec.output, run_id, settings.outputs.format, settings.outputs.table_properties()
     )
