@@ -7,7 +7,8 @@ produced by Kafka's own console producer (a separate JVM fed JSON lines, each st
 - Latency: the stream runs (`--trigger 500ms`, `maxOffsetsPerTrigger=10000`) while bursts of
   `--batch-rows` records arrive every `--interval` seconds. A row's latency is the commit
   timestamp of the Delta version of `OUT/valid` that added its file, minus its `produced_at`.
-  p50 and p99 over all rows of a run (a warm-up burst is left out); medians over `--runs`.
+  p50 and p99 over all rows of a run (a warm-up burst is left out); medians over `--runs`,
+  after a warm-up stream of two bursts that is not counted (`--no-warmup` counts the first).
   The interval must exceed a batch's duration: bursts arriving faster than the stream drains
   them measure the growing queue, not the latency.
 - `--bare`: the same bursts through `kafka_frame` into Spark's own Delta sink, no gate: the
@@ -294,6 +295,9 @@ def main() -> int:
     parser.add_argument("--trigger", default="500ms")
     parser.add_argument("--backlog-batches", type=int, default=10)
     parser.add_argument(
+        "--no-warmup", dest="warmup", action="store_false", help="measure the first stream too"
+    )
+    parser.add_argument(
         "--bare", action="store_true", help="also measure Spark's Delta sink without the gate"
     )
     parser.add_argument("--work", default=None, help="folder for topics' outputs (temporary)")
@@ -316,6 +320,11 @@ def main() -> int:
         latency: list[dict[str, float]] = []
         bare: list[dict[str, float]] = []
         throughput: list[dict[str, float]] = []
+        if args.warmup:  # the session's first stream pays class loading and code generation
+            warmup = argparse.Namespace(**{**vars(args), "bursts": 2})
+            print(
+                f"warm-up run: {_fmt(latency_run(spark, settings, broker, -1, warmup, bare=False))}"
+            )
         for run in range(args.runs):
             latency.append(latency_run(spark, settings, broker, run, args, bare=False))
             print(f"latency run {run}: {_fmt(latency[-1])}", flush=True)
