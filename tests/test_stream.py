@@ -10,6 +10,9 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
+import threading
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -243,4 +246,25 @@ def test_on_failure_stop_commits_the_failing_batch_then_ends_with_exit_1(
     assert code == 1
     assert report(output)["batches"] == {"count": 1, "last_batch_id": 0}
     assertDataFrameEqual(delta(spark, output / "valid").select("id"), [Row(id=1), Row(id=3)])
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
+
+
+def test_sigterm_stops_a_running_stream_after_the_batch_in_flight(
+    spark: SparkSession, suite_file: Path, tmp_path: Path
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, BATCHES[0])
+
+    def terminate_after_first_report() -> None:
+        deadline = time.monotonic() + 400
+        while not (output / "report.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_after_first_report, daemon=True)
+    killer.start()
+    code = stream(suite_file, f"parquet:{source}", output, checkpoint, "--trigger", "1s")
+    killer.join()
+    assert code == 1  # batch 0 quarantined rows by an error-level rule
+    assert report(output)["batches"] == {"count": 1, "last_batch_id": 0}
     assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
