@@ -8,7 +8,7 @@ UV_VERSION := 0.13.9
 TEST_WORKERS ?= 2
 PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
 
-.PHONY: setup jars system-packages demo test test-unit test-fast lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
+.PHONY: setup jars system-packages demo test test-unit test-fast oracle-contracts lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
 setup: $(STAMP) jars
 
@@ -51,6 +51,10 @@ test-unit: $(STAMP)
 # Everything but the slow end-to-end tests: the inner loop, under 5 minutes.
 test-fast: setup
 	$(PYTEST) -m "not slow"
+
+# datacontract-cli 1.2.8 (its own venv under ~/.cache/lakegate) against lakegate on the contract corpus.
+oracle-contracts: setup
+	scripts/datacontract_oracle.sh
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

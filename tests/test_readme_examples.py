@@ -6,6 +6,7 @@ entry point; printed output is compared with the README's output block where it 
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
 import shutil
@@ -113,3 +114,24 @@ def test_readme_train_sql_and_predict_examples_run_in_order(
     predictions = spark.read.format("delta").load(str(tmp_path / "out/users/predictions"))
     features = spark.read.format("delta").load(str(tmp_path / "out/users/features"))
     assert 0 < predictions.count() <= features.count()
+
+
+def test_readme_contract_examples_run_as_written(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    commands = lakegate_commands(blocks(section("Data contracts"), "bash")[0])
+    assert [c[:2] for c in commands] == [
+        ["validate", "checks/examples/items.odcs.yaml"],
+        ["contract", "check"],
+        ["contract", "export"],
+    ]
+    validate, check, export = (sandboxed(c, tmp_path) for c in commands)
+    # The Items table breaks the contract's `required` productName: one row quarantined, exit 1.
+    assert main([*validate, "--no-history", "--no-html-report"]) == 1
+    report = json.loads((tmp_path / "out/items-contract/report.json").read_text())
+    assert report["counts"] == {"rows_in": 5, "rows_valid": 4, "rows_quarantined": 1}
+    assert main(check) == 0
+    assert "contract: ok" in capsys.readouterr().out
+    assert main(export) == 0
+    exported = yaml.safe_load((tmp_path / "out/items.odcs.yaml").read_text())
+    assert exported["kind"] == "DataContract" and exported["name"] == "items"
