@@ -9,6 +9,8 @@
 
 # COMMAND ----------
 
+from mlflow import MlflowClient
+
 from spark_jobs import features as features_job
 from spark_jobs import train as train_job
 from spark_jobs import validate as validate_job
@@ -87,4 +89,14 @@ result = train_job.run(
     config=config,
 )
 print(result.summary())
-assert "champion" in result.aliases or not result.promoted
+# The registry agrees with the decision: champion is this version when it scored at least as
+# well as the previous champion, else still the previous one.
+registry = MlflowClient(settings.tracking_uri, registry_uri=settings.registry_uri)
+champion = registry.get_model_version_by_alias(MODEL_NAME, "champion")
+previous = result.previous_champion_score
+assert result.promoted == (previous is None or result.score >= previous), result.summary()
+expected = result.version if result.promoted else result.previous_champion_version
+assert str(champion.version) == expected, (champion.version, result.summary())
+assert registry.get_run(champion.run_id).data.metrics[result.metric] == max(
+    result.score, previous if previous is not None else result.score
+)

@@ -40,12 +40,8 @@ def _sql(*args: str) -> int:
     return main(["sql", *args])
 
 
-def test_sql_writes_predictions_equal_to_the_model(
-    spark, settings, model, users, features_path, tmp_path
-):
-    output = tmp_path / "out"
-    args = ("-e", QUERY, "--model", f"sqlusers={model}", "--table", f"features={features_path}")
-    assert _sql(*args, "--output", str(output), "--format", "parquet") == 0
+def _model_predictions(spark, settings, model, users):
+    """What the model itself predicts for `users`, as the query's rows."""
     mlflow.set_tracking_uri(settings.tracking_uri)
     expected = pd.DataFrame(
         {
@@ -53,8 +49,17 @@ def test_sql_writes_predictions_equal_to_the_model(
             "p": mlflow.sklearn.load_model(model).predict(users[FEATURES]),
         }
     )
+    return spark.createDataFrame(expected, "user_id long, p long")
+
+
+def test_sql_writes_predictions_equal_to_the_model(
+    spark, settings, model, users, features_path, tmp_path
+):
+    output = tmp_path / "out"
+    args = ("-e", QUERY, "--model", f"sqlusers={model}", "--table", f"features={features_path}")
+    assert _sql(*args, "--output", str(output), "--format", "parquet") == 0
     written = spark.read.parquet(str(output))
-    assertDataFrameEqual(written, spark.createDataFrame(expected, "user_id long, p long"))
+    assertDataFrameEqual(written, _model_predictions(spark, settings, model, users))
     # A re-run overwrites instead of appending.
     assert _sql(*args, "--output", str(output), "--format", "parquet") == 0
     assert spark.read.parquet(str(output)).count() == 60
@@ -77,11 +82,16 @@ def test_sql_swapped_arguments_exit_2_with_the_message(model, features_path, cap
     assert "argument 1 is column 'feature_2'" in err and "Traceback" not in err
 
 
-def test_sql_csv_output(spark, model, features_path, tmp_path):
+def test_sql_csv_output_holds_the_models_predictions_under_a_header(
+    spark, settings, model, users, features_path, tmp_path
+):
     output = tmp_path / "csv_out"
     args = ["-e", QUERY, "--model", f"sqlusers={model}", "--table", f"features={features_path}"]
     assert _sql(*args, "--output", str(output), "--format", "csv") == 0
-    assert spark.read.option("header", "true").csv(str(output)).count() == 60
+    parts = sorted(output.glob("part-*.csv"))
+    assert parts and all(p.read_text().splitlines()[0] == "user_id,p" for p in parts)
+    written = spark.read.option("header", "true").schema("user_id long, p long").csv(str(output))
+    assertDataFrameEqual(written, _model_predictions(spark, settings, model, users))
 
 
 def test_sql_bad_query_exits_2(capsys):

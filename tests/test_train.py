@@ -11,12 +11,17 @@ import pandas as pd
 import pytest
 import yaml
 from mlflow import MlflowClient
-from model_fixtures import train, users_frame
+from model_fixtures import train, train_config, users_frame
 
 from checks.yaml_document import DocumentError
 from spark_jobs.cli import main
 from spark_jobs.services.settings import Settings
-from spark_jobs.services.training import build_pipeline, load_train_config, promote
+from spark_jobs.services.training import (
+    build_pipeline,
+    fit_and_evaluate,
+    load_train_config,
+    promote,
+)
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -151,16 +156,22 @@ def test_train_cli_missing_input_exits_2(tmp_path, spark, capsys):
 def test_tree_model_is_logged_with_skops_and_loads_back(settings):
     import mlflow
 
-    result = train(
-        settings,
-        "train_tree",
-        estimator={"class": "sklearn.tree.DecisionTreeClassifier", "params": {"max_depth": 3}},
-        preprocessing=[],
-    )
+    tree = {
+        "estimator": {
+            "class": "sklearn.tree.DecisionTreeClassifier",
+            "params": {"max_depth": 3, "random_state": 0},
+        },
+        "preprocessing": [],
+    }
+    result = train(settings, "train_tree", **tree)
+    fitted = fit_and_evaluate(users_frame(), train_config("train_tree", **tree))
     mlflow.set_tracking_uri(settings.tracking_uri)
     model = mlflow.sklearn.load_model(result.model_uri)
-    predictions = model.predict(users_frame()[["feature_1", "feature_2", "feature_3"]])
-    assert set(pd.unique(predictions)) <= {0, 1}
+    features = users_frame()[["feature_1", "feature_2", "feature_3"]]
+    predictions = model.predict(features)
+    assert predictions.tolist() == fitted.pipeline.predict(features).tolist()
+    assert set(pd.unique(predictions)) == {0, 1}
+    assert result.score == fitted.score
 
 
 def _version_scoring(client: MlflowClient, name: str, experiment_id: str, score: float) -> str:

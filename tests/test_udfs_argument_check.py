@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from spark_jobs.services.settings import Settings
 from udfs import ModelFunction, ModelUsageError, register_model_function
 from udfs.argument_check import check_batch_arguments
-from udfs.scoring import ScoringSpec
+from udfs.scoring import ScoringSpec, score_batch
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 SPEC = ScoringSpec(
@@ -103,15 +103,25 @@ def test_the_worker_refuses_a_struct_field_of_the_wrong_type(spark, view, udf_fu
         df.select(udf_function(fields)).collect()
 
 
-def test_batch_check_accepts_integers_with_nulls_decimals_and_null_strings():
-    check_batch_arguments(
-        (
-            pd.Series([1.0, None, 3.0]),  # a long column with a null arrives as float64
-            pd.Series([Decimal("1.5"), None, Decimal("2")], dtype=object),
-            pd.Series([None, None, None], dtype=object),
-        ),
-        SPEC,
+def test_batch_check_accepts_integers_with_nulls_decimals_and_null_strings_which_then_score():
+    args = (
+        pd.Series([1.0, None, 3.0, 4.0]),  # a long column with a null arrives as float64
+        pd.Series([Decimal("1.5"), Decimal("1"), None, Decimal("2")], dtype=object),
+        pd.Series(["a", "b", "c", None], dtype=object),
     )
+    assert check_batch_arguments(args, SPEC) is None
+    assert check_batch_arguments((*args[:2], pd.Series([None] * 4, dtype=object)), SPEC) is None
+    seen: list[list[str]] = []
+
+    class Product:
+        def predict(self, frame: pd.DataFrame) -> pd.Series:
+            seen.append([str(dtype) for dtype in frame.dtypes])
+            return frame["n"] * frame["x"]
+
+    scored = score_batch(Product(), args, SPEC)
+    assert scored.iloc[0] == 1.5
+    assert scored.iloc[1:].isna().all()  # a null in any input: a null prediction
+    assert seen == [["int64", "float64", "object"]]  # the complete rows, as the signature says
 
 
 @pytest.mark.parametrize(
