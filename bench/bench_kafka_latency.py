@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -300,10 +301,16 @@ def main() -> int:
     parser.add_argument(
         "--bare", action="store_true", help="also measure Spark's Delta sink without the gate"
     )
-    parser.add_argument("--work", default=None, help="folder for topics' outputs (temporary)")
+    parser.add_argument(
+        "--work",
+        default=None,
+        help="folder for the broker, outputs and checkpoints (kept; default: a temporary one)",
+    )
     args = parser.parse_args()
 
-    os.environ.setdefault("LAKEGATE_STATE_DIR", tempfile.mkdtemp(prefix="kafka-bench-state-"))
+    owned = args.work is None
+    args.work = args.work or tempfile.mkdtemp(prefix="kafka-bench-")
+    os.environ.setdefault("LAKEGATE_STATE_DIR", tempfile.mkdtemp(prefix="state-", dir=args.work))
     from spark_jobs.services.class_archive import java_binary
     from spark_jobs.services.session import get_session, stop_session
     from spark_jobs.services.settings import load_settings
@@ -313,7 +320,9 @@ def main() -> int:
     spark = get_session(settings, "bench-kafka-latency")
     class_path = broker_class_path(spark, settings)
     started = time.perf_counter()
-    process, bootstrap = start_broker(class_path, Path(tempfile.mkdtemp(prefix="kafka-broker-")))
+    process, bootstrap = start_broker(
+        class_path, Path(tempfile.mkdtemp(prefix="broker-", dir=args.work))
+    )
     print(f"broker up in {time.perf_counter() - started:.1f} s at {bootstrap}", flush=True)
     broker = (str(java_binary()), class_path, bootstrap)
     try:
@@ -340,6 +349,8 @@ def main() -> int:
     finally:
         stop_broker(process)
         stop_session(spark)
+        if owned:
+            shutil.rmtree(args.work, ignore_errors=True)
     return 0
 
 
