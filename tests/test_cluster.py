@@ -6,7 +6,6 @@ middle of the job.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -118,6 +117,14 @@ def executor_processes() -> list[psutil.Process]:
     return found
 
 
+def _kill_mid_job(executor: psutil.Process, job: subprocess.Popen[str]) -> None:
+    """Kill `executor` while `job` runs; fail when the kill cannot have disturbed the job."""
+    assert job.poll() is None, "the job ended before an executor could be killed"
+    executor.kill()  # NoSuchProcess here: the executor was gone already, nothing was tested
+    executor.wait(timeout=30)
+    assert job.poll() is None, "the job ended as the executor was killed: not mid-job"
+
+
 def submit(
     url: str, *args: str, state: Path, conf_dir: Path | None = None
 ) -> subprocess.Popen[str]:
@@ -210,8 +217,7 @@ def test_validate_on_the_cluster_equals_the_local_run_with_an_executor_killed(
 
     _wait_for(lambda: len(executor_processes()) >= 2, 120, "the job's executors")
     time.sleep(3)  # into the Deequ scan
-    with contextlib.suppress(psutil.NoSuchProcess):
-        executor_processes()[0].kill()
+    _kill_mid_job(executor_processes()[0], job)
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 1, stderr
     assert "Rows: 60000 in" in stdout
@@ -389,10 +395,10 @@ def test_predict_survives_a_killed_executor(
         return bool(victims)
 
     _wait_for(scoring_started, 240, "Python workers scoring")
-    with contextlib.suppress(psutil.NoSuchProcess):  # it may end on its own meanwhile
-        victims[0].kill()
+    _kill_mid_job(victims[0], job)
     stdout, stderr = job.communicate(timeout=300)
     assert job.returncode == 0, (stdout + stderr)[-3000:]
+    assert "Lost executor" in stderr, "the driver never saw an executor lost"
 
     local = predict.run(
         spark,
