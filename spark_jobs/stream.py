@@ -16,6 +16,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
@@ -169,54 +170,79 @@ class _BatchProcessor:
             for i, c in enumerate(key_constraints(gate))
         ]
         try:
-            counts, outcome = self._write_split(gate, keys, batch_id)
-            replay = self.processed == 0
-            added = {s.constraint.id: s.record(scan, self.app_id, replay) for s in keys}
-            totals = RunningTotals(self.spark, self.root)
-            before = totals.summary(totals.previous(batch_id))
-            summary = _accumulate(before, counts, added, batch_id)
-            total = totals.advance(gate, scan, batch_id, summary)
-            self._save_history(gate, total, batch_id)
-            self._report(batch_id, counts, outcome, total, time.monotonic() - clock)
+            self._write_and_judge(gate, keys, scan, batch_id, clock)
         finally:
             gate.release()
 
-    def _write_split(
-        self, gate: Gate, keys: list[KeyState], batch_id: int
-    ) -> tuple[_BatchCounts, VerificationOutcome]:
-        """Append valid rows (the pass that computes the metrics), judge, append the quarantine.
+    def _write_and_judge(
+        self, gate: Gate, keys: list[KeyState], scan: DataFrame, batch_id: int, clock: float
+    ) -> None:
+        """Valid rows first (they compute the metrics), then three things side by side.
 
-        Raises:
-            RowsLost: valid + quarantined != rows in.
+        The quarantine's append and the keys' append run in threads while the totals merge:
+        each is idempotent per batch id and none reads what another writes (the keys of earlier
+        batches only), so a crash between them leaves a state a replay completes.
         """
         assert self.app_id is not None
-        output = self.spec.output.rstrip("/")
         replay = self.processed == 0  # only a query's first batch can be a replay
-        valid, repeated = _without_repeats(gate.valid, keys)
-        valid_obs, quarantine_obs = Observation("stream_valid"), Observation("stream_quarantine")
-        valid = valid.observe(valid_obs, F.count(F.lit(1)).alias("rows"))
-        append_once(valid, f"{output}/valid", self.app_id, batch_id, replay_possible=replay)
-        outcome = gate.verdict()
-        quarantine = _quarantine_with_repeats(gate, keys, repeated, quarantine_obs)
-        append_once(
-            quarantine, f"{output}/quarantine", self.app_id, batch_id, replay_possible=replay
-        )
-        observed = quarantine_obs.get
-        reasons = gate.reasons()
-        for state in keys:
-            extra = int(observed[state.flag] or 0)
-            if extra:
-                reasons[state.constraint.id] = reasons.get(state.constraint.id, 0) + extra
-        counts = _BatchCounts(
-            gate.rows_in, int(valid_obs.get["rows"]), int(observed["rows"]), reasons
-        )
+        valid_rows, repeated, outcome = self._write_valid(gate, keys, batch_id, replay)
+        totals = RunningTotals(self.spark, self.root)
+        with ThreadPoolExecutor(2, thread_name_prefix="lakegate-stream") as pool:
+            writing = pool.submit(self._write_quarantine, gate, keys, repeated, batch_id, replay)
+            recording = pool.submit(
+                lambda: {s.constraint.id: s.record(scan, self.app_id or "", replay) for s in keys}
+            )
+            staged = totals.merge(gate, scan, batch_id)
+            quarantined, reasons = writing.result()
+            added = recording.result()
+        counts = _BatchCounts(gate.rows_in, valid_rows, quarantined, reasons)
         if counts.rows_in != counts.rows_valid + counts.rows_quarantined:
             raise RowsLost(
                 f"batch {batch_id}: {counts.rows_in} rows in but {counts.rows_valid} valid + "
                 f"{counts.rows_quarantined} quarantined; the query stops before its checkpoint "
                 "records the batch"
             )
-        return counts, outcome
+        before = totals.summary(totals.previous(batch_id))
+        total = totals.commit(staged, _accumulate(before, counts, added, batch_id))
+        self._save_history(gate, total, batch_id)
+        self._report(batch_id, counts, outcome, total, time.monotonic() - clock)
+
+    def _write_valid(
+        self, gate: Gate, keys: list[KeyState], batch_id: int, replay: bool
+    ) -> tuple[int, DataFrame | None, VerificationOutcome]:
+        """Append the valid rows (the pass that computes the metrics) and judge the batch.
+
+        Returns the rows written, the rows held back as repeats of earlier keys, the verdict.
+        """
+        assert self.app_id is not None
+        valid, repeated = _without_repeats(gate.valid, keys)
+        observation = Observation(f"lakegate_stream_valid_{batch_id}")
+        valid = valid.observe(observation, F.count(F.lit(1)).alias("rows"))
+        path = f"{self.spec.output.rstrip('/')}/valid"
+        append_once(valid, path, self.app_id, batch_id, replay_possible=replay)
+        return int(observation.get["rows"]), repeated, gate.verdict()
+
+    def _write_quarantine(
+        self,
+        gate: Gate,
+        keys: list[KeyState],
+        repeated: DataFrame | None,
+        batch_id: int,
+        replay: bool,
+    ) -> tuple[int, dict[str, int]]:
+        """Append the quarantine; return its rows and the rows blamed per constraint."""
+        assert self.app_id is not None
+        observation = Observation(f"lakegate_stream_quarantine_{batch_id}")
+        quarantine = _quarantine_with_repeats(gate, keys, repeated, observation)
+        path = f"{self.spec.output.rstrip('/')}/quarantine"
+        append_once(quarantine, path, self.app_id, batch_id, replay_possible=replay)
+        observed = observation.get
+        reasons = gate.reasons()
+        for state in keys:
+            extra = int(observed[state.flag] or 0)
+            if extra:
+                reasons[state.constraint.id] = reasons.get(state.constraint.id, 0) + extra
+        return int(observed["rows"]), reasons
 
     def _tags(self, window: str, batch_id: int) -> dict[str, str]:
         return {

@@ -50,6 +50,17 @@ class TotalWindow:
     summary: dict[str, Any]
 
 
+@dataclass(frozen=True)
+class StagedTotals:
+    """Merged states in their staging folder, judged, not yet in place."""
+
+    batch_id: int
+    before: int | None
+    folder: str
+    context: Any
+    outcome: VerificationOutcome
+
+
 class RunningTotals:
     """Deequ states and counts of everything committed, one folder per batch id."""
 
@@ -70,14 +81,12 @@ class RunningTotals:
             return {}
         return dict(json.loads(self.storage.read_text(f"{self.folder}/{batch_id}/{_TOTALS_FILE}")))
 
-    def advance(
-        self, gate: Gate, batch: DataFrame, batch_id: int, summary: dict[str, Any]
-    ) -> TotalWindow:
+    def merge(self, gate: Gate, batch: DataFrame, batch_id: int) -> StagedTotals:
         """Merge batch `batch_id`'s states into the totals before it; judge the suite on them.
 
         Call after `gate.verdict()` (its provider then holds the batch's states). `batch` is the
-        batch as the gate scanned it (no malformed-line column). `summary` is written beside
-        the states; older folders than the previous one are removed.
+        batch as the gate scanned it (no malformed-line column). The merged states go to a
+        staging folder that `commit` moves into place.
         """
         before = self.previous(batch_id)
         staged = f"{self.folder}/_staging-{batch_id}-{uuid.uuid4().hex[:8]}"
@@ -89,14 +98,24 @@ class RunningTotals:
             gate._checks,  # the gate's compiled checks, judged on the total
             lambda c: c._Check.evaluate(context),
         )
-        self.storage.write_text(f"{staged}/{_TOTALS_FILE}", json.dumps(summary, indent=2))
-        final = f"{self.folder}/{batch_id}"
-        self.storage.delete(final)  # a replayed batch's earlier attempt
-        self.storage.rename(staged, final)
+        return StagedTotals(batch_id, before, staged, context, outcome)
+
+    def commit(self, staged: StagedTotals, summary: dict[str, Any]) -> TotalWindow:
+        """Write `summary` beside the staged states and move them into place.
+
+        A replayed batch's earlier folder is replaced; folders older than the previous batch's
+        are removed.
+        """
+        self.storage.write_text(f"{staged.folder}/{_TOTALS_FILE}", json.dumps(summary, indent=2))
+        final = f"{self.folder}/{staged.batch_id}"
+        self.storage.delete(final)
+        self.storage.rename(staged.folder, final)
         for name in self.storage.children(self.folder):
-            if (name.isdigit() and int(name) < (before or 0)) or name.startswith("_staging-"):
+            if (name.isdigit() and int(name) < (staged.before or 0)) or name.startswith(
+                "_staging-"
+            ):
                 self.storage.delete(f"{self.folder}/{name}")
-        return TotalWindow(context, outcome, summary)
+        return TotalWindow(staged.context, staged.outcome, summary)
 
     def _provider(self, folder: str) -> Any:
         jvm = jvm_of(self.spark)
