@@ -179,12 +179,15 @@ def test_struct_missing_an_input_is_refused(spark, features_view, classifier):
         )
 
 
-def test_integer_columns_widen_to_double_inputs(spark, classifier):
+def test_integer_columns_widen_to_double_inputs(spark, settings, classifier):
     df = run_checked_sql(
         spark,
         "SELECT predict_udf_classifier(CAST(1 AS INT), 2L, CAST(3 AS DECIMAL(5, 2))) AS p",
     )
-    assert df.collect()[0]["p"] in (0, 1)
+    mlflow.set_tracking_uri(settings.tracking_uri)
+    model = mlflow.sklearn.load_model("models:/udf_classifier@champion")
+    widened = pd.DataFrame({"feature_1": [1.0], "feature_2": [2.0], "feature_3": [3.0]})
+    assert df.collect()[0]["p"] == int(model.predict(widened[FEATURES])[0])
 
 
 def test_correct_calls_pass_the_check_and_are_counted(spark, features_view, classifier):
