@@ -75,7 +75,7 @@ def build_command(
             "--packages",
             ",".join(packages),
             "--exclude-packages",
-            ",".join(settings.deequ.excludes),
+            ",".join(settings.jar_excludes),
             "--conf",
             f"spark.jars.ivy={settings.resolve(settings.deequ.ivy_cache)}",
         ]
