@@ -57,6 +57,9 @@ def sandboxed(args: list[str], root: Path) -> list[str]:
 
     def absolute(value: str) -> str:
         name, eq, path = value.rpartition("=")
+        scheme, colon, rest = path.partition(":")  # a stream source: csv:out/landing
+        if colon and rest.startswith("out/"):
+            return f"{name}{eq}{scheme}:{root / rest}"
         return f"{name}{eq}{root / path}" if path.startswith("out/") else value
 
     return [absolute(a) for a in args]
@@ -135,3 +138,18 @@ def test_readme_contract_examples_run_as_written(
     assert main(export) == 0
     exported = yaml.safe_load((tmp_path / "out/items.odcs.yaml").read_text())
     assert exported["kind"] == "DataContract" and exported["name"] == "items"
+
+
+def test_readme_stream_example_gates_the_landed_file_like_batch_mode(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    block = blocks(section("Streaming"), "bash")[0]
+    assert "cp data/items.csv out/landing/" in block  # what the README has the reader do first
+    (landing := tmp_path / "out/landing").mkdir(parents=True)
+    shutil.copy("data/items.csv", landing)
+    ((*args,),) = lakegate_commands(block)
+    assert args[:2] == ["stream", "validate"]
+    assert main([*sandboxed(args, tmp_path), "--no-history"]) == 1  # as the batch example
+    report = json.loads((tmp_path / "out/items-stream/report.json").read_text())
+    assert report["counts"] == {"rows_in": 5, "rows_valid": 4, "rows_quarantined": 1}
+    assert report["quarantine_reasons"] == {"isComplete(productName)": 1}
