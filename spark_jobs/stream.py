@@ -36,7 +36,7 @@ from checks.row_rules import FAILURE_TYPE, failure_struct
 from checks.suite import Level, Suite, check_against_schema, check_sql_conditions, load_suite
 from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.reporting import redact
+from spark_jobs.services.reporting import redact, validation_summary
 from spark_jobs.services.settings import Settings
 from spark_jobs.services.stream_io import (
     FILE_COLUMN,
@@ -565,13 +565,38 @@ def validate_command(
     parse_source(source), parse_trigger(trigger)  # before Spark starts
     result = run(job.spark, job.settings, spec, suite=suite)
     if not quiet:
-        report = result.report or {}
-        click.echo(
-            f"stream {suite.name}: {result.batches} batch(es) this run; total "
-            f"{report.get('status', 'no data')}, {report.get('counts', {})}"
-            + (f"; stopped: {result.stopped_by}" if result.stopped_by else "")
-        )
+        click.echo(_stream_summary(suite.name, spec, result))
     return int(result.exit_code)
+
+
+def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamResult) -> str:
+    """The running total as `lakegate validate` prints a table's, with the stream's own lines."""
+    report = result.report
+    if not report:
+        return (
+            f"Stream {suite_name} on {redact(spec.source)}: no data yet ({result.batches} batches)"
+        )
+    batches = report.get("batches", {})
+    output = spec.output.rstrip("/")
+    summary = validation_summary(
+        {
+            **report,
+            "input": redact(spec.source),
+            "outputs": {
+                "valid": f"{output}/valid",
+                "quarantine": f"{output}/quarantine",
+                "report": f"{output}/report.json",
+            },
+        }
+    )
+    lines = [
+        summary.replace("Rows: ", "Rows so far: ", 1),
+        f"Batches: {result.batches} this run, {batches.get('count', 0)} in all "
+        f"(last batch id {batches.get('last_batch_id')})",
+    ]
+    if result.stopped_by:
+        lines.append(f"Stopped: {result.stopped_by}")
+    return "\n".join(lines)
 
 
 command.add_command(validate_command)
