@@ -3,7 +3,14 @@
 Column types are Spark SQL's simple names (`bigint`, `double`, `string`, `boolean`, `date`,
 `timestamp`, `decimal(10,2)`, `binary`...), so a row read back equals the offline row: floats
 round-trip exactly through JSON (shortest repr, NaN included), decimals travel as strings,
-dates and timestamps as ISO text, binary as base64.
+dates as ISO text, binary as base64.
+
+Timestamps are stored as UTC instants (`2026-12-06T08:00:00+00:00`) and read back as aware UTC
+datetimes, so a lookup names the same instant as the offline row whatever `TZ` the writer or the
+reader runs in. A naive datetime being written is taken as Spark's `collect()` gives it: local
+time of this process. A naive timestamp given as a lookup key is taken as UTC.
+`timestamp_ntz` values (wall-clock times without a zone) come back naive, the same wall clock
+when written and read under the same `TZ`.
 """
 
 from __future__ import annotations
@@ -28,13 +35,31 @@ def _base_type(type_name: str) -> str:
     return type_name.split("(", 1)[0].strip().lower()
 
 
+def _utc_instant(value: Any) -> dt.datetime:
+    """A stored or requested timestamp as an aware UTC datetime (naive text is UTC)."""
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed.replace(tzinfo=dt.UTC)
+    return parsed.astimezone(dt.UTC)
+
+
+def _wall_clock(value: Any) -> dt.datetime:
+    """A stored `timestamp_ntz` as the naive local datetime Spark gives for it."""
+    parsed = value if isinstance(value, dt.datetime) else dt.datetime.fromisoformat(value)
+    if parsed.tzinfo is None:
+        return parsed
+    return parsed.astimezone().replace(tzinfo=None)
+
+
 def encode_value(value: Any) -> Any:
     """A value as JSON can hold it (the view's schema says how to read it back)."""
     if value is None or isinstance(value, bool | int | float | str):
         return value
     if isinstance(value, Decimal):
         return str(value)
-    if isinstance(value, dt.datetime | dt.date):
+    if isinstance(value, dt.datetime):
+        return value.astimezone(dt.UTC).isoformat()
+    if isinstance(value, dt.date):
         return value.isoformat()
     if isinstance(value, bytes | bytearray | memoryview):
         return base64.b64encode(bytes(value)).decode("ascii")
@@ -54,8 +79,10 @@ def decode_value(value: Any, type_name: str) -> Any:
         return int(value)
     if base == "decimal":
         return Decimal(value)
-    if base in ("timestamp", "timestamp_ntz"):
-        return dt.datetime.fromisoformat(value)
+    if base == "timestamp":
+        return _utc_instant(value)
+    if base == "timestamp_ntz":
+        return _wall_clock(value)
     if base == "date":
         return dt.date.fromisoformat(value)
     if base == "binary":

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 import click
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 from pyspark.sql import Observation
 
 from spark_jobs.services.command import JobContext, lakegate_command
@@ -130,8 +130,21 @@ def scored_frame(
         function(*[F.col(name) for name in function.input_names]).alias("prediction"),
         F.lit(model.model_name or model.model_uri).alias("model_name"),
         F.lit(model.model_version).cast("string").alias("model_version"),
-        F.lit(scored_at.strftime("%Y-%m-%d %H:%M:%S")).cast("timestamp").alias("scored_at"),
+        scored_at_column(scored_at).alias("scored_at"),
     )
+
+
+def utc_instant(value: datetime) -> datetime:
+    """`value` as an aware UTC datetime, to the second; a naive value is taken as UTC."""
+    aware = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return aware.replace(microsecond=0)
+
+
+def scored_at_column(scored_at: datetime) -> Column:
+    """The scoring time as a Spark timestamp naming the same instant, whatever the session zone."""
+    from pyspark.sql import functions as F
+
+    return F.timestamp_seconds(F.lit(int(utc_instant(scored_at).timestamp())))
 
 
 def load_input_gate(function: ModelFunction, settings: Settings) -> Suite:
@@ -177,6 +190,12 @@ class PredictSpec(BaseModel):
     scored_at: datetime | None = None
     gate: bool = False
 
+    @field_validator("scored_at")
+    @classmethod
+    def _scored_at_in_utc(cls, value: datetime | None) -> datetime | None:
+        """An offset is converted to UTC, not dropped; a naive time is taken as UTC."""
+        return None if value is None else utc_instant(value)
+
 
 @dataclass
 class _Scoring:
@@ -204,7 +223,7 @@ def _prepare(spark: SparkSession, settings: Settings, spec: PredictSpec) -> _Sco
     from udfs.model_function import resolve_model
 
     started = time.perf_counter()
-    scored_at = (spec.scored_at or datetime.now(UTC)).replace(tzinfo=None, microsecond=0)
+    scored_at = utc_instant(spec.scored_at or datetime.now(UTC))
     resolved = resolve_model(
         spec.model, tracking_uri=settings.tracking_uri, registry_uri=settings.registry_uri
     )
@@ -366,9 +385,17 @@ def _log_metrics(settings: Settings, report: PredictReport) -> None:
 @click.option("--key", "keys", multiple=True, help="A key column to carry over (repeatable).")
 @click.option(
     "--scored-at",
-    type=click.DateTime(formats=["%Y-%m-%dT%H:%M:%S", "%Y-%m-%d %H:%M:%S"]),
+    type=click.DateTime(
+        formats=[
+            "%Y-%m-%dT%H:%M:%S%z",
+            "%Y-%m-%d %H:%M:%S%z",
+            "%Y-%m-%dT%H:%M:%S",
+            "%Y-%m-%d %H:%M:%S",
+        ]
+    ),
     default=None,
-    help="Pin the scoring time (UTC), for a byte-identical re-run; default: now.",
+    help="Pin the scoring time, for a byte-identical re-run; an offset (+02:00, Z) is converted "
+    "to UTC, a time without one is taken as UTC; default: now.",
 )
 @click.option("--gate", is_flag=True, help="Apply the model's input gate before scoring.")
 def command(
