@@ -48,7 +48,7 @@ from spark_jobs.services.report_samples import (
 )
 from spark_jobs.services.reporting import Progress, redact, validation_summary
 from spark_jobs.services.settings import Settings
-from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_table
+from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_pinned
 
 
 class ValidateSpec(BaseModel):
@@ -163,7 +163,7 @@ def run(
     clock = time.monotonic()
 
     progress.step(f"reading {redact(spec.input)}")
-    df = read_table(spark, spec.input, spec.format)
+    df, input_version = read_pinned(spark, spec.input, spec.format)  # one Delta snapshot
     data = df.drop(MALFORMED_COLUMN)  # the input's own columns, as the valid output has them
     outputs = StagedOutputs(
         spark, spec.output, run_id, settings.outputs.format, settings.outputs.table_properties()
@@ -208,7 +208,7 @@ def run(
                 metrics_repository=str(repository) if repository else None,
             ),
             anomalies=tuple(anomalies),
-            extra={"skipped": list(suite.skipped)} if suite.skipped else {},
+            extra=_extra(suite, input_version),
         )
         _stage_reports(outputs, result, judged.charts, samples)
         gate.save_metrics()
@@ -219,6 +219,14 @@ def run(
     lineage.record_validation(spec.input, result.to_report())
     progress.done()
     return result
+
+
+def _extra(suite: Suite, input_version: int | None) -> dict[str, Any]:
+    """report.json's optional keys: the suite's skipped rules, the Delta input's version read."""
+    extra: dict[str, Any] = {"skipped": list(suite.skipped)} if suite.skipped else {}
+    if input_version is not None:
+        extra["input_version"] = input_version
+    return extra
 
 
 @dataclass(frozen=True)

@@ -172,7 +172,29 @@ def read_table(
     Raises:
         InputError: the input is missing, unreadable or corrupt; the message says which.
     """
+    return _read(spark, source, fmt, keep_malformed, pin=False)[0]
+
+
+def read_pinned(
+    spark: SparkSession, source: str, fmt: str | None = None, *, keep_malformed: bool = True
+) -> tuple[DataFrame, int | None]:
+    """`read_table`, with a Delta path read at its current version, and that version.
+
+    Every scan of the frame then sees that one snapshot, however often another job appends
+    meanwhile (a Delta frame read without a version sees the latest at each action). The
+    version is None for other formats and for catalog tables.
+
+    Raises:
+        InputError: as `read_table`.
+    """
+    return _read(spark, source, fmt, keep_malformed, pin=True)
+
+
+def _read(
+    spark: SparkSession, source: str, fmt: str | None, keep_malformed: bool, *, pin: bool
+) -> tuple[DataFrame, int | None]:
     storage = Storage(spark)
+    version: int | None = None
     resolved = fmt
     try:
         resolved = detect_format(source, storage, fmt)
@@ -186,7 +208,9 @@ def read_table(
         else:
             if not storage.exists(source):
                 raise InputError(f"input {source!r} does not exist")
-            df = _read_path(spark, source, resolved, keep_malformed)
+            if pin and resolved == "delta":
+                version = delta_version(spark, source)
+            df = _read_path(spark, source, resolved, keep_malformed, version)
         df.schema  # noqa: B018  (forces schema resolution, where corrupt files show)
     except InputError:
         raise
@@ -201,10 +225,14 @@ def read_table(
     duplicated = sorted({c for c in df.columns if df.columns.count(c) > 1})
     if duplicated:
         raise InputError(f"input {source!r} has duplicate column names: {', '.join(duplicated)}")
-    return df
+    return df, version
 
 
-def _read_path(spark: SparkSession, source: str, fmt: str, keep_malformed: bool) -> DataFrame:
+def _read_path(
+    spark: SparkSession, source: str, fmt: str, keep_malformed: bool, version: int | None = None
+) -> DataFrame:
+    if version is not None:
+        return spark.read.format(fmt).option("versionAsOf", version).load(source)
     if fmt not in {"csv", "json"}:
         return spark.read.format(fmt).load(source)
     reader = spark.read.format(fmt)
