@@ -13,7 +13,7 @@ column when it has one, a Deequ anomaly-detection strategy with its parameters, 
 or strategy, or a missing parameter). `anomaly_analyzers` gives the JVM analyzers a run must
 compute (and save in the metrics repository, so that later runs have a history).
 `evaluate_anomalies` loads the suite's earlier values of each metric from Deequ's
-FileSystemMetricsRepository (same `suite` tag) and lets Deequ decide:
+metrics history (every run's file, same `suite` tag) and lets Deequ decide:
 `com.amazon.deequ.anomalydetection.AnomalyDetector(strategy).isNewPointAnomalous(history, now)`.
 Deequ does not expose a strategy's bounds for a point it accepts, so they are computed here, per
 strategy, with Deequ's formulas, for reporting only; the verdict is Deequ's.
@@ -524,15 +524,16 @@ def load_metric_history(
     before: int | None = None,
 ) -> list[HistoryPoint]:
     """The suite's earlier values of the entry's metric in the repository, oldest first."""
-    from pydeequ.repository import FileSystemMetricsRepository
     from pydeequ.scala_utils import to_scala_map, to_scala_seq
 
-    if not Path(repository).is_file():
+    from checks.deequ_run import history_files, history_repository
+
+    if not history_files(repository):
         return []
     jvm = _jvm(spark)
     analyzer = _jvm_analyzer(spark, entry)
     loader = (
-        FileSystemMetricsRepository(spark, str(repository))
+        history_repository(spark, repository)
         .repository.load()
         .withTagValues(to_scala_map(spark, {"suite": suite_name}))
         .forAnalyzers(to_scala_seq(jvm, [analyzer]))
@@ -730,7 +731,7 @@ def evaluate_anomalies(
         entries: the suite's anomaly checks (`parse_anomalies`).
         current: this run's metrics by `AnomalyCheck.key` (`current_metrics`,
             `compute_current_metrics`).
-        repository: the Deequ FileSystemMetricsRepository file.
+        repository: the metrics repository path (its legacy file and run files).
         suite_name: the `suite` tag of the runs to compare with.
         run_id: this run's `run_id` tag, left out of the history when the run's metrics were
             saved already.

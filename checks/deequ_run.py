@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import math
 import os
+import time
+import uuid
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +22,7 @@ os.environ.setdefault("SPARK_VERSION", ".".join(pyspark.__version__.split(".")[:
 
 from pydeequ.checks import Check as DeequCheck
 from pydeequ.checks import CheckLevel
-from pydeequ.repository import FileSystemMetricsRepository, ResultKey
+from pydeequ.repository import FileSystemMetricsRepository, InMemoryMetricsRepository, ResultKey
 from pydeequ.verification import VerificationSuite
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType
@@ -243,9 +245,47 @@ def deequ_frame(df: DataFrame, columns: Iterable[str]) -> DataFrame:
 
 
 def metrics_repository(spark: SparkSession, repository: Path) -> Any:
-    """A PyDeequ FileSystemMetricsRepository at `repository` (its folder created)."""
-    repository.parent.mkdir(parents=True, exist_ok=True)
-    return FileSystemMetricsRepository(spark, str(repository))
+    """A PyDeequ FileSystemMetricsRepository for one save: a new file under `runs_folder`.
+
+    Each call gets its own `<ms>-<id>.json`, which Deequ writes once and no other run rewrites,
+    so concurrent runs lose nothing and a reader never sees a half-rewritten history.
+    """
+    folder = runs_folder(repository)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{int(time.time() * 1000):013d}-{uuid.uuid4().hex}.json"
+    return FileSystemMetricsRepository(spark, str(path))
+
+
+def runs_folder(repository: Path) -> Path:
+    """The folder of the per-run history files next to the (legacy) repository file."""
+    return Path(repository).parent / "runs"
+
+
+def history_files(repository: Path) -> list[Path]:
+    """The legacy single repository file (when present) and every run file, oldest first."""
+    legacy = [Path(repository)] if Path(repository).is_file() else []
+    folder = runs_folder(repository)
+    runs = sorted(folder.glob("*.json")) if folder.is_dir() else []
+    return legacy + runs
+
+
+def history_repository(spark: SparkSession, repository: Path) -> Any:
+    """A PyDeequ InMemoryMetricsRepository holding every saved run (`history_files`).
+
+    Results saved under the same key (one run saving in several steps) are merged, as Deequ's
+    `saveOrAppendResult` would have merged them in a single file.
+    """
+    jvm: Any = spark.sparkContext._jvm
+    merged = InMemoryMetricsRepository(spark)
+    for path in history_files(repository):
+        saved = FileSystemMetricsRepository(spark, str(path)).repository.load().get()
+        for result in jvm.scala.collection.JavaConverters.seqAsJavaList(saved):
+            key, context = result.resultKey(), result.analyzerContext()
+            earlier = merged.repository.loadByKey(key)
+            if earlier.isDefined():
+                context = getattr(earlier.get(), "$plus$plus")(context)
+            merged.repository.save(key, context)
+    return merged
 
 
 def result_key(spark: SparkSession, tags: dict[str, str] | None, when: int | None = None) -> Any:
@@ -285,8 +325,8 @@ def read_results(
 
 
 def load_history(spark: SparkSession, repository: Path, suite: str | None = None) -> DataFrame:
-    """The metrics stored in a Deequ repository, newest first, optionally for one suite."""
-    loader = FileSystemMetricsRepository(spark, str(repository)).load()
+    """The metrics of every saved run (`history_files`), newest first, optionally for one suite."""
+    loader = history_repository(spark, repository).load()
     if suite is not None:
         loader = loader.withTagValues({"suite": suite})
     metrics: DataFrame = loader.getSuccessMetricsAsDataFrame()

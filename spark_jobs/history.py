@@ -13,10 +13,10 @@ from spark_jobs.services.command import JobContext, lakegate_command
 @click.option("--limit", default=50, show_default=True, help="Rows to show.")
 def command(job: JobContext, suite_name: str | None, limit: int) -> int:
     """Show the metrics history kept by `lakegate validate`."""
-    from checks.deequ_run import load_history
+    from checks.deequ_run import history_files, load_history
 
     path = job.settings.metrics_repository_path
-    if not path.is_file():
+    if not history_files(path):
         raise UserError(f"no metrics history at {path} yet; run `lakegate validate` first")
     load_history(job.spark, path, suite_name).show(limit, truncate=False)
     return 0

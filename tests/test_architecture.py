@@ -55,6 +55,9 @@ CHECKS_STORAGE_ALLOWED: dict[tuple[str, str, str], str] = {
     ("checks/deequ_run.py", "verify", "saveOrAppendResult"): (
         "Deequ's VerificationSuite appends the run's metrics to the metrics repository"
     ),
+    ("checks/deequ_run.py", "history_repository", "save"): (
+        "fills an InMemoryMetricsRepository with the saved runs (memory only, no storage)"
+    ),
     ("checks/gate.py", "Gate.save_metrics", "save"): (
         "the one-pass gate appends the run's metrics to the Deequ metrics repository"
     ),

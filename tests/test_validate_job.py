@@ -65,15 +65,14 @@ def test_items_example_quarantines_item_3_and_exits_1(
 def test_metrics_are_appended_to_the_history(
     spark: SparkSession, settings: Settings, items_csv: Path, tmp_path: Path
 ) -> None:
-    before = (
-        settings.metrics_repository_path.read_text()
-        if settings.metrics_repository_path.exists()
-        else "[]"
-    )
+    from checks.deequ_run import runs_folder
+
+    runs = runs_folder(settings.metrics_repository_path)
+    before = set(runs.glob("*.json")) if runs.is_dir() else set()
     main(["validate", ITEMS, "--input", str(items_csv), "--output", str(tmp_path / "o"), "--quiet"])
-    after = json.loads(settings.metrics_repository_path.read_text())
-    assert len(after) == len(json.loads(before)) + 1
-    assert after[-1]["resultKey"]["tags"]["suite"] == "items"
+    (added,) = set(runs.glob("*.json")) - before
+    (saved,) = json.loads(added.read_text())
+    assert saved["resultKey"]["tags"]["suite"] == "items"
 
 
 def test_passing_suite_exits_0_with_an_empty_quarantine(

@@ -48,9 +48,9 @@ def history_records(
     Each row has `dataset_date` (ms), `entity`, `instance`, `name`, `value` and the run's tags
     (`suite`, `run_id`). An absent repository is an empty history.
     """
-    from checks.deequ_run import load_history
+    from checks.deequ_run import history_files, load_history
 
-    if not Path(repository_path).is_file():
+    if not history_files(Path(repository_path)):
         return []
     name = suite if isinstance(suite, str) else suite.name
     rows = load_history(spark, Path(repository_path), name).collect()
