@@ -13,6 +13,7 @@ from checks.deequ_run import history_files, metrics_repository, result_key, runs
 from checks.suite import Suite, parse_suite
 from checks.yaml_document import YamlDocument, load_yaml_document
 from spark_jobs.services.html_report import history_records
+from spark_jobs.services.settings import Settings
 
 SUITE = """\
 suite: per_run
@@ -119,3 +120,17 @@ def test_saves_under_one_key_are_merged_as_deequs_append_would(
         ("Completeness", 1.0),
         ("Size", 3.0),
     ]
+
+
+def test_lakegate_history_shows_the_runs_saved_in_run_files(
+    spark: SparkSession,
+    settings: Settings,
+    suite: tuple[Suite, AnomalyCheck],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    from spark_jobs.cli import main
+
+    save(spark, suite[0], settings.metrics_repository_path, 8, "cli")
+    assert main(["history", "--suite", "per_run"]) == 0
+    printed = capsys.readouterr().out
+    assert "cli" in printed and "8.0" in printed
