@@ -30,6 +30,10 @@ def unreachable_registry(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, state_
     document["mlflow"] = {"tracking_uri": f"sqlite:///{blocker / 'mlflow.db'}"}
     (conf / "test.yaml").write_text(yaml.safe_dump(document))
     monkeypatch.setenv("LAKEGATE_CONF_DIR", str(conf))
+    # mlflow.set_tracking_uri (called by earlier tests in this process) also sets the
+    # environment variable, which outranks conf/: without this the store would be reachable.
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     return str(blocker)
 
 
