@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -19,7 +20,7 @@ def test_no_preload_without_models_or_with_compiled_scoring_off(settings: Settin
     assert preload_for(udf_only, {"users": "models:/users@champion"}) is None
 
 
-def test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread() -> None:
+def test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread(tmp_path: Path) -> None:
     probe = (
         "import sys, threading\n"
         "from spark_jobs.services.settings import Settings\n"
@@ -30,7 +31,9 @@ def test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread() -> No
         "thread.join(120)\n"
         "print(sorted(m for m in ('mlflow.pyfunc', 'skops.io', 'sklearn') if m in sys.modules))\n"
     )
-    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True)
+    # An empty verdict cache: a verdict another run left for users@champion would skip the preload.
+    env = {**os.environ, CACHE_ENV: str(tmp_path)}
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env)
     assert done.returncode == 0, done.stderr[-2000:]
     assert done.stdout.split("\n")[-2] == "['mlflow.pyfunc', 'sklearn', 'skops.io']"
 
