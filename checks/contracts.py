@@ -860,18 +860,20 @@ def _schema_object(
     objects = contract.schema_ or []
     names = [o.name or f"schema[{i}]" for i, o in enumerate(objects)]
     if not objects:
-        raise SuiteError(f"{document.path}: the contract has no schema object to check")
+        raise SuiteError(
+            f"{document.where(('schema',))}: the contract has no schema object to check"
+        )
     if schema_name is None:
         if len(objects) > 1:
             raise SuiteError(
-                f"{document.path}: the contract has {len(objects)} schema objects "
+                f"{document.where(('schema',))}: the contract has {len(objects)} schema objects "
                 f"({', '.join(names)}); pick one with --schema-name"
             )
         return 0, objects[0]
     if schema_name not in names:
         raise SuiteError(
-            f"{document.path}: no schema object named {schema_name!r}; the contract has "
-            f"{', '.join(names)}"
+            f"{document.where(('schema',))}: no schema object named {schema_name!r}; the "
+            f"contract has {', '.join(names)}"
         )
     index = names.index(schema_name)
     return index, objects[index]
