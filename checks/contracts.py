@@ -37,6 +37,7 @@ from open_data_contract_standard.model import (
 )
 from pydantic import BaseModel, ValidationError
 
+from checks.row_rules import quote
 from checks.suite import Check, Suite, SuiteError, constraint_problem, parse_suite
 from checks.yaml_document import Location, YamlDocument, load_yaml_document
 
@@ -150,10 +151,6 @@ def is_contract_file(path: str | Path) -> bool:
     return isinstance(data, dict) and data.get("kind") == "DataContract"
 
 
-def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
 def _sql_string(value: str) -> str:
     """A Spark SQL string literal: backslashes and quotes escaped (Spark reads escapes)."""
     return "'" + value.replace("\\", "\\\\").replace("'", "\\'") + "'"
@@ -168,7 +165,7 @@ def _sql_literal(value: Any) -> str:
 
 
 def _in_list(column: str, values: list[Any]) -> str:
-    return f"{_quote(column)} IN ({', '.join(_sql_literal(v) for v in values)})"
+    return f"{quote(column)} IN ({', '.join(_sql_literal(v) for v in values)})"
 
 
 class _Problem(Exception):
@@ -483,9 +480,9 @@ def _valid_values_entry(column: str, values: list[Any], name: str) -> dict[str, 
     if present and all(isinstance(v, str) for v in present):
         return {"isContainedIn": {"column": column, "values": present}}
     condition = (
-        f"{_quote(column)} IS NULL OR {_in_list(column, present)}"
+        f"{quote(column)} IS NULL OR {_in_list(column, present)}"
         if present
-        else f"{_quote(column)} IS NULL"
+        else f"{quote(column)} IS NULL"
     )
     return {"satisfies": {"name": name, "condition": condition}}
 
@@ -504,7 +501,7 @@ def _option_entry(
     loc: Location, column: str, prop: SchemaProperty, key: str, value: Any
 ) -> dict[str, Any] | None:
     """One logicalTypeOptions entry as a row rule (a null complies; `required` says otherwise)."""
-    q = _quote(column)
+    q = quote(column)
     temporal = prop.logicalType in {"date", "timestamp"}
     if key in {"minLength", "maxLength"}:
         n = _number(loc, value)
@@ -547,7 +544,7 @@ def _option_entry(
 
 
 def _format_entry(loc: Location, column: str, prop: SchemaProperty, fmt: str) -> dict[str, Any]:
-    q = _quote(column)
+    q = quote(column)
     not_null = f"{q} IS NOT NULL"
     if prop.logicalType in {"date", "timestamp"}:
         # A Spark datetime pattern (JDK DateTimeFormatter letters); only text is parsed.
@@ -704,7 +701,7 @@ def _bad_rows(
     loc: Location, metric: str, column: str, args: dict[str, Any]
 ) -> tuple[str, list[dict[str, Any]]]:
     """(the SQL predicate of a failing row, never null; the row rules when no row may fail)."""
-    q = _quote(column)
+    q = quote(column)
     if metric == "nullValues":
         return f"{q} IS NULL", [{"isComplete": {"column": column}}]
     if metric == "missingValues":
@@ -759,8 +756,8 @@ def _duplicates_entry(
         return {"isUnique": {"column": key[0]} if len(key) == 1 else {"columns": key}}
     if unit == "rows":
         return {"hasDuplicateRowCount": {"columns": key, **_assertion(ops)}}
-    keys = ", ".join(_quote(k) for k in key)
-    any_key = " OR ".join(f"{_quote(k)} IS NOT NULL" for k in key)
+    keys = ", ".join(quote(k) for k in key)
+    any_key = " OR ".join(f"{quote(k)} IS NOT NULL" for k in key)
     query = (
         "SELECT 100.0 * coalesce(sum(n), 0) / (SELECT count(*) FROM {table}) FROM "
         f"(SELECT count(*) AS n FROM {{table}} WHERE {any_key} GROUP BY {keys} HAVING count(*) > 1)"
@@ -788,7 +785,7 @@ def _sql_entry(loc: Location, rule: DataQuality, column: str | None) -> dict[str
                 (*loc, "query"),
                 "{property} names the rule's property; this rule is on the schema object",
             )
-        query = _PROPERTY_PLACEHOLDER.sub(_quote(column).replace("\\", "\\\\"), query)
+        query = _PROPERTY_PLACEHOLDER.sub(quote(column).replace("\\", "\\\\"), query)
     name = rule.name or rule.id or f"{path_text(loc)} sql"
     return {"customSql": {"name": name, "query": query, **_assertion(_operators(loc, rule))}}
 

@@ -34,6 +34,7 @@ from typing import Any
 import yaml
 
 from checks.constraint_types import CONSTRAINT_TYPES
+from checks.row_rules import quote
 from checks.suite import Suite, SuiteError, parse_suite
 from checks.yaml_document import Location, YamlDocument
 
@@ -109,12 +110,8 @@ Constraint = dict[str, Any]
 _Translator = Callable[[_Expectation], list[Constraint]]
 
 
-def _quote(column: str) -> str:
-    return "`" + column.replace("`", "``") + "`"
-
-
 def _not_null(*columns: str) -> str:
-    return " AND ".join(f"{_quote(c)} IS NOT NULL" for c in columns)
+    return " AND ".join(f"{quote(c)} IS NOT NULL" for c in columns)
 
 
 def _needs(kind: str, constraint: Constraint) -> Constraint:
@@ -204,7 +201,7 @@ def _compound_unique(e: _Expectation) -> list[Constraint]:
     ignore = e.choice("ignore_row_if", "all_values_are_missing")
     where = {
         "all_values_are_missing": "NOT ("
-        + " AND ".join(f"{_quote(c)} IS NULL" for c in columns)
+        + " AND ".join(f"{quote(c)} IS NULL" for c in columns)
         + ")",
         "any_value_is_missing": _not_null(*columns),
         "never": None,
@@ -263,7 +260,7 @@ def _values_between(e: _Expectation) -> list[Constraint]:
         bounds = _bounds(e)
         return [_needs("isInRange", {"column": e.column, **bounds})]  # gt/lt: exclusive bounds
     ops = {"min": ">=", "gt": ">", "max": "<=", "lt": "<"}
-    condition = " AND ".join(f"{_quote(e.column)} {ops[k]} {v!r}" for k, v in _bounds(e).items())
+    condition = " AND ".join(f"{quote(e.column)} {ops[k]} {v!r}" for k, v in _bounds(e).items())
     return [
         _needs(
             "satisfies",
@@ -328,7 +325,7 @@ def _lengths_between(e: _Expectation) -> list[Constraint]:
     if e.mostly is not None or "gt" in bounds or "lt" in bounds:
         ops = {"min": ">=", "gt": ">", "max": "<=", "lt": "<"}
         condition = " AND ".join(
-            f"length({_quote(e.column)}) {ops[k]} {v!r}" for k, v in bounds.items()
+            f"length({quote(e.column)}) {ops[k]} {v!r}" for k, v in bounds.items()
         )
         extra = {"min": e.mostly} if e.mostly is not None else {}
         return [
@@ -363,7 +360,7 @@ def _a_greater_than_b(e: _Expectation) -> list[Constraint]:
     kind = "isGreaterThanOrEqualTo" if e.get("or_equal") else "isGreaterThan"
     ignore = e.choice("ignore_row_if", "both_values_are_missing")
     where = {
-        "both_values_are_missing": f"NOT ({_quote(a)} IS NULL AND {_quote(b)} IS NULL)",
+        "both_values_are_missing": f"NOT ({quote(a)} IS NULL AND {quote(b)} IS NULL)",
         "either_value_is_missing": _not_null(a, b),
         "neither": None,
     }.get(ignore, "")
