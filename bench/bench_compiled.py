@@ -140,7 +140,7 @@ def first_query(uri: str, state: Path, compiled: bool, verdicts: Path) -> float:
     code = (
         "import os, sys, time; sys.path.insert(0, sys.argv[1]);"
         "from spark_jobs.services.session import get_session;"
-        "from spark_jobs.services.settings import load_settings;"
+        "from lakegate_config.settings import load_settings;"
         "from spark_jobs.services.sql_catalog import preload_for;"
         "from udfs import register_model_function, run_checked_sql;"
         "s = load_settings('local'); t = time.perf_counter();"
@@ -274,8 +274,8 @@ def main() -> int:
     os.environ["PYTHONPATH"] = os.pathsep.join(
         [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     settings = load_settings("local")
     conf = {**settings.spark.conf, "spark.sql.execution.arrow.maxRecordsPerBatch": 100_000}

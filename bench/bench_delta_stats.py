@@ -74,8 +74,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LAKEGATE_STATE_DIR"] = str(work / "state")
     from bench_validate import generate_table
 
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     spark = get_session(load_settings("local"), "lakegate-bench-delta-stats")
     source = str(work / "input" / "orders.parquet")

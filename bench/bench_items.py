@@ -381,8 +381,8 @@ def main(argv: list[str] | None = None) -> int:
 
     from checks.row_rules import deequ_patterns
     from checks.suite import load_suite
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     suite = load_suite(args.suite)
     sampler = MemorySampler(args.sample_interval)

@@ -311,9 +311,9 @@ def main() -> int:
     owned = args.work is None
     args.work = args.work or tempfile.mkdtemp(prefix="kafka-bench-")
     os.environ.setdefault("LAKEGATE_STATE_DIR", tempfile.mkdtemp(prefix="state-", dir=args.work))
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.class_archive import java_binary
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
     from tests.kafka_broker import broker_class_path, start_broker, stop_broker
 
     settings = load_settings(os.environ.get("LAKEGATE_ENV", "local"))

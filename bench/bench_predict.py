@@ -146,8 +146,8 @@ def main() -> int:
         [str(PROJECT_ROOT), *filter(None, [os.environ.get("PYTHONPATH")])]
     )
 
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     settings = load_settings("local")
     conf = {

@@ -46,10 +46,10 @@ def main() -> int:
     from sklearn.preprocessing import StandardScaler
 
     from checks.suite import load_suite
+    from lakegate_config.settings import load_settings
     from spark_jobs import predict
     from spark_jobs.predict import PredictSpec
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
     from spark_jobs.services.training import INPUT_GATE_ARTIFACT  # noqa: F401  (the model has no gate)
     from spark_jobs.validate import ValidateSpec, run
 

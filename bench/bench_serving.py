@@ -130,8 +130,8 @@ def main() -> int:
     folder = Path(tempfile.mkdtemp(prefix="lakegate-bench-serving-"))
     os.environ["LAKEGATE_STATE_DIR"] = str(folder / "state")
     os.environ["MLFLOW_LOGGING_LEVEL"] = "WARNING"
+    from lakegate_config.settings import load_settings
     from online_store import open_online_store
-    from spark_jobs.services.settings import load_settings
 
     settings = load_settings("local")
     frame = users()

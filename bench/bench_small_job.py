@@ -74,8 +74,8 @@ spark.stop()
 
 def delta_jars() -> str:
     """Delta's jars from the project's jar cache (resolved by `make setup`), comma-separated."""
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import cached_jars
-    from spark_jobs.services.settings import load_settings
 
     jars = cached_jars(load_settings()) or []
     delta = [jar for jar in jars if "delta" in Path(jar).name or "antlr4" in Path(jar).name]

@@ -54,7 +54,7 @@ def prepare(folder: Path, rows: int, env: str) -> Path:
     """Train and register `users` (champion) in the folder's store; write the feature table."""
     from model_fixtures import train, users_frame
 
-    from spark_jobs.services.settings import load_settings
+    from lakegate_config.settings import load_settings
 
     train(load_settings(env), "users")
     features = folder / "features.parquet"

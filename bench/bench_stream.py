@@ -104,8 +104,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["LAKEGATE_STATE_DIR"] = str(work / "state")
 
     from checks.suite import load_suite
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     suite = load_suite(args.suite)
     settings = load_settings("local")

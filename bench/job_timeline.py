@@ -187,8 +187,8 @@ def main(argv: list[str] | None = None) -> int:
     from bench_validate import PhaseClock, generate_table, run_copy, run_lakegate
 
     from checks.suite import load_suite
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
-    from spark_jobs.services.settings import load_settings
 
     settings = load_settings("local")
     events = work / "events"

@@ -33,7 +33,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from pyspark.sql import DataFrame, SparkSession
 
 from checks.suite import Level, SuiteError
-from checks.yaml_document import Location, YamlDocument, describe_validation_error
+from lakegate_config.yaml_document import Location, YamlDocument, describe_validation_error
 
 __all__ = [
     "ANALYZERS",

@@ -39,7 +39,7 @@ from pydantic import BaseModel, ValidationError
 
 from checks.row_rules import quote
 from checks.suite import Check, Suite, SuiteError, constraint_problem, parse_suite
-from checks.yaml_document import Location, YamlDocument, load_yaml_document
+from lakegate_config.yaml_document import Location, YamlDocument, load_yaml_document
 
 __all__ = [
     "LIBRARY_METRICS",

@@ -36,7 +36,7 @@ import yaml
 from checks.constraint_types import CONSTRAINT_TYPES
 from checks.row_rules import quote
 from checks.suite import Suite, SuiteError, parse_suite
-from checks.yaml_document import Location, YamlDocument
+from lakegate_config.yaml_document import Location, YamlDocument
 
 __all__ = [
     "SUPPORTED_EXPECTATIONS",
@@ -425,7 +425,7 @@ def _read_json(path: Path) -> tuple[Any, dict[Location, int]]:
 
     A file YAML cannot read gets the line of its `"expectations"` key for every expectation.
     """
-    from checks.yaml_document import (
+    from lakegate_config.yaml_document import (
         DocumentError,
         HostileDocument,
         load_yaml_document,

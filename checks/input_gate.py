@@ -19,7 +19,7 @@ from pyspark.sql.types import NumericType, StringType
 
 from checks.gate import Gate, apply_suite
 from checks.suite import Suite, check_against_schema, parse_suite
-from checks.yaml_document import YamlDocument
+from lakegate_config.yaml_document import YamlDocument
 
 GATE_CHECK = "model input gate"
 

@@ -22,7 +22,7 @@ from pyspark.sql import DataFrame, SparkSession
 
 from checks.deequ_run import ensure_deequ, verify
 from checks.suite import Suite, SuiteError, check_against_schema, parse_suite
-from checks.yaml_document import YamlDocument
+from lakegate_config.yaml_document import YamlDocument
 
 CHECK_NAME = "suggested by Deequ"
 _TARGET = re.compile(r"_ >= ([0-9.Ee-]+)")

@@ -30,7 +30,7 @@ from pyspark.sql.types import BooleanType, NumericType, StringType, StructType
 
 from checks.arguments import Assertion
 from checks.constraint_types import CONSTRAINT_TYPES, ColumnKind, ConstraintType
-from checks.yaml_document import (
+from lakegate_config.yaml_document import (
     DocumentError,
     YamlDocument,
     describe_validation_error,

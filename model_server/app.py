@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import logging
 import os
-import re
 import secrets
 import threading
 import time
@@ -29,6 +28,8 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
 from lakegate_errors import EnvironmentProblem, LakegateError
 from model_server.errors import BadPayload
 from model_server.metrics import UNKNOWN_MODEL, ServingMetrics
@@ -40,17 +41,11 @@ from online_store import (
     OnlineStore,
     open_online_store,
 )
-from spark_jobs.services.settings import Settings
 from udfs.errors import ModelUsageError
 from udfs.scoring import score_batch
 from udfs.signature_frame import frame_problems
 
 log = logging.getLogger("lakegate.model_server")
-
-
-def _redact(text: str) -> str:
-    """Hide credentials in URIs (`scheme://user:secret@host` -> `scheme://user:***@host`)."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
 
 
 def _status_of(exc: LakegateError) -> tuple[int, str]:
@@ -193,7 +188,7 @@ async def _answer(
             response = JSONResponse(await run_in_threadpool(run, body))
     except LakegateError as exc:
         status, code = _status_of(exc)
-        response = _error(status, code, _redact(str(exc)))
+        response = _error(status, code, redact(str(exc)))
     except Exception:
         log.exception("%s %s failed", request.method, request.url.path)
         status, code = 500, "INTERNAL_ERROR"

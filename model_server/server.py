@@ -9,29 +9,14 @@ requests in flight, runs the app's shutdown (alias refresher, model folders, onl
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import signal
-import socket
 import sys
 
-from lakegate_errors import EnvironmentProblem, UserError
-from spark_jobs.services.settings import Settings
-
-
-def is_loopback(host: str) -> bool:
-    """Whether every address `host` names is a loopback address."""
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        pass
-    try:
-        addresses = {info[4][0] for info in socket.getaddrinfo(host, None)}
-    except OSError:
-        return False
-    return bool(addresses) and all(
-        ipaddress.ip_address(str(a).split("%", 1)[0]).is_loopback for a in addresses
-    )
+from lakegate_config.endpoints import check_port_free, is_loopback
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
+from lakegate_errors import UserError
 
 
 def check_bind(host: str, settings: Settings) -> None:
@@ -55,24 +40,6 @@ def check_bind(host: str, settings: Settings) -> None:
         "serving.auth_token_env in conf/<env>.yaml to a variable holding a secret token, or "
         "serve on 127.0.0.1"
     )
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Fail early, with the fix, when the port is taken.
-
-    Raises:
-        EnvironmentProblem: something already listens there.
-    """
-    if port == 0:
-        return
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise EnvironmentProblem(
-                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses it or pass --port"
-            ) from None
 
 
 def serve(
@@ -107,7 +74,7 @@ def serve(
     previous = signal.signal(signal.SIGTERM, lambda signum, frame: None)
     where = f"http://{host}:{port}"
     print(
-        f"serving models of {_redact_uri(settings.registry_uri)} on {where} "
+        f"serving models of {redact(settings.registry_uri)} on {where} "
         f"(POST /MODEL/VERSION_OR_ALIAS/predict, .../predict-by-key; GET /health, /metrics); "
         f"aliases re-resolved every {refresh:g} s; stop with SIGTERM or Ctrl-C",
         file=sys.stderr,
@@ -118,9 +85,3 @@ def serve(
     finally:
         signal.signal(signal.SIGTERM, previous)
     print("model server stopped", file=sys.stderr, flush=True)
-
-
-def _redact_uri(uri: str) -> str:
-    from model_server.app import _redact
-
-    return _redact(uri)

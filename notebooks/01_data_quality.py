@@ -16,7 +16,7 @@ import tempfile
 from checks.deequ_run import verify
 from checks.gate import ERRORS_COLUMN
 from checks.suite import check_against_schema, load_suite
-from spark_jobs.services.settings import load_settings
+from lakegate_config.settings import load_settings
 from spark_jobs.validate import ValidateSpec, run
 
 settings = load_settings()
@@ -156,7 +156,7 @@ from pathlib import Path
 import yaml
 
 from checks.anomalies import compute_current_metrics, evaluate_anomalies, parse_anomalies
-from checks.yaml_document import YamlDocument
+from lakegate_config.yaml_document import YamlDocument
 
 anomaly_doc = YamlDocument(
     Path("anomalies.yaml"),

@@ -16,7 +16,7 @@ from spark_jobs import train as train_job
 from spark_jobs import validate as validate_job
 from spark_jobs.features import FeaturesSpec
 from spark_jobs.sample_data import write_sample
-from spark_jobs.services.settings import load_settings
+from lakegate_config.settings import load_settings
 from spark_jobs.services.training import load_train_config
 from spark_jobs.train import TrainSpec
 from spark_jobs.validate import ValidateSpec

@@ -8,7 +8,7 @@
 
 # COMMAND ----------
 
-from spark_jobs.services.settings import load_settings
+from lakegate_config.settings import load_settings
 from udfs import ModelUsageError, register_model_function, run_checked_sql
 
 settings = load_settings()

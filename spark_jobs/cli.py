@@ -11,8 +11,8 @@ from collections.abc import Sequence
 
 import click
 
+from lakegate_config.redaction import redact
 from lakegate_errors import ExitCode, LakegateError, RowsLost, exit_code_of
-from spark_jobs.services.reporting import redact
 
 # Subcommand name -> module that defines `command`; imported only when used, so that
 # `lakegate validate` never pays for importing MLflow.

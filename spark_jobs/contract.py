@@ -14,7 +14,7 @@ import click
 
 from checks.contracts import contract_suite, json_schema_problems, path_text
 from checks.suite import SuiteError, load_suite
-from checks.yaml_document import load_yaml_document
+from lakegate_config.yaml_document import load_yaml_document
 
 
 @click.group("contract")
@@ -71,7 +71,7 @@ def check(contract_file: Path, schema_name: str | None, allow_unexecutable: bool
 
 def _check_object(document: object, name: str | None, allow_unexecutable: bool) -> bool:
     """Print how one schema object's rules run; True when it cannot run as it is."""
-    from checks.yaml_document import YamlDocument
+    from lakegate_config.yaml_document import YamlDocument
 
     assert isinstance(document, YamlDocument)
     try:

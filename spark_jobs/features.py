@@ -17,10 +17,10 @@ from pyspark.errors import AnalysisException, ParseException
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from checks.yaml_document import load_yaml_document, parse_document
+from lakegate_config.settings import Settings
+from lakegate_config.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import read_table, write_table_atomically
 
 

@@ -18,6 +18,7 @@ from py4j.java_gateway import JavaClass
 from py4j.protocol import Py4JJavaError
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings, load_settings
 from lakegate_errors import EnvironmentProblem, LakegateError, exit_code_of
 from spark_jobs.services.class_archive import planned_archive
 from spark_jobs.services.session import (
@@ -29,7 +30,6 @@ from spark_jobs.services.session import (
     stop_session,
     stop_session_and_jvm,
 )
-from spark_jobs.services.settings import Settings, load_settings
 
 DUMP_FLAG = "--dump-class-archive"
 DUMP_TIMEOUT_SECONDS = 600

@@ -21,12 +21,12 @@ from pyspark.sql import DataFrame, SparkSession, Window
 from pyspark.sql import functions as F
 
 from checks.row_rules import column
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
 from lakegate_errors import UserError
 from online_store import FeatureView, OnlineStore, open_online_store
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.job_metrics import log_job_metrics
-from spark_jobs.services.reporting import redact
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import read_table
 
 _ROWS = "_lakegate_rows"

@@ -18,13 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 import click
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from checks.yaml_document import load_yaml_document, parse_document
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
+from lakegate_config.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import ChecksFailed, ExitCode, LakegateError, exit_code_of
 from spark_jobs.features import FeaturesResult, FeaturesSpec
 from spark_jobs.predict import PredictReport, PredictSpec
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.reporting import Progress, redact
-from spark_jobs.services.settings import Settings
+from spark_jobs.services.reporting import Progress
 from spark_jobs.services.training import TrainResult
 from spark_jobs.train import TrainSpec
 from spark_jobs.validate import ValidateSpec, ValidationResult

@@ -37,7 +37,7 @@ if TYPE_CHECKING:
 
     from checks.gate import Gate
     from checks.suite import Suite
-    from spark_jobs.services.settings import Settings
+    from lakegate_config.settings import Settings
     from spark_jobs.services.table_io import StagedOutputs
     from udfs import ModelFunction
 
@@ -262,8 +262,8 @@ def run(spark: SparkSession, settings: Settings, spec: PredictSpec) -> PredictRe
         ModelUsageError, UserError: a bad model, alias, column or type; nothing written.
         RowsLost: with the gate, scored + gated rows do not add up to the input.
     """
+    from lakegate_config.redaction import redact
     from lakegate_errors import RowsLost
-    from spark_jobs.services.reporting import redact
     from spark_jobs.services.table_io import StagedOutputs
 
     started = time.perf_counter()

@@ -20,7 +20,7 @@ import click
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from spark_jobs.services.settings import Settings
+    from lakegate_config.settings import Settings
 
 
 @click.command(name="serve-sql")
@@ -46,10 +46,11 @@ def command(
     env: str | None,
 ) -> None:
     """Serve SQL over JDBC/ODBC with the configured models as predict_<name> functions."""
+    from lakegate_config.endpoints import check_port_free
+    from lakegate_config.settings import load_settings
     from spark_jobs.services.session import spark_session
-    from spark_jobs.services.settings import load_settings
     from spark_jobs.services.sql_catalog import configured_views, parse_assignments, preload_for
-    from spark_jobs.services.thrift_server import check_bind, check_port_free, server_settings
+    from spark_jobs.services.thrift_server import check_bind, server_settings
 
     extra_models = parse_assignments(models, "--model")
     settings = server_settings(load_settings(env))

@@ -26,7 +26,7 @@ from spark_jobs.services.command import JobContext, lakegate_command
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
 
-    from spark_jobs.services.settings import Settings
+    from lakegate_config.settings import Settings
 
 
 @lakegate_command("sql")

@@ -34,10 +34,11 @@ from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
 from checks.gate import ERRORS_COLUMN, Gate, apply_suite
 from checks.row_rules import FAILURE_TYPE, failure_struct
 from checks.suite import Level, Suite, check_against_schema, check_sql_conditions, load_suite
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.reporting import redact, validation_summary
-from spark_jobs.services.settings import Settings
+from spark_jobs.services.reporting import validation_summary
 from spark_jobs.services.stream_io import (
     FILE_COLUMN,
     StreamSource,

@@ -17,11 +17,11 @@ from pathlib import Path
 import click
 import pyspark
 
+from lakegate_config.redaction import redact
+from lakegate_config.settings import PROJECT_ROOT, Settings
 from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.reporting import redact
 from spark_jobs.services.session import delta_conf, jar_sources
-from spark_jobs.services.settings import PROJECT_ROOT, Settings
 
 JOBS = {
     "validate": "validate.py",

@@ -13,9 +13,9 @@ from pathlib import Path
 
 import click
 
+from lakegate_config.redaction import redact
 from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.reporting import redact
 
 # `s3a://bucket/suite.yaml`, `file:///tmp/suite.yaml`: given to Hadoop as they are.
 _URI = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*:/")

@@ -18,7 +18,7 @@ from spark_jobs.services.command import JobContext, lakegate_command
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
 
-    from spark_jobs.services.settings import Settings
+    from lakegate_config.settings import Settings
     from spark_jobs.services.training import TrainConfig, TrainResult
 
 

@@ -29,6 +29,8 @@ from checks.suite import (
     Suite,
     load_suite,
 )
+from lakegate_config.redaction import redact
+from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services import lineage
 from spark_jobs.services.command import JobContext, lakegate_command
@@ -46,8 +48,7 @@ from spark_jobs.services.report_samples import (
     read_back_samples,
     sample_aggregates,
 )
-from spark_jobs.services.reporting import Progress, redact, validation_summary
-from spark_jobs.services.settings import Settings
+from spark_jobs.services.reporting import Progress, validation_summary
 from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_pinned
 
 

@@ -18,8 +18,8 @@ import pytest
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings, load_settings
 from spark_jobs.services.session import get_session, stop_session
-from spark_jobs.services.settings import Settings, load_settings
 
 # The longest modules first (one process, 2 Dec 2026: 293 s, 110 s, 46 s, 37 s, 35 s, 34 s),
 # then the rest in file order: `make test`'s workers take whole modules in collection order, so

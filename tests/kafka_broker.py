@@ -24,9 +24,9 @@ import pytest
 from pyspark.find_spark_home import _find_spark_home
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings
 from spark_jobs.jars import resolve_coordinates
 from spark_jobs.services.class_archive import java_binary
-from spark_jobs.services.settings import Settings
 
 KAFKA_COORDINATE = "org.apache.kafka:kafka_2.12:3.7.2"
 START_TIMEOUT_SECONDS = 120

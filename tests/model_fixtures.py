@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from spark_jobs.services.training import TrainConfig, TrainResult, train_model
 
 

@@ -16,7 +16,7 @@ from checks.anomalies import (
 )
 from checks.deequ_run import verify
 from checks.suite import Suite, SuiteError, parse_suite
-from checks.yaml_document import YamlDocument, load_yaml_document
+from lakegate_config.yaml_document import YamlDocument, load_yaml_document
 
 SUITE = """\
 suite: shop

@@ -20,10 +20,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# The four rooms of docs/architecture.md; every other top-level package is a server (something
-# that is not a Spark job: an HTTP model server, an online store).
-ERRORS, CHECKS, UDFS, JOBS = "lakegate_errors", "checks", "udfs", "spark_jobs"
-ROOMS = (ERRORS, CHECKS, UDFS, JOBS)
+# The rooms of docs/architecture.md; every other top-level package is a server (something that
+# is not a Spark job: an HTTP model server, an online store). ERRORS and CONFIG are the bottom
+# rooms every other room may import.
+ERRORS, CONFIG = "lakegate_errors", "lakegate_config"
+CHECKS, UDFS, JOBS = "checks", "udfs", "spark_jobs"
+ROOMS = (ERRORS, CONFIG, CHECKS, UDFS, JOBS)
 # Folders with Python that are not the product: they may import and touch anything.
 EXEMPT_FOLDERS = {"tests", "bench", "notebooks", "docs", "conf", "data", "build", "dist"}
 CLI = f"{JOBS}.cli"
@@ -285,14 +287,19 @@ def lakegate_errors_imports_nothing_of_the_project(project: Project) -> list[str
     return _room_may_import_only(project, ERRORS, {ERRORS}, rule)
 
 
+def lakegate_config_imports_only_lakegate_errors(project: Project) -> list[str]:
+    rule = "lakegate_config imports only lakegate_errors of the project"
+    return _room_may_import_only(project, CONFIG, {CONFIG, ERRORS}, rule)
+
+
 def checks_never_imports_jobs_udfs_or_servers(project: Project) -> list[str]:
     rule = "checks never imports spark_jobs, udfs or a server package"
-    return _room_may_import_only(project, CHECKS, {CHECKS, ERRORS}, rule)
+    return _room_may_import_only(project, CHECKS, {CHECKS, ERRORS, CONFIG}, rule)
 
 
 def udfs_never_imports_jobs_checks_or_servers(project: Project) -> list[str]:
     rule = "udfs never imports spark_jobs, checks or a server package"
-    return _room_may_import_only(project, UDFS, {UDFS, ERRORS}, rule)
+    return _room_may_import_only(project, UDFS, {UDFS, ERRORS, CONFIG}, rule)
 
 
 def job_modules(project: Project) -> list[str]:
@@ -563,15 +570,12 @@ SUB_ROOMS = {(f"{UDFS}.compiled", UDFS)}
 PENDING_SUB_ROOM_EDGES: dict[tuple[str, str], str] = {
     ("udfs.model_function", "udfs.compiled"): "issue 32: registration tries compiled first",
 }
-# Server imports of spark_jobs still to be moved to a bottom room: (importer, imported).
-PENDING_SERVER_JOB_IMPORTS: dict[tuple[str, str], str] = {
-    ("model_server.app", "spark_jobs.services.settings"): "issue 32: settings to a bottom room",
-    ("model_server.server", "spark_jobs.services.settings"): "issue 32: settings to a bottom room",
-}
+# Server imports of spark_jobs waiting to be moved to a bottom room: (importer, imported).
+PENDING_SERVER_JOB_IMPORTS: dict[tuple[str, str], str] = {}
 # What each server package may import of the project (docs/architecture.md's rooms table).
 SERVER_PROJECT_IMPORTS = {
-    "model_server": (ERRORS, UDFS, "online_store", f"{SERVICES}.settings"),
-    "online_store": (ERRORS,),
+    "model_server": (ERRORS, CONFIG, UDFS, "online_store"),
+    "online_store": (ERRORS, CONFIG),
 }
 # Storage writes outside checks/ that rooms without table storage make: (file, function,
 # call) -> what they write. Every other write in these packages breaks the rule.
@@ -781,6 +785,10 @@ def test_lakegate_errors_imports_nothing_of_the_project(project: Project) -> Non
     fail_on(lakegate_errors_imports_nothing_of_the_project(project))
 
 
+def test_lakegate_config_imports_only_lakegate_errors(project: Project) -> None:
+    fail_on(lakegate_config_imports_only_lakegate_errors(project))
+
+
 def test_checks_never_imports_spark_jobs_udfs_or_servers(project: Project) -> None:
     fail_on(checks_never_imports_jobs_udfs_or_servers(project))
 
@@ -864,6 +872,16 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
         {"lakegate_errors/__init__.py": "from checks import suite\n"},
         "lakegate_errors/__init__.py:1:",
     ),
+    "lakegate_config imports checks": (
+        lakegate_config_imports_only_lakegate_errors,
+        {"lakegate_config/settings.py": "from checks.suite import Suite\n"},
+        "lakegate_config/settings.py:1:",
+    ),
+    "a server imports spark_jobs": (
+        servers_import_only_their_rooms,
+        {"model_server/app.py": "from spark_jobs.services.reporting import Progress\n"},
+        "model_server/app.py:1:",
+    ),
     "checks imports a server lazily": (
         checks_never_imports_jobs_udfs_or_servers,
         {"checks/gate.py": "def f():\n    from model_server.app import x\n"},
@@ -898,11 +916,11 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
     "a server imports pyspark through settings": (
         servers_never_load_pyspark_on_import,
         {
-            "model_server/app.py": "from spark_jobs.services.settings import Settings\n",
-            "spark_jobs/services/settings.py": "from checks.suite import Suite\n",
+            "model_server/app.py": "from lakegate_config.settings import Settings\n",
+            "lakegate_config/settings.py": "from checks.suite import Suite\n",
             "checks/suite.py": "from pyspark.sql.types import StructType\n",
         },
-        "model_server.app -> spark_jobs.services.settings -> checks.suite -> pyspark.sql.types",
+        "model_server.app -> lakegate_config.settings -> checks.suite -> pyspark.sql.types",
     ),
     "a job builds its own session": (
         only_the_session_service_builds_a_session,

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lakegate_config.settings import Settings
 from spark_jobs.services.class_archive import (
     CLASS_PATH_KEY,
     JAVA_OPTIONS_KEY,
@@ -18,7 +19,6 @@ from spark_jobs.services.class_archive import (
     planned_archive,
 )
 from spark_jobs.services.session import jar_sources, spark_conf
-from spark_jobs.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -140,7 +140,7 @@ def test_setup_writes_an_archive_that_the_next_jvm_maps_spark_deequ_and_delta_fr
     config["spark"]["conf"][JAVA_OPTIONS_KEY] = f"-Xlog:class+load=info:file={log}"
     (conf_dir / "archive.yaml").write_text(yaml.safe_dump(config))
     probe = (
-        "from spark_jobs.services.settings import load_settings\n"
+        "from lakegate_config.settings import load_settings\n"
         "from spark_jobs.services.session import get_session, stop_session\n"
         "spark = get_session(load_settings())\n"
         "assert spark.range(3).count() == 3\n"

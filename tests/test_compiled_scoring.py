@@ -34,7 +34,7 @@ from sklearn.pipeline import Pipeline, make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier, DecisionTreeRegressor
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from udfs import ModelFunction, ModelUsageError, register_model_function, run_checked_sql
 from udfs.compiled import (
     HUGE_METHOD_LIMIT,

@@ -15,7 +15,7 @@ from pyspark.testing import assertDataFrameEqual
 from checks.contract_export import suite_contract
 from checks.contracts import admits_only_zero, level_of, load_contract, translate_contract
 from checks.suite import SuiteError, load_suite
-from checks.yaml_document import YamlDocument
+from lakegate_config.yaml_document import YamlDocument
 from spark_jobs.cli import main
 
 CORPUS = Path(__file__).parent / "contracts" / "corpus.odcs.yaml"
@@ -118,7 +118,7 @@ def one_rule(tmp_path: Path, rule: dict[str, Any], column: str | None = "a") -> 
 
 
 def mapped(path: Path, **options: Any) -> list[tuple[str, dict[str, Any]]]:
-    from checks.yaml_document import load_yaml_document
+    from lakegate_config.yaml_document import load_yaml_document
 
     return list(translate_contract(load_yaml_document(path), **options).rules)
 

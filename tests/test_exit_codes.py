@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
+from lakegate_config.settings import PROJECT_ROOT
 from spark_jobs.cli import main
-from spark_jobs.services.settings import PROJECT_ROOT
 
 UNREACHABLE = "cannot reach the MLflow registry"
 

@@ -18,7 +18,7 @@ from checks.great_expectations import (
     translate_gx_suite,
 )
 from checks.suite import SuiteError, check_against_schema, load_suite, parse_suite
-from checks.yaml_document import YamlDocument
+from lakegate_config.yaml_document import YamlDocument
 from spark_jobs.cli import main
 
 SEEDS_SUITE = Path("checks/examples/great_expectations_suite.json")

@@ -14,9 +14,9 @@ from typing import Any
 import pytest
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.services.html_report import history_records, render_report_html
-from spark_jobs.services.settings import Settings
 
 CHROMIUM = Path("/usr/bin/chromium")
 SUITE_NAME = "items_report"

@@ -30,8 +30,8 @@ from model_fixtures import train, users_frame
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 
 pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 

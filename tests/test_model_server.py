@@ -23,10 +23,10 @@ from mlflow import MlflowClient
 from model_fixtures import train, users_frame
 from prometheus_client.parser import text_string_to_metric_families
 
+from lakegate_config.settings import PROJECT_ROOT, Settings
 from model_server.models import ModelCache
 from model_server.server import check_bind
 from online_store import open_online_store
-from spark_jobs.services.settings import PROJECT_ROOT, Settings
 
 MODEL = "restusers"
 FEATURES = ["feature_1", "feature_2", "feature_3"]

@@ -20,11 +20,11 @@ from mlflow import MlflowClient
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import OnlineStoreSettings, Settings
 from online_store import BadEntityKey, EntityKeysNotFound, FeatureViewNotFound, open_online_store
 from spark_jobs.cli import main
 from spark_jobs.materialize import MaterializeSpec, open_configured_store, run
 from spark_jobs.services.job_metrics import job_metric_values
-from spark_jobs.services.settings import OnlineStoreSettings, Settings
 
 SCHEMA = (
     "user_id BIGINT, updated_at TIMESTAMP, feature_1 DOUBLE, segment STRING, sessions BIGINT, "

@@ -13,10 +13,10 @@ from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.pipeline import StepFailed, load_pipeline, run_pipeline
 from spark_jobs.sample_data import synthetic_users, write_sample
-from spark_jobs.services.settings import Settings
 
 
 def pipeline_file(tmp_path: Path, model: str = "pipeline_users", **changes: object) -> Path:

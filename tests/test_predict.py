@@ -12,9 +12,9 @@ from model_fixtures import train, users_frame
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.predict import REPORT_NAME
-from spark_jobs.services.settings import Settings
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 MODEL = "models:/predict_users@champion"

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from spark_jobs.services.settings import ScoringSettings, Settings
+from lakegate_config.settings import ScoringSettings, Settings
 from spark_jobs.services.sql_catalog import preload_for
 from udfs.compiled.verdict_cache import CACHE_ENV, remember_model, verdict_likely_cached
 
@@ -23,7 +23,7 @@ def test_no_preload_without_models_or_with_compiled_scoring_off(settings: Settin
 def test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread(tmp_path: Path) -> None:
     probe = (
         "import sys, threading\n"
-        "from spark_jobs.services.settings import Settings\n"
+        "from lakegate_config.settings import Settings\n"
         "from spark_jobs.services.sql_catalog import preload_for\n"
         "assert 'skops.io' not in sys.modules\n"
         "thread = preload_for(Settings(), {'users': 'models:/users@champion'})\n"

@@ -16,8 +16,8 @@ import pytest
 import yaml
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 README = ROOT / "README.md"

@@ -27,8 +27,8 @@ from mlflow import MlflowClient
 from model_fixtures import train, users_frame
 from pyhive import hive
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 MODEL = "jdbcusers"

@@ -10,7 +10,7 @@ from pathlib import Path
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from spark_jobs.services.table_io import delta_version, read_pinned
 from spark_jobs.validate import ValidateSpec, run
 

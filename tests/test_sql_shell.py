@@ -21,8 +21,8 @@ import pytest
 from mlflow import MlflowClient
 from model_fixtures import train, users_frame
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.sql_shell import piped_statements, split_complete, statement_text
 
 FEATURES = ["feature_1", "feature_2", "feature_3"]

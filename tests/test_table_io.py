@@ -11,7 +11,7 @@ from delta.tables import DeltaTable
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.services.settings import load_settings
+from lakegate_config.settings import load_settings
 from spark_jobs.services.table_io import StagedOutputs, delta_version, write_table_atomically
 
 

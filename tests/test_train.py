@@ -13,9 +13,9 @@ import yaml
 from mlflow import MlflowClient
 from model_fixtures import train, train_config, users_frame
 
-from checks.yaml_document import DocumentError
+from lakegate_config.settings import Settings
+from lakegate_config.yaml_document import DocumentError
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.training import (
     build_pipeline,
     fit_and_evaluate,

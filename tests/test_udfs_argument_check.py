@@ -12,7 +12,7 @@ from pyspark.errors import PythonException
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from udfs import ModelFunction, ModelUsageError, register_model_function
 from udfs.argument_check import check_batch_arguments
 from udfs.scoring import ScoringSpec, score_batch

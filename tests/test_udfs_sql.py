@@ -15,7 +15,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.functions import pandas_udf
 from pyspark.testing import assertDataFrameEqual
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from udfs import (
     ModelFunction,
     ModelUsageError,

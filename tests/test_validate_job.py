@@ -14,8 +14,8 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
-from spark_jobs.services.settings import Settings
 from spark_jobs.validate import ValidateSpec, run
 
 ITEMS = "checks/examples/items.yaml"

@@ -22,7 +22,7 @@ from checks.constraint_types import CONSTRAINT_TYPES, HISTOGRAM_NULL, JVM_CHECK_
 from checks.deequ_run import compile_checks, verify
 from checks.gate import ERRORS_COLUMN, apply_suite
 from checks.suite import SuiteError, check_against_schema, check_sql_conditions, load_suite
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 from spark_jobs.validate import ValidateSpec, run
 
 # Names Deequ (or Delta) cannot take as they are: a dot, a space.

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pyspark
 
-from spark_jobs.services.settings import Settings
+from lakegate_config.settings import Settings
 
 CLASS_PATH_KEY = "spark.driver.extraClassPath"
 JAVA_OPTIONS_KEY = "spark.driver.extraJavaOptions"

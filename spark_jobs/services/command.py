@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, cast
 
 import click
 
+from lakegate_config.settings import Settings, load_settings
 from spark_jobs.services import lineage
-from spark_jobs.services.settings import Settings, load_settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession

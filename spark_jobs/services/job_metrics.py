@@ -14,8 +14,8 @@ import time
 from collections.abc import Mapping
 from typing import TYPE_CHECKING
 
+from lakegate_config.settings import Settings
 from lakegate_errors import EnvironmentProblem
-from spark_jobs.services.settings import Settings
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

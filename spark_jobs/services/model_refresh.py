@@ -15,8 +15,8 @@ import threading
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from lakegate_config.settings import Settings
 from lakegate_errors import LakegateError
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.sql_catalog import register_models
 
 if TYPE_CHECKING:

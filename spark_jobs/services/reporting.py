@@ -2,16 +2,10 @@
 
 from __future__ import annotations
 
-import re
 import sys
 import time
 from collections.abc import Mapping
 from typing import Any
-
-
-def redact(text: str) -> str:
-    """Hide credentials in URIs: `scheme://user:secret@host` becomes `scheme://user:***@host`."""
-    return re.sub(r"(://[^:/@\s]+):[^@\s]+@", r"\1:***@", text)
 
 
 class Progress:

@@ -23,9 +23,9 @@ from pyspark.errors import PySparkRuntimeError
 from pyspark.java_gateway import ensure_callback_server_started
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings, conf_string
 from lakegate_errors import EnvironmentProblem
 from spark_jobs.services.class_archive import archive_conf
-from spark_jobs.services.settings import Settings, conf_string
 
 SPARK_LINE = ".".join(pyspark.__version__.split(".")[:2])
 DELTA_EXTENSION = "io.delta.sql.DeltaSparkSessionExtension"

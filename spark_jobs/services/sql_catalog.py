@@ -7,8 +7,8 @@ import threading
 from collections.abc import Iterable, Mapping
 from typing import TYPE_CHECKING
 
+from lakegate_config.settings import Settings
 from lakegate_errors import UserError
-from spark_jobs.services.settings import Settings
 from spark_jobs.services.table_io import read_table
 
 if TYPE_CHECKING:

@@ -24,15 +24,15 @@ could add them per session (an analyzer rule) is a Scala class Python cannot imp
 
 from __future__ import annotations
 
-import ipaddress
 import socket
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from lakegate_config.endpoints import check_port_free, is_loopback
+from lakegate_config.settings import Settings
 from lakegate_errors import EnvironmentProblem, UserError
 from spark_jobs.services.session import jvm_of
-from spark_jobs.services.settings import Settings
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -68,16 +68,6 @@ def server_settings(settings: Settings) -> Settings:
     return settings.model_copy(update={"spark": spark})
 
 
-def is_loopback(host: str) -> bool:
-    """Whether `host` names this machine only (127.0.0.0/8, ::1, localhost)."""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def check_bind(host: str, hive_conf: dict[str, Any]) -> None:
     """Refuse a bind beyond loopback unless an authentication mode is configured.
 
@@ -93,23 +83,6 @@ def check_bind(host: str, hive_conf: dict[str, Any]) -> None:
         f"{AUTHENTICATION} to LDAP, KERBEROS or CUSTOM in conf/<env>.yaml (README, 'SQL for "
         "analysts'), or keep the default host 127.0.0.1"
     )
-
-
-def check_port_free(host: str, port: int) -> None:
-    """Fail early and plainly when something already listens on `host:port`.
-
-    Raises:
-        EnvironmentProblem: the port is taken (exit 3, as `lakegate serve`).
-    """
-    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET) as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            probe.bind((host, port))
-        except OSError as exc:
-            raise EnvironmentProblem(
-                f"cannot listen on {host}:{port} ({exc.strerror}); stop what uses the port or "
-                "choose another with --port"
-            ) from None
 
 
 def wait_for_port(host: str, port: int, timeout: float) -> bool:

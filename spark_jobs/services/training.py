@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from checks.yaml_document import load_yaml_document, parse_document
+from lakegate_config.settings import Settings
+from lakegate_config.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import EnvironmentProblem, UserError
-from spark_jobs.services.settings import Settings
 
 if TYPE_CHECKING:
     import pandas as pd

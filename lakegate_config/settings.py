@@ -12,7 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from checks.yaml_document import DocumentError, load_yaml_document, parse_document
+from lakegate_config.yaml_document import DocumentError, load_yaml_document, parse_document
 
 DEFAULT_ENV = "local"
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
