@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     USAGE = 2  # bad arguments, configuration, suite, input or model; nothing written
     ENVIRONMENT = 3  # Spark, the Deequ jar or the tracking store could not be reached
     ROWS_LOST = 4  # rows_in != rows_valid + rows_quarantined; outputs discarded
+    CONFLICT = 5  # another run was writing the same output; this run's writes were rolled back
     INTERNAL = 70  # a bug in lakegate: the stack trace is printed
 
 
@@ -46,6 +47,16 @@ class RowsLost(LakegateError):
     exit_code = ExitCode.ROWS_LOST
 
 
+class WriteConflict(LakegateError):
+    """Another run writes the same output at the same time; this run stopped and wrote nothing.
+
+    Exit 5: the other run's outputs stand whole. Running the job again once the other run has
+    finished is the fix (it is not an error in the input, and not an environment failure).
+    """
+
+    exit_code = ExitCode.CONFLICT
+
+
 class ChecksFailed(LakegateError):
     """Error-level checks failed in a way that stops what comes after (a pipeline step)."""
 
@@ -66,5 +77,6 @@ __all__ = [
     "LakegateError",
     "RowsLost",
     "UserError",
+    "WriteConflict",
     "exit_code_of",
 ]

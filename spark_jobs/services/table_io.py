@@ -12,9 +12,13 @@ import contextlib
 import json
 import os
 import re
+import socket
 import threading
+import time
 import uuid
+import weakref
 from collections.abc import Collection, Mapping
+from datetime import UTC, datetime
 from typing import Any
 
 from py4j.protocol import Py4JJavaError
@@ -22,7 +26,7 @@ from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import StringType, StructField, StructType
 
-from lakegate_errors import EnvironmentProblem, UserError
+from lakegate_errors import EnvironmentProblem, UserError, WriteConflict
 from spark_jobs.services.session import jvm_of
 
 FORMATS = ("parquet", "csv", "json", "delta", "orc")
@@ -34,6 +38,30 @@ _COMMIT_FILE = re.compile(r"\d{20}\.json")
 
 class InputError(UserError):
     """An input that cannot be read as given."""
+
+
+class OutputConflict(WriteConflict):
+    """Another run writes one of this job's outputs; this job stopped (exit 5)."""
+
+
+# A run holds each output it writes with a claim file (`.lakegate-writers/<name>.json`),
+# renewed every _RENEW_SECONDS; one not renewed for LEASE_SECONDS belongs to a dead run.
+LEASE_SECONDS = 60.0
+_RENEW_SECONDS = 10.0
+_CLAIMS_FOLDER = ".lakegate-writers"
+_HOST = socket.gethostname()
+# Delta's optimistic concurrency refusing a commit (io.delta.exceptions.*).
+_DELTA_CONFLICT = re.compile(
+    r"io\.delta\.exceptions\.\w+|Concurrent\w*Exception|ProtocolChangedException|"
+    r"MetadataChangedException|DeltaConcurrentModificationException"
+)
+
+
+def _error_text(exc: BaseException) -> str:
+    """Everything an error says, with the Java exception's class for a Py4J error."""
+    if isinstance(exc, Py4JJavaError):
+        return str(exc.java_exception.toString())
+    return f"{type(exc).__name__}: {exc} {getattr(exc, 'desc', '')}"
 
 
 def _first_line(exc: BaseException) -> str:
@@ -113,6 +141,72 @@ class Storage:
         overwrite = self._gateway.new_array(hadoop.Options.Rename, 1)
         overwrite[0] = hadoop.Options.Rename.OVERWRITE
         context.rename(jsource, jtarget, overwrite)
+
+    def _local(self, path: str) -> str | None:
+        """The operating system's path of `path` when it is on the local file system."""
+        jpath, fs = self._path(path)
+        if fs.getUri().getScheme() != "file":
+            return None
+        return str(fs.makeQualified(jpath).toUri().getPath())
+
+    def create_new(self, path: str, text: str) -> bool:
+        """Create `path` holding `text` only if nothing is there; whether this call created it.
+
+        Exclusive locally (`O_CREAT | O_EXCL`) and on HDFS (`create` without overwrite); object
+        stores check and create in two steps, so two writers there can both succeed.
+        """
+        local = self._local(path)
+        if local is None:
+            jpath, fs = self._path(path)
+            try:
+                stream = fs.create(jpath, False)
+            except Py4JJavaError as exc:
+                if "FileAlreadyExistsException" in exc.java_exception.toString():
+                    return False
+                raise
+            try:
+                stream.write(bytearray(text.encode("utf-8")))
+            finally:
+                stream.close()
+            return True
+        for _ in range(3):  # the folder may vanish between makedirs and open (a release)
+            os.makedirs(os.path.dirname(local), exist_ok=True)
+            try:
+                descriptor = os.open(local, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+            except FileExistsError:
+                return False
+            except FileNotFoundError:
+                continue
+            with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            return True
+        raise OSError(f"could not create {path}: its folder keeps disappearing")
+
+    def age_seconds(self, path: str) -> float | None:
+        """Seconds since `path` was last modified, or None when it does not exist."""
+        jpath, fs = self._path(path)
+        try:
+            modified = float(fs.getFileStatus(jpath).getModificationTime()) / 1000
+        except Py4JJavaError:
+            return None
+        return max(0.0, time.time() - modified)
+
+    def touch(self, path: str) -> None:
+        """Set the modification time of an existing file to now."""
+        local = self._local(path)
+        if local is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.utime(local)
+            return
+        jpath, fs = self._path(path)
+        fs.setTimes(jpath, int(time.time() * 1000), -1)
+
+    def remove_empty_folder(self, path: str) -> None:
+        """Delete the folder `path` if it exists and is empty."""
+        jpath, fs = self._path(path)
+        with contextlib.suppress(Py4JJavaError):
+            if fs.exists(jpath) and not fs.listStatus(jpath):
+                fs.delete(jpath, False)
 
     def children(self, path: str) -> list[str]:
         """The names directly under a folder (none if it does not exist)."""
@@ -378,6 +472,56 @@ def delta_version(spark: SparkSession, path: str) -> int | None:
     return max(commits) if commits else None
 
 
+# The runs of this process that hold claims, by run id (`_holder_alive` asks it; the renewing
+# thread walks it). Weak: a run object dropped without commit or abort is as good as killed.
+_live_runs: weakref.WeakValueDictionary[str, StagedOutputs] = weakref.WeakValueDictionary()
+_renewer_lock = threading.Lock()
+_renewer: list[threading.Thread] = []
+
+
+def _renew_claims_forever() -> None:
+    """Renew every claim of the live runs of this process, every _RENEW_SECONDS."""
+    while True:
+        time.sleep(_RENEW_SECONDS)
+        for outputs in list(_live_runs.values()):
+            with contextlib.suppress(Exception):  # a run ending meanwhile; the JVM going down
+                outputs.renew_claims()
+
+
+def _hold(outputs: StagedOutputs) -> None:
+    """Count `outputs` among this process's live runs and make sure its claims are renewed."""
+    _live_runs[outputs.run_id] = outputs
+    with _renewer_lock:
+        if not _renewer:
+            thread = threading.Thread(
+                target=_renew_claims_forever, name="lakegate-claims", daemon=True
+            )
+            thread.start()
+            _renewer.append(thread)
+
+
+def _holder_alive(holder: Mapping[str, Any], age: float) -> bool:
+    """Whether the run that wrote claim `holder`, last renewed `age` seconds ago, still runs.
+
+    A claim renewed within LEASE_SECONDS is live unless its process is known to be gone: a
+    process of this host that no longer exists, or a run of this process that ended.
+    """
+    if age >= LEASE_SECONDS:
+        return False
+    pid = holder.get("pid")
+    if holder.get("host") != _HOST or not isinstance(pid, int):
+        return True
+    if pid == os.getpid():
+        return holder.get("run_id") in _live_runs
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 class StagedOutputs:
     """The outputs of one job: all of them replace the earlier ones, or none does.
 
@@ -387,7 +531,14 @@ class StagedOutputs:
     committed (with the small files to write), then moves staged tables in and writes the files.
     If the job fails, `abort` restores each Delta table to its noted version; if it is killed,
     the next job writing one of its tables does the same (`recover`), or finishes the moves of
-    a committed journal. One job writes a given table at a time.
+    a committed journal.
+
+    One run writes a given table at a time: before its first write to a table the run claims
+    it (`.lakegate-writers/<name>.json` beside the outputs, created exclusively, renewed while
+    the run lives, removed at commit or abort). A second run finding a live claim stops with
+    `OutputConflict` (exit 5) before writing; a claim of a dead run is taken over, and its
+    journal recovered. Delta refusing a commit because another writer committed first is the
+    same conflict.
     """
 
     def __init__(
@@ -413,6 +564,7 @@ class StagedOutputs:
         self.format = fmt
         self._tables: dict[str, dict[str, Any]] = {}
         self._files: dict[str, str] = {}
+        self._claimed: set[str] = set()
         self._lock = threading.RLock()
 
     @classmethod
@@ -475,6 +627,7 @@ class StagedOutputs:
         """
         self.check_columns(name, df.columns)
         with self._lock:
+            self._claim(name)
             self.recover([name])
             entry: dict[str, Any] = {"format": self.format}
             self._tables[name] = entry
@@ -507,10 +660,107 @@ class StagedOutputs:
         if mapping:
             for key, value in DELTA_COLUMN_MAPPING.items():
                 writer = writer.option(key, value)
-        writer.save(final)
+        self._save_delta(writer, name, entry)
         version = delta_version(self.spark, final)
         with self._lock:
             entry["version"] = version
+
+    def _save_delta(self, writer: Any, name: str, entry: dict[str, Any]) -> None:
+        """Commit one Delta write; another writer's commit in between is an `OutputConflict`."""
+        try:
+            writer.save(self.final(name))
+        except (Py4JJavaError, CapturedException) as exc:
+            if not _DELTA_CONFLICT.search(_error_text(exc)):
+                raise
+            with self._lock:
+                entry["conflict"] = True  # the table is the other writer's now: never restore
+            raise OutputConflict(
+                f"another writer committed to output {self.final(name)!r} while this run wrote "
+                f"it (Delta refused this run's commit: {_first_line(exc)}); this run's outputs "
+                "were rolled back. Run the job again once the other writer has finished"
+            ) from None
+
+    def _claim_path(self, name: str) -> str:
+        return f"{self.root}/{_CLAIMS_FOLDER}/{name}.json"
+
+    def _read_claim(self, path: str) -> dict[str, Any]:
+        """A claim's record; empty when it is gone or still being written."""
+        try:
+            return dict(json.loads(self.storage.read_text(path)))
+        except (ValueError, Py4JJavaError):
+            return {}
+
+    def _claim(self, name: str) -> None:
+        """Hold output `name` for this run (under the lock).
+
+        Raises:
+            OutputConflict: a live run holds it; the message names that run and the fix.
+        """
+        if name in self._claimed:
+            return
+        path = self._claim_path(name)
+        record = {
+            "run_id": self.run_id,
+            "host": _HOST,
+            "pid": os.getpid(),
+            "claimed_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        }
+        for _ in range(5):
+            if self.storage.create_new(path, json.dumps(record)):
+                self._claimed.add(name)
+                _hold(self)
+                return
+            holder, age = self._read_claim(path), self.storage.age_seconds(path)
+            if age is None:
+                continue  # released meanwhile
+            if _holder_alive(holder, age):
+                raise self._conflict(name, holder)
+            self._take_over(name, holder)
+        raise self._conflict(name, self._read_claim(path))
+
+    def _take_over(self, name: str, holder: Mapping[str, Any]) -> None:
+        """Remove a dead run's claim on `name`, unless a live one replaced it meanwhile."""
+        path = self._claim_path(name)
+        aside = f"{path}.stale-{self.run_id}"
+        try:
+            self.storage.rename(path, aside)
+        except (OSError, Py4JJavaError):
+            return  # another run took it over first
+        taken = self._read_claim(aside)
+        if taken.get("run_id") != holder.get("run_id"):  # a fresh claim: put it back
+            with contextlib.suppress(OSError, Py4JJavaError):
+                self.storage.rename(aside, path)
+            raise self._conflict(name, taken)
+        self.storage.delete(aside)
+
+    def _conflict(self, name: str, holder: Mapping[str, Any]) -> OutputConflict:
+        who = (
+            f"run {holder.get('run_id', '?')} (pid {holder.get('pid', '?')} on "
+            f"{holder.get('host', '?')}, since {holder.get('claimed_at', '?')})"
+        )
+        return OutputConflict(
+            f"output {self.final(name)!r} is being written by another lakegate {who}; this run "
+            "stopped without changing its outputs. Run the job again once that run has "
+            f"finished (a run that died is taken over once its claim, "
+            f"{self._claim_path(name)}, is {LEASE_SECONDS:.0f} s old)"
+        )
+
+    def renew_claims(self) -> None:
+        """Mark this run's claims as live now (the renewing thread calls it)."""
+        with self._lock:
+            for name in self._claimed:
+                self.storage.touch(self._claim_path(name))
+
+    def _release_claims(self) -> None:
+        """Remove this run's claims (those still its own), and their folder once empty."""
+        for name in sorted(self._claimed):
+            path = self._claim_path(name)
+            if self._read_claim(path).get("run_id") == self.run_id:
+                self.storage.delete(path)
+        if self._claimed:
+            self.storage.remove_empty_folder(f"{self.root}/{_CLAIMS_FOLDER}")
+        self._claimed.clear()
+        _live_runs.pop(self.run_id, None)
 
     def _note_delta_table(self, name: str, entry: dict[str, Any]) -> None:
         """Journal the version a Delta output has before it is overwritten (under the lock)."""
@@ -553,8 +803,11 @@ class StagedOutputs:
     def commit(self) -> None:
         """Make every output of the job the current one."""
         with self._lock:
-            self._save_journal("committed")
-            self._finish(self.run_id, self._tables, self._files)
+            try:
+                self._save_journal("committed")
+                self._finish(self.run_id, self._tables, self._files)
+            finally:  # a commit cut short is finished by the next run, from the journal
+                self._release_claims()
 
     def abort(self) -> None:
         """Discard what the job wrote; earlier outputs are current again.
@@ -562,7 +815,10 @@ class StagedOutputs:
         Call it once every thread writing a table of this job has returned.
         """
         with self._lock:
-            self._undo(self.run_id, self._tables)
+            try:
+                self._undo(self.run_id, self._tables)
+            finally:
+                self._release_claims()
 
     def recover(self, names: Collection[str] | None = None) -> None:
         """Complete or undo what jobs killed while writing to this folder left.
@@ -630,7 +886,7 @@ class StagedOutputs:
 
         aside = self._aside(run_id)
         for name, entry in tables.items():
-            if entry["format"] != "delta":
+            if entry["format"] != "delta" or entry.get("conflict"):
                 continue
             final, previous = self.final(name), entry.get("previous_version")
             if previous is None and entry.get("moved_aside"):
