@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lakegate_config.yaml_document import DocumentError, load_yaml_document, parse_document
 
 DEFAULT_ENV = "local"
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 def conf_string(value: object) -> str:

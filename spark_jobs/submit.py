@@ -12,6 +12,7 @@ import shlex
 import subprocess
 import sys
 import zipfile
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import click
@@ -31,7 +32,7 @@ JOBS = {
     "features": "features.py",
     "run": "pipeline.py",
 }
-PACKAGES = ("lakegate_errors", "checks", "udfs", "spark_jobs")
+PACKAGES = ("lakegate_errors", "lakegate_config", "checks", "udfs", "online_store", "spark_jobs")
 # Deployment settings come from the command line; the rest of conf/<env>.yaml goes as --conf.
 _DEPLOYMENT_KEYS = {"spark.master", "spark.jars", "spark.jars.packages", "spark.submit.deployMode"}
 
@@ -55,6 +56,79 @@ def package_code(settings: Settings) -> Path:
     return target
 
 
+@dataclass(frozen=True)
+class SparkSubmit:
+    """A spark-submit command in parts: what `lakegate submit` runs, and Airflow tasks too.
+
+    `argv()` is the command line; `lakegate airflow-dag` hands the same parts to the Airflow
+    Spark provider's `SparkSubmitOperator`, so a job submitted either way gets the same jars,
+    code, interpreter and conf.
+    """
+
+    spark_submit: str
+    master: str
+    name: str
+    jars: tuple[str, ...]
+    packages: tuple[str, ...]
+    exclude_packages: tuple[str, ...]
+    py_files: str
+    conf: dict[str, str]
+    application: str
+    args: tuple[str, ...]
+    env: dict[str, str] = field(default_factory=dict)
+
+    def argv(self) -> list[str]:
+        """The full spark-submit command line."""
+        command = [self.spark_submit, "--master", self.master, "--name", self.name]
+        if self.jars:
+            command += ["--jars", ",".join(self.jars)]
+        if self.packages:
+            command += ["--packages", ",".join(self.packages)]
+            command += ["--exclude-packages", ",".join(self.exclude_packages)]
+        command += ["--py-files", self.py_files]
+        for key, value in self.conf.items():
+            command += ["--conf", f"{key}={value}"]
+        return [*command, self.application, *self.args]
+
+
+def submit_parts(
+    settings: Settings, master: str, job: str, args: list[str], code_zip: Path
+) -> SparkSubmit:
+    """The spark-submit command for `job` with `args`, in parts.
+
+    Raises:
+        UserError: the job is unknown.
+    """
+    if job not in JOBS:
+        raise UserError(f"unknown job {job!r}; submit one of {', '.join(JOBS)}")
+    python = sys.executable
+    jars, packages = jar_sources(settings)
+    conf = {k: v for k, v in settings.spark.conf.items() if k not in _DEPLOYMENT_KEYS}
+    conf.update(delta_conf({k: str(v) for k, v in conf.items()}))
+    if packages:
+        conf["spark.jars.ivy"] = str(settings.resolve(settings.deequ.ivy_cache))
+    conf.setdefault("spark.pyspark.python", python)
+    conf.setdefault("spark.pyspark.driver.python", python)
+    log_config = settings.project_root / "conf" / "log4j2.properties"
+    if log_config.is_file():
+        conf.setdefault(
+            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
+        )
+    return SparkSubmit(
+        spark_submit=str(spark_submit_path()),
+        master=master,
+        name=f"lakegate-{job}",
+        jars=tuple(jars),
+        packages=tuple(packages),
+        exclude_packages=tuple(settings.jar_excludes) if packages else (),
+        py_files=str(code_zip),
+        conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+        application=str(PROJECT_ROOT / "spark_jobs" / JOBS[job]),
+        args=tuple(args),
+        env={"LAKEGATE_ENV": settings.env, "PYSPARK_PYTHON": python},
+    )
+
+
 def build_command(
     settings: Settings, master: str, job: str, args: list[str], code_zip: Path
 ) -> list[str]:
@@ -63,36 +137,7 @@ def build_command(
     Raises:
         UserError: the job is unknown.
     """
-    if job not in JOBS:
-        raise UserError(f"unknown job {job!r}; submit one of {', '.join(JOBS)}")
-    python = sys.executable
-    command = [str(spark_submit_path()), "--master", master, "--name", f"lakegate-{job}"]
-    jars, packages = jar_sources(settings)
-    if jars:
-        command += ["--jars", ",".join(jars)]
-    if packages:
-        command += [
-            "--packages",
-            ",".join(packages),
-            "--exclude-packages",
-            ",".join(settings.jar_excludes),
-            "--conf",
-            f"spark.jars.ivy={settings.resolve(settings.deequ.ivy_cache)}",
-        ]
-    command += ["--py-files", str(code_zip)]
-    conf = {k: v for k, v in settings.spark.conf.items() if k not in _DEPLOYMENT_KEYS}
-    conf.update(delta_conf({k: str(v) for k, v in conf.items()}))
-    conf.setdefault("spark.pyspark.python", python)
-    conf.setdefault("spark.pyspark.driver.python", python)
-    log_config = settings.project_root / "conf" / "log4j2.properties"
-    if log_config.is_file():
-        conf.setdefault(
-            "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
-        )
-    for key, value in conf.items():
-        command += ["--conf", f"{key}={str(value).lower() if isinstance(value, bool) else value}"]
-    command += [str(PROJECT_ROOT / "spark_jobs" / JOBS[job]), *args]
-    return command
+    return submit_parts(settings, master, job, args, code_zip).argv()
 
 
 @lakegate_command("submit", context_settings={"ignore_unknown_options": True})
@@ -106,12 +151,12 @@ def command(
     """Run a lakegate job through spark-submit with its jars, code and interpreter shipped."""
     settings = job.settings  # spark-submit starts its own session
     code_zip = package_code(settings)
-    argv = build_command(settings, master, job_name, list(args), code_zip)
+    parts = submit_parts(settings, master, job_name, list(args), code_zip)
+    argv = parts.argv()
     click.echo(redact(shlex.join(argv)), err=not dry_run)
     if dry_run:
         return 0
-    environment = dict(os.environ, LAKEGATE_ENV=settings.env, PYSPARK_PYTHON=sys.executable)
-    return subprocess.run(argv, env=environment, check=False).returncode
+    return subprocess.run(argv, env=dict(os.environ, **parts.env), check=False).returncode
 
 
 if __name__ == "__main__":
