@@ -33,6 +33,7 @@ SUBCOMMANDS = {
     "contract": "spark_jobs.contract",
     "suggest": "spark_jobs.suggest",
     "stream": "spark_jobs.stream",
+    "airflow-dag": "spark_jobs.airflow_dag",
 }
 
 

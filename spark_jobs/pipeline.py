@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 import click
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator
 
 from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_config.yaml_document import load_yaml_document, parse_document
-from lakegate_errors import ChecksFailed, ExitCode, LakegateError, exit_code_of
+from lakegate_errors import ChecksFailed, ExitCode, LakegateError, UserError, exit_code_of
 from spark_jobs.features import FeaturesResult, FeaturesSpec
 from spark_jobs.predict import PredictReport, PredictSpec
 from spark_jobs.services.command import JobContext, lakegate_command
@@ -46,10 +46,25 @@ class SampleData(_Strict):
     seed: int = 7
 
 
+# Each step kind says which job command line runs it alone with the same meaning
+# (`job_command`: job name and arguments), or None when none does; such a step runs alone as
+# `lakegate run PIPELINE --step KIND` (`step_command`). `lakegate airflow-dag` builds its tasks
+# from these.
+JobCommand = tuple[str, list[str]]
+
+
 class ValidateStep(ValidateSpec):
     """Validate as a pipeline step."""
 
     kind: Literal["validate"] = "validate"
+
+    def job_command(self) -> JobCommand | None:
+        """None: the pipeline's gate is not `lakegate validate`'s.
+
+        `lakegate validate` exits 1 when any error-level check failed, quarantined rows
+        included; the pipeline goes on then and stops only for a table-wide failure.
+        """
+        return None
 
 
 class FeaturesStep(FeaturesSpec):
@@ -57,11 +72,19 @@ class FeaturesStep(FeaturesSpec):
 
     kind: Literal["features"] = "features"
 
+    def job_command(self) -> JobCommand | None:
+        """None: the step's definitions are inline; `lakegate features` reads them from a file."""
+        return None
+
 
 class TrainStep(TrainSpec):
     """Train as a pipeline step."""
 
     kind: Literal["train"] = "train"
+
+    def job_command(self) -> JobCommand | None:
+        """`train CONFIG`, unless the step reads another input (`lakegate train` has no --input)."""
+        return None if self.input is not None else ("train", [self.config])
 
 
 class PredictStep(PredictSpec):
@@ -71,9 +94,25 @@ class PredictStep(PredictSpec):
     gate: bool = True
     sample_rows: int = Field(default=5, ge=0)
 
+    def job_command(self) -> JobCommand | None:
+        """`predict --model ... --input ... --output ...` with the step's options."""
+        if self.scored_at is not None and self.scored_at.microsecond:
+            return None  # --scored-at takes whole seconds
+        args = ["--model", self.model, "--input", self.input, "--output", self.output]
+        for key in self.key:
+            args += ["--key", key]
+        if self.input_format is not None:
+            args += ["--input-format", self.input_format]
+        if self.format is not None:
+            args += ["--format", self.format]
+        if self.scored_at is not None:
+            args += ["--scored-at", self.scored_at.strftime("%Y-%m-%dT%H:%M:%S%z")]
+        return "predict", args + (["--gate"] if self.gate else [])
+
 
 # A step is the spec of the job it runs, told apart by `kind` (written as the step's one key).
 Step = Annotated[ValidateStep | FeaturesStep | TrainStep | PredictStep, Field(discriminator="kind")]
+_STEP_ADAPTER: TypeAdapter[Step] = TypeAdapter(Step)
 # Fields holding paths, resolved against the project root before a step runs.
 PATH_FIELDS = {
     "validate": ("suite", "input", "output"),
@@ -88,6 +127,10 @@ class PipelineConfig(_Strict):
 
     pipeline: str
     report: str | None = None
+    # For schedulers (`lakegate airflow-dag`): retries of a step that failed for a reason a retry
+    # may cure (not exit 1, 2 or 3), and the wait before each.
+    retries: int = Field(default=0, ge=0)
+    retry_delay_seconds: int = Field(default=300, ge=0)
     sample_data: SampleData | None = None
     steps: list[Step] = Field(min_length=1)
 
@@ -116,6 +159,54 @@ class PipelineConfig(_Strict):
 def load_pipeline(path: str | Path) -> PipelineConfig:
     """Read a pipeline config; errors name the file and line."""
     return parse_document(load_yaml_document(path), PipelineConfig)
+
+
+def step_of(config: PipelineConfig, kind: str) -> Step:
+    """The pipeline's one step of `kind`.
+
+    Raises:
+        UserError: no step, or several, of that kind.
+    """
+    found = [spec for k, spec in config.typed_steps() if k == kind]
+    if len(found) != 1:
+        kinds = ", ".join(k for k, _ in config.typed_steps())
+        how_many = "no" if not found else "more than one"
+        raise UserError(f"pipeline {config.pipeline} has {how_many} {kind!r} step (steps: {kinds})")
+    return found[0]
+
+
+def with_step_spec(config: PipelineConfig, kind: str, spec_json: str) -> PipelineConfig:
+    """The pipeline with its `kind` step's settings replaced by `spec_json` (a JSON object).
+
+    Raises:
+        UserError: no such step, or the JSON is not valid settings for it.
+    """
+    replaced = step_of(config, kind)
+    try:
+        data = json.loads(spec_json)
+        if not isinstance(data, dict):
+            raise ValueError("not a JSON object")
+        new = _STEP_ADAPTER.validate_python({**data, "kind": kind})
+    except (ValueError, ValidationError) as exc:
+        raise UserError(f"--step-spec is not valid settings for a {kind} step: {exc}") from None
+    steps = [new if spec is replaced else spec for spec in config.steps]
+    return config.model_copy(update={"steps": steps})
+
+
+def step_command(
+    pipeline_file: Path, settings: Settings, config: PipelineConfig, kind: str
+) -> JobCommand:
+    """The job and arguments that run the `kind` step alone, its paths resolved.
+
+    The job's own command line when the step has one with the same meaning, else `run
+    PIPELINE --step KIND --step-spec JSON` (the step's settings in the arguments, so a scheduler
+    can render templates such as `{{ ds }}` in them).
+    """
+    spec: Step = _resolved(settings, kind, step_of(config, kind))
+    if (own := spec.job_command()) is not None:
+        return own
+    body = json.dumps(spec.model_dump(mode="json", exclude={"kind"}, exclude_defaults=True))
+    return "run", [str(pipeline_file.resolve()), "--step", kind, "--step-spec", body]
 
 
 class StepFailed(LakegateError):
@@ -216,9 +307,16 @@ RUNNERS: dict[str, Callable[[SparkSession, Settings, Any], Any]] = {
 
 
 def run_pipeline(
-    spark: SparkSession, settings: Settings, config: PipelineConfig, *, quiet: bool = False
+    spark: SparkSession,
+    settings: Settings,
+    config: PipelineConfig,
+    *,
+    quiet: bool = False,
+    only: str | None = None,
 ) -> PipelineResult:
-    """Run every step in order; return what they did (also written to `config.report`).
+    """Run every step in order (or the `only` step of that kind); return what they did.
+
+    A whole run also writes the result to `config.report`; a single step does not.
 
     Raises:
         StepFailed: naming the step; finished steps' outputs stay in place.
@@ -227,7 +325,9 @@ def run_pipeline(
 
     started = time.monotonic()
     steps = config.typed_steps()
-    progress = Progress(len(steps), quiet=quiet)
+    if only is not None:
+        chosen = step_of(config, only)
+    progress = Progress(len(steps) if only is None else 1, quiet=quiet)
     if config.sample_data is not None and not settings.resolve(config.sample_data.path).exists():
         from spark_jobs.sample_data import write_sample
 
@@ -235,6 +335,8 @@ def run_pipeline(
         write_sample(settings.resolve(sample.path), sample.rows, sample.seed)
     results: dict[str, Any] = {}
     for i, (kind, spec) in enumerate(steps, start=1):
+        if only is not None and spec is not chosen:
+            continue
         progress.step(f"step {i} {kind}")
         try:
             results[kind] = RUNNERS[kind](spark, settings, _resolved(settings, kind, spec))
@@ -257,7 +359,7 @@ def run_pipeline(
         seconds=round(time.monotonic() - started, 1),
         tracking_uri=redact(settings.tracking_uri),
         sample=sample_text,
-        report=str(settings.resolve(config.report)) if config.report else None,
+        report=str(settings.resolve(config.report)) if config.report and not only else None,
         **results,
     )
     if result.report:
@@ -310,10 +412,32 @@ def pipeline_summary(result: PipelineResult) -> str:
 @lakegate_command("run")
 @click.argument("pipeline_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def command(job: JobContext, pipeline_file: Path, quiet: bool) -> int:
+@click.option(
+    "--step", "step_kind", default=None, metavar="KIND",
+    help="Run only the step of this kind (validate, features, train, predict); the steps "
+    "before it must have written its input.",
+)  # fmt: skip
+@click.option(
+    "--step-spec", default=None, metavar="JSON",
+    help="With --step: the step's settings as a JSON object, instead of the file's "
+    "(what `lakegate airflow-dag` passes, so Airflow renders templates in them).",
+)  # fmt: skip
+def command(
+    job: JobContext,
+    pipeline_file: Path,
+    quiet: bool,
+    step_kind: str | None,
+    step_spec: str | None,
+) -> int:
     """Run a pipeline: validate, features, train, predict, as its config declares."""
     config = load_pipeline(pipeline_file)  # a bad config fails here, before Spark starts
-    result = run_pipeline(job.spark, job.settings, config, quiet=quiet)
+    if step_spec is not None and step_kind is None:
+        raise UserError("--step-spec needs --step KIND")
+    if step_kind is not None:
+        step_of(config, step_kind)
+        if step_spec is not None:
+            config = with_step_spec(config, step_kind, step_spec)
+    result = run_pipeline(job.spark, job.settings, config, quiet=quiet, only=step_kind)
     click.echo(pipeline_summary(result))
     return 0
 
