@@ -33,7 +33,8 @@ from pyspark.sql.streaming.query import StreamingQuery
 from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
 from checks.gate import ERRORS_COLUMN, Gate, apply_suite
 from checks.row_rules import FAILURE_TYPE, failure_struct
-from checks.suite import Level, Suite, check_against_schema, check_sql_conditions, load_suite
+from checks.suite import Level, Suite, check_against_schema, check_sql_conditions
+from checks.suite_formats import load_suite
 from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
@@ -53,7 +54,17 @@ from spark_jobs.services.stream_io import (
     stream_schema,
     with_file_names,
 )
-from spark_jobs.services.stream_state import KeyState, RunningTotals, TotalWindow, key_constraints
+from spark_jobs.services.stream_state import (
+    FIRST_PREFIX,
+    KeyCounts,
+    KeyRule,
+    KeyScope,
+    KeySet,
+    RunningTotals,
+    TotalWindow,
+    counted_scopes,
+    key_constraints,
+)
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
 from spark_jobs.validate import check_filters
 
@@ -166,17 +177,41 @@ class _BatchProcessor:
             tags=self._tags("batch", batch_id),
             malformed_column=self.malformed,
         )
-        keys = [
-            KeyState(self.spark, self.root, i, c, batch_id)
-            for i, c in enumerate(key_constraints(gate))
-        ]
+        keysets: dict[KeyScope, KeySet] = {}
         try:
-            self._write_and_judge(gate, keys, scan, batch_id, clock)
+            keys = self._key_rules(gate, scan, batch_id, keysets)
+            self._write_and_judge(gate, keys, keysets, scan, batch_id, clock)
         finally:
+            for keyset in keysets.values():
+                keyset.release()
             gate.release()
 
+    def _key_rules(
+        self, gate: Gate, scan: DataFrame, batch_id: int, keysets: dict[KeyScope, KeySet]
+    ) -> list[KeyRule]:
+        """Fill `keysets` (every uniqueness rule's and counts-only grouping's key scope).
+
+        Returns the uniqueness rules, each with its scope's keys.
+        """
+        seen_at = F.lit(datetime.now(UTC)).cast("timestamp")
+        rules = key_constraints(gate)
+        scopes = [*counted_scopes(gate), *[KeyScope.of_constraint(c) for c in rules]]
+        for scope in scopes:
+            if scope not in keysets:
+                keysets[scope] = KeySet(self.spark, self.root, scope, batch_id, scan, seen_at)
+        return [
+            KeyRule(c, keysets[KeyScope.of_constraint(c)], f"{FIRST_PREFIX}{i}")
+            for i, c in enumerate(rules)
+        ]
+
     def _write_and_judge(
-        self, gate: Gate, keys: list[KeyState], scan: DataFrame, batch_id: int, clock: float
+        self,
+        gate: Gate,
+        keys: list[KeyRule],
+        keysets: dict[KeyScope, KeySet],
+        scan: DataFrame,
+        batch_id: int,
+        clock: float,
     ) -> None:
         """Valid rows first (they compute the metrics), then three things side by side.
 
@@ -188,14 +223,18 @@ class _BatchProcessor:
         replay = self.processed == 0  # only a query's first batch can be a replay
         valid_rows, repeated, outcome = self._write_valid(gate, keys, batch_id, replay)
         totals = RunningTotals(self.spark, self.root)
+        before = totals.summary(totals.previous(batch_id))
+        key_counts = _key_counts(before, keysets)
+        counted = {
+            scope: (members, key_counts[scope.name], keysets[scope].fields)
+            for scope, members in counted_scopes(gate).items()
+        }
         with ThreadPoolExecutor(2, thread_name_prefix="lakegate-stream") as pool:
             writing = pool.submit(self._write_quarantine, gate, keys, repeated, batch_id, replay)
-            recording = pool.submit(
-                lambda: {s.constraint.id: s.record(scan, self.app_id or "", replay) for s in keys}
-            )
-            staged = totals.merge(gate, scan, batch_id)
+            recording = pool.submit(_record_keys, keysets, self.app_id, replay)
+            staged = totals.merge(gate, scan, batch_id, counted)
             quarantined, reasons = writing.result()
-            added = recording.result()
+            recording.result()
         counts = _BatchCounts(gate.rows_in, valid_rows, quarantined, reasons)
         if counts.rows_in != counts.rows_valid + counts.rows_quarantined:
             raise RowsLost(
@@ -203,13 +242,16 @@ class _BatchProcessor:
                 f"{counts.rows_quarantined} quarantined; the query stops before its checkpoint "
                 "records the batch"
             )
-        before = totals.summary(totals.previous(batch_id))
-        total = totals.commit(staged, _accumulate(before, counts, added, batch_id))
+        held = {rule.constraint.id: key_counts[rule.keys.scope.name].keys for rule in keys}
+        summary = _accumulate(before, counts, batch_id)
+        summary["key_counts"] = {name: c.as_dict() for name, c in key_counts.items()}
+        summary["key_state"] = held
+        total = totals.commit(staged, summary)
         self._save_history(gate, total, batch_id)
         self._report(batch_id, counts, outcome, total, time.monotonic() - clock)
 
     def _write_valid(
-        self, gate: Gate, keys: list[KeyState], batch_id: int, replay: bool
+        self, gate: Gate, keys: list[KeyRule], batch_id: int, replay: bool
     ) -> tuple[int, DataFrame | None, VerificationOutcome]:
         """Append the valid rows (the pass that computes the metrics) and judge the batch.
 
@@ -226,7 +268,7 @@ class _BatchProcessor:
     def _write_quarantine(
         self,
         gate: Gate,
-        keys: list[KeyState],
+        keys: list[KeyRule],
         repeated: DataFrame | None,
         batch_id: int,
         replay: bool,
@@ -330,10 +372,23 @@ def _counts_dict(counts: _BatchCounts) -> dict[str, int]:
     }
 
 
-def _accumulate(
-    before: dict[str, Any], counts: _BatchCounts, added_keys: dict[str, int], batch_id: int
-) -> dict[str, Any]:
-    """The running totals after a batch: counts, reasons and keys held summed, batches counted."""
+def _record_keys(keysets: dict[KeyScope, KeySet], app_id: str, replay: bool) -> None:
+    """Append every scope's keys of the batch to its key table (once per batch id)."""
+    for keyset in keysets.values():
+        keyset.record(app_id, replay)
+
+
+def _key_counts(before: dict[str, Any], keysets: dict[KeyScope, KeySet]) -> dict[str, KeyCounts]:
+    """Each key scope's running counts after the batch: the counts before plus what it adds."""
+    known = before.get("key_counts") or {}
+    return {
+        scope.name: KeyCounts(**known.get(scope.name, {})).plus(keyset.added)
+        for scope, keyset in keysets.items()
+    }
+
+
+def _accumulate(before: dict[str, Any], counts: _BatchCounts, batch_id: int) -> dict[str, Any]:
+    """The running totals after a batch: counts and reasons summed, batches counted."""
     totals = dict(before.get("counts") or {"rows_in": 0, "rows_valid": 0, "rows_quarantined": 0})
     for name, value in _counts_dict(counts).items():
         totals[name] = totals.get(name, 0) + value
@@ -343,22 +398,18 @@ def _accumulate(
     for cid, n in counts.reasons.items():
         reasons[cid] = reasons.get(cid, 0) + n
     count = int((before.get("batches") or {}).get("count", 0)) + 1
-    keys = dict(before.get("key_state") or {})
-    for cid, n in added_keys.items():
-        keys[cid] = keys.get(cid, 0) + n
     return {
         "counts": totals,
         "quarantine_reasons": reasons,
-        "key_state": keys,
         "batches": {"count": count, "last_batch_id": batch_id},
     }
 
 
-def _any_repeat(keys: list[KeyState]) -> Column:
+def _any_repeat(keys: list[KeyRule]) -> Column:
     return reduce(operator.or_, [F.col(k.flag).isNotNull() for k in keys])
 
 
-def _without_repeats(valid: DataFrame, keys: list[KeyState]) -> tuple[DataFrame, DataFrame | None]:
+def _without_repeats(valid: DataFrame, keys: list[KeyRule]) -> tuple[DataFrame, DataFrame | None]:
     """The gate's valid rows split: still valid, and those whose key an earlier batch holds."""
     if not keys:
         return valid, None
@@ -374,7 +425,7 @@ def _without_repeats(valid: DataFrame, keys: list[KeyState]) -> tuple[DataFrame,
 
 def _quarantine_with_repeats(
     gate: Gate,
-    keys: list[KeyState],
+    keys: list[KeyRule],
     repeated: DataFrame | None,
     observation: Observation,
 ) -> DataFrame:

@@ -1,18 +1,25 @@
 """What `lakegate stream` keeps between micro-batches, beside Spark's checkpoint.
 
 `CHECKPOINT/_lakegate/state/<batch_id>/` holds Deequ's analyzer states of every row committed
-up to and including that batch (the running total) and `totals.json` (counts, reasons, batches).
-Batch N merges the newest totals before N with its own states into a fresh folder, renamed into
-place last; a batch replayed after a crash merges with the same earlier totals again, so the
-totals always describe exactly the committed batches.
+up to and including that batch (the running total) and `totals.json` (counts, reasons, key
+counts, batches). Batch N merges the newest totals before N with its own states into a fresh
+folder, renamed into place last; a batch replayed after a crash merges with the same earlier
+totals again, so the totals always describe exactly the committed batches.
 
-`CHECKPOINT/_lakegate/keys/<i>/` is a Delta table per uniqueness rule (`isUnique`,
-`isPrimaryKey`, `areUnique`): each key seen, with the batch that first committed it. A later
-batch's rows with such a key are quarantined.
+`CHECKPOINT/_lakegate/keys/<scope>/` is a Delta table per key scope (columns and filter of a
+uniqueness rule or of a counts-only grouping analyzer): each batch appends, once per batch id,
+its distinct keys with their number of rows, the batch id and when they were seen. Nothing is
+rewritten: a batch reads the earlier batches' rows of its own keys only (a join), so a key an
+earlier batch committed is quarantined, and the running key counts (rows, distinct keys, keys
+seen once) move by what the batch adds. Deequ's Uniqueness, Distinctness, UniqueValueRatio and
+CountDistinct read nothing else, so their running states are rebuilt from those three numbers
+instead of a merged frequency table. Other grouping analyzers (Entropy, histograms, ...) keep
+the merged frequency table in the Deequ states.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import operator
 import uuid
@@ -21,15 +28,27 @@ from functools import reduce
 from typing import Any
 
 from py4j.protocol import Py4JError
-from pyspark.sql import Column, DataFrame, Observation, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
+from pyspark.sql.types import DataType
 
+from checks.arguments import unquote_column
 from checks.deequ_run import VerificationOutcome, read_results
 
 # Private helpers and fields (`_analyzers`, `_provider`, `_checks`, `_schema`) of the one-pass
 # gate, read as they are (the same rounds, sequences and empty-state metrics as `Gate.verdict`);
 # checks/gate.py belongs to the gate's owner and exposes no public form of them yet.
-from checks.gate import Gate, _in_scope, _rounds, _to_seq, _with_empty_states
+from checks.gate import (
+    COUNTS_ONLY,
+    Gate,
+    _count_column,
+    _distinct,
+    _in_scope,
+    _rounds,
+    _scala_iter,
+    _to_seq,
+    _with_empty_states,
+)
 from checks.row_rules import column
 from checks.suite import Constraint
 from spark_jobs.services.session import jvm_of
@@ -37,7 +56,10 @@ from spark_jobs.services.stream_io import append_once, read_delta
 from spark_jobs.services.table_io import Storage
 
 BATCH_COLUMN = "_lakegate_batch"
+COUNT_COLUMN = "_lakegate_rows"
+SEEN_COLUMN = "_lakegate_seen"
 FIRST_PREFIX = "_lakegate_first_"
+_PREVIOUS = "_lakegate_previous"
 _TOTALS_FILE = "totals.json"
 
 
@@ -61,6 +83,76 @@ class StagedTotals:
     outcome: VerificationOutcome
 
 
+@dataclass(frozen=True)
+class KeyScope:
+    """A key grouping as Deequ counts it: the key's columns (each once) and the filter."""
+
+    columns: tuple[str, ...]
+    where: str | None
+
+    @property
+    def name(self) -> str:
+        """The key table's folder name: a digest of columns and filter, stable across restarts."""
+        text = json.dumps([list(self.columns), self.where])
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def in_scope(self) -> Column:
+        """True on the rows the grouping counts (a non-null key column, within the filter)."""
+        return _in_scope(list(self.columns), self.where)
+
+    @staticmethod
+    def of_constraint(constraint: Constraint) -> KeyScope:
+        """The scope of a uniqueness rule (isUnique, isPrimaryKey, areUnique)."""
+        return KeyScope(tuple(_distinct(constraint.columns)), constraint.args.where)
+
+    @staticmethod
+    def of_analyzer(analyzer: Any) -> KeyScope | None:
+        """The scope of a Deequ grouping analyzer, or None for any other analyzer."""
+        try:
+            columns = analyzer.groupingColumns()
+        except Py4JError:  # not a grouping analyzer: it has no such method
+            return None
+        names = [unquote_column(str(c)) for c in _scala_iter(columns)]
+        where = analyzer.filterCondition()
+        return KeyScope(tuple(_distinct(names)), where.get() if where.isDefined() else None)
+
+
+@dataclass(frozen=True)
+class KeyCounts:
+    """Rows in a scope, its distinct keys and the keys seen exactly once (all committed rows)."""
+
+    rows: int = 0
+    keys: int = 0
+    singles: int = 0
+
+    def plus(self, other: KeyCounts) -> KeyCounts:
+        """Both counts summed (`other` a batch's change: `singles` may be negative)."""
+        return KeyCounts(
+            self.rows + other.rows, self.keys + other.keys, self.singles + other.singles
+        )
+
+    def as_dict(self) -> dict[str, int]:
+        """For totals.json."""
+        return {"rows": self.rows, "keys": self.keys, "singles": self.singles}
+
+
+def counted_scopes(gate: Gate) -> dict[KeyScope, list[Any]]:
+    """The grouping analyzers whose every member reads counts alone, by key scope.
+
+    Their running state is rebuilt from `KeyCounts`; other grouping analyzers are merged.
+    """
+    by_scope: dict[KeyScope, list[Any]] = {}
+    for analyzer in gate._analyzers:
+        scope = KeyScope.of_analyzer(analyzer)
+        if scope is not None:
+            by_scope.setdefault(scope, []).append(analyzer)
+    return {
+        scope: members
+        for scope, members in by_scope.items()
+        if all(a.getClass().getSimpleName() in COUNTS_ONLY for a in members)
+    }
+
+
 class RunningTotals:
     """Deequ states and counts of everything committed, one folder per batch id."""
 
@@ -81,18 +173,33 @@ class RunningTotals:
             return {}
         return dict(json.loads(self.storage.read_text(f"{self.folder}/{batch_id}/{_TOTALS_FILE}")))
 
-    def merge(self, gate: Gate, batch: DataFrame, batch_id: int) -> StagedTotals:
+    def merge(
+        self,
+        gate: Gate,
+        batch: DataFrame,
+        batch_id: int,
+        counted: dict[KeyScope, tuple[list[Any], KeyCounts, list[tuple[str, DataType]]]],
+    ) -> StagedTotals:
         """Merge batch `batch_id`'s states into the totals before it; judge the suite on them.
 
         Call after `gate.verdict()` (its provider then holds the batch's states). `batch` is the
-        batch as the gate scanned it (no malformed-line column). The merged states go to a
+        batch as the gate scanned it (no malformed-line column). `counted` gives, per counts-only
+        scope, its analyzers, the running `KeyCounts` after this batch and the key's columns and
+        types: their states are built from the counts, not merged. The merged states go to a
         staging folder that `commit` moves into place.
         """
         before = self.previous(batch_id)
         staged = f"{self.folder}/_staging-{batch_id}-{uuid.uuid4().hex[:8]}"
+        by_counts = {id(a) for members, _, _ in counted.values() for a in members}
+        merged = [a for a in gate._analyzers if id(a) not in by_counts]
         loaders = [self._provider(f"{self.folder}/{before}")] if before is not None else []
-        loaders.append(_batch_provider(self.spark, gate, batch))
-        context = _merge(self.spark, gate, loaders, self._provider(staged))
+        loaders.append(_batch_provider(self.spark, merged, gate, batch))
+        context = _merge(self.spark, gate._schema, merged, loaders, self._provider(staged))
+        if counted:
+            provider = _counts_provider(self.spark, counted)
+            members = [a for analyzers, _, _ in counted.values() for a in analyzers]
+            found = _merge(self.spark, gate._schema, members, [provider], None)
+            context = getattr(context, "$plus$plus")(found)
         outcome = read_results(
             gate.suite,
             gate._checks,  # the gate's compiled checks, judged on the total
@@ -124,8 +231,8 @@ class RunningTotals:
         )
 
 
-def _batch_provider(spark: SparkSession, gate: Gate, batch: DataFrame) -> Any:
-    """The batch's states, mergeable: the gate's, with grouping states computed whole.
+def _batch_provider(spark: SparkSession, analyzers: list[Any], gate: Gate, batch: DataFrame) -> Any:
+    """The batch's states of `analyzers`, mergeable: the gate's, grouping states computed whole.
 
     The gate may keep a grouping's state as its duplicated keys plus generated count-1 rows of
     NULL keys (enough for one verdict); merging joins frequencies on the keys, so the batch's
@@ -134,7 +241,7 @@ def _batch_provider(spark: SparkSession, gate: Gate, batch: DataFrame) -> Any:
     jvm = jvm_of(spark)
     provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
     frequencies: dict[str, Any] = {}
-    for analyzer in gate._analyzers:
+    for analyzer in analyzers:
         try:
             columns = analyzer.groupingColumns()
         except Py4JError:  # not a grouping analyzer: it has no such method
@@ -151,12 +258,41 @@ def _batch_provider(spark: SparkSession, gate: Gate, batch: DataFrame) -> Any:
     return provider
 
 
-def _merge(spark: SparkSession, gate: Gate, loaders: list[Any], save_to: Any) -> Any:
-    """Deequ's metrics of the merged states (saved to `save_to`), round by round."""
+def _counts_provider(
+    spark: SparkSession,
+    counted: dict[KeyScope, tuple[list[Any], KeyCounts, list[tuple[str, DataType]]]],
+) -> Any:
+    """Deequ's `FrequenciesAndNumRows` of each counts-only scope, from its running counts.
+
+    The table has one count-1 row per key seen once and one count-2 row per other key (NULL
+    keys, generated, not stored): Uniqueness, Distinctness, UniqueValueRatio and CountDistinct
+    read only these counts and the number of rows, so they come out exactly as over the rows.
+    """
+    jvm = jvm_of(spark)
+    provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
+    count = _count_column(spark)
+    for members, counts, fields in counted.values():
+        nulls = [F.lit(None).cast(kind).alias(name) for name, kind in fields]
+        singles = spark.range(counts.singles).select(*nulls, F.lit(1).cast("long").alias(count))
+        others = counts.keys - counts.singles
+        repeated = spark.range(others).select(*nulls, F.lit(2).cast("long").alias(count))
+        frequencies = singles.unionByName(repeated)
+        for analyzer in members:
+            state = jvm.com.amazon.deequ.analyzers.FrequenciesAndNumRows(
+                frequencies._jdf, counts.rows, jvm.scala.Option.empty()
+            )
+            provider.persist(analyzer, state)
+    return provider
+
+
+def _merge(
+    spark: SparkSession, schema: Any, analyzers: list[Any], loaders: list[Any], save_to: Any
+) -> Any:
+    """Deequ's metrics of the merged states (saved to `save_to` unless None), round by round."""
     jvm = jvm_of(spark)
     runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner
     none = jvm.scala.Option.empty()
-    analyzers = gate._analyzers
+    save = none if save_to is None else jvm.scala.Option.apply(save_to)
     empty = [a for a in analyzers if not any(p.load(a).isDefined() for p in loaders)]
     stated = [a for a in analyzers if a not in empty]
     context = None
@@ -164,16 +300,13 @@ def _merge(spark: SparkSession, gate: Gate, loaders: list[Any], save_to: Any) ->
         analysis = jvm.com.amazon.deequ.analyzers.Analysis(_to_seq(spark, analyzers_of_round))
         storage_level = getattr(runner, "runOnAggregatedStates$default$5")()
         found = runner.runOnAggregatedStates(
-            gate._schema,
-            analysis,
-            _to_seq(spark, loaders),
-            jvm.scala.Option.apply(save_to),
-            storage_level,
-            none,
-            none,
+            schema, analysis, _to_seq(spark, loaders), save, storage_level, none, none
         )
         context = found if context is None else getattr(context, "$plus$plus")(found)
-    return _with_empty_states(spark, context, empty)
+    context = _with_empty_states(spark, context, empty)
+    if context is None:  # no analyzer at all
+        context = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext.empty()
+    return context
 
 
 def key_constraints(gate: Gate) -> list[Constraint]:
@@ -181,54 +314,146 @@ def key_constraints(gate: Gate) -> list[Constraint]:
     return [c for c in gate.row_constraints if c.type.groups_rows]
 
 
-class KeyState:
-    """The keys one uniqueness rule has seen, with the batch that first committed each.
+class KeySet:
+    """The keys of one scope that earlier batches committed, against one batch's keys.
 
-    Made per batch: it reads the keys of earlier batches once (a replayed batch sees exactly
-    what it saw the first time, whatever of its own keys were already appended).
+    Made per batch: it reads the earlier batches' rows of the key table once (a replayed batch
+    sees exactly what it saw the first time, whatever of its own keys were already appended),
+    counts the batch's keys, and finds which of them earlier batches committed (with the first
+    such batch and their rows so far). Only those keys are kept in memory.
     """
 
     def __init__(
-        self, spark: SparkSession, root: str, index: int, constraint: Constraint, batch_id: int
+        self,
+        spark: SparkSession,
+        root: str,
+        scope: KeyScope,
+        batch_id: int,
+        batch: DataFrame,
+        seen_at: Column,
     ) -> None:
         self.spark = spark
-        self.path = f"{root.rstrip('/')}/keys/{index}"
-        self.constraint = constraint
+        self.scope = scope
+        self.path = f"{root.rstrip('/')}/keys/{scope.name}"
         self.batch_id = batch_id
-        self.flag = f"{FIRST_PREFIX}{index}"
-        self._aliases = [f"_lakegate_k{i}" for i in range(len(constraint.columns))]
-        known = read_delta(spark, self.path)
-        self._earlier = None if known is None else known.where(F.col(BATCH_COLUMN) < batch_id)
+        self.aliases = [f"_lakegate_k{i}" for i in range(len(scope.columns))]
+        named = [column(c).alias(a) for c, a in zip(scope.columns, self.aliases, strict=True)]
+        self.fields = [
+            (name, field.dataType)
+            for name, field in zip(scope.columns, batch.select(*named).schema.fields, strict=True)
+        ]
+        self.frequencies = (
+            batch.where(scope.in_scope())
+            .groupBy(*named)
+            .agg(F.count(F.lit(1)).alias(COUNT_COLUMN), F.max(seen_at).alias(SEEN_COLUMN))
+            .persist()
+        )
+        self.repeats, self.repeated = self._repeats()
+        self.added = self._added()
+
+    def _repeats(self) -> tuple[DataFrame | None, int]:
+        """The batch's keys earlier batches hold (first batch, rows so far; cached), how many."""
+        known = read_delta(self.spark, self.path)
+        if known is None:
+            return None, 0
+        old = [f"_lakegate_o{i}" for i in range(len(self.aliases))]
+        earlier = known.where(F.col(BATCH_COLUMN) < self.batch_id).select(
+            *[F.col(a).alias(o) for a, o in zip(self.aliases, old, strict=True)],
+            F.col(BATCH_COLUMN),
+            F.col(COUNT_COLUMN).alias(_PREVIOUS),
+        )
+        pairs = zip(self.aliases, old, strict=True)
+        same = reduce(operator.and_, [F.col(a).eqNullSafe(F.col(o)) for a, o in pairs])
+        repeats = (
+            self.frequencies.select(*self.aliases)
+            .join(earlier, same, "inner")
+            .groupBy(*self.aliases)
+            .agg(F.min(BATCH_COLUMN).alias(BATCH_COLUMN), F.sum(_PREVIOUS).alias(_PREVIOUS))
+            .persist()
+        )
+        found = repeats.count()
+        if not found:
+            repeats.unpersist()
+            return None, 0
+        return repeats, found
+
+    def _added(self) -> KeyCounts:
+        """What the batch adds to the running counts: rows, new keys, keys seen once (one job).
+
+        A key earlier batches hold adds no key; it is seen once no more if its earlier rows
+        were one; a new key with one row here is seen once.
+        """
+        count = F.col(COUNT_COLUMN)
+        frame, previous = self.frequencies, F.lit(None).cast("long")
+        if self.repeats is not None:
+            renamed = [f"_lakegate_r{i}" for i in range(len(self.aliases))]
+            prior = self.repeats.select(
+                *[F.col(a).alias(r) for a, r in zip(self.aliases, renamed, strict=True)],
+                F.col(_PREVIOUS),
+            )
+            pairs = zip(self.aliases, renamed, strict=True)
+            same = reduce(operator.and_, [F.col(a).eqNullSafe(F.col(r)) for a, r in pairs])
+            frame, previous = frame.join(prior, same, "left"), F.col(_PREVIOUS)
+        new = previous.isNull()
+        row = frame.agg(
+            F.coalesce(F.sum(count), F.lit(0)).alias("rows"),
+            F.count(F.when(new, 1)).alias("keys"),
+            F.count(F.when(new & (count == 1), 1)).alias("singles"),
+            F.count(F.when(previous == 1, 1)).alias("lost"),
+        ).first()
+        assert row is not None
+        return KeyCounts(int(row["rows"]), int(row["keys"]), int(row["singles"]) - int(row["lost"]))
+
+    def record(self, app_id: str, replay_possible: bool) -> None:
+        """Append the batch's keys with their rows (once per batch id)."""
+        keys = self.frequencies.select(
+            *self.aliases,
+            F.lit(self.batch_id).cast("long").alias(BATCH_COLUMN),
+            F.col(COUNT_COLUMN),
+            F.col(SEEN_COLUMN),
+        )
+        append_once(keys, self.path, app_id, self.batch_id, replay_possible=replay_possible)
+
+    def flag_repeats(self, frame: DataFrame, flag: str) -> DataFrame:
+        """`frame` with `flag`: the batch that first committed the row's key, else null."""
+        if self.repeats is None:
+            return frame.withColumn(flag, F.lit(None).cast("long"))
+        renamed = [f"{flag}_k{i}" for i in range(len(self.aliases))]
+        earlier = self.repeats.select(
+            *[F.col(a).alias(r) for a, r in zip(self.aliases, renamed, strict=True)],
+            F.col(BATCH_COLUMN).alias(flag),
+        )
+        if self.repeated <= _BROADCAST_REPEATS:
+            earlier = F.broadcast(earlier)
+        pairs = zip(self.scope.columns, renamed, strict=True)
+        same_key = reduce(operator.and_, [column(c).eqNullSafe(F.col(r)) for c, r in pairs])
+        return frame.join(earlier, same_key & self.scope.in_scope(), "left").drop(*renamed)
+
+    def release(self) -> None:
+        """Drop the cached keys."""
+        self.frequencies.unpersist()
+        if self.repeats is not None:
+            self.repeats.unpersist()
+
+
+# Repeated keys up to this many are broadcast to the join that flags their rows.
+_BROADCAST_REPEATS = 1_000_000
+
+
+@dataclass
+class KeyRule:
+    """A uniqueness rule over the stream: its constraint, its scope's keys, its flag column."""
+
+    constraint: Constraint
+    keys: KeySet
+    flag: str
 
     def flag_repeats(self, frame: DataFrame) -> DataFrame:
         """`frame` with `self.flag`: the batch that first committed the row's key, else null."""
-        if self._earlier is None:
-            return frame.withColumn(self.flag, F.lit(None).cast("long"))
-        earlier = self._earlier.withColumnRenamed(BATCH_COLUMN, self.flag)
-        pairs = zip(self.constraint.columns, self._aliases, strict=True)
-        same_key = reduce(operator.and_, [column(c).eqNullSafe(F.col(a)) for c, a in pairs])
-        return frame.join(earlier, same_key & self._in_scope(), "left").drop(*self._aliases)
-
-    def record(self, batch: DataFrame, app_id: str, replay_possible: bool) -> int:
-        """Append the batch's keys no earlier batch had (once per batch id); return how many."""
-        named = zip(self.constraint.columns, self._aliases, strict=True)
-        keys = batch.where(self._in_scope()).select(*[column(c).alias(a) for c, a in named])
-        keys = keys.distinct()
-        if self._earlier is not None:
-            pairs = [F.col(f"new.{a}").eqNullSafe(F.col(f"old.{a}")) for a in self._aliases]
-            old = self._earlier.alias("old")
-            keys = keys.alias("new").join(old, reduce(operator.and_, pairs), "anti")
-        counted = Observation(f"lakegate_keys_{uuid.uuid4().hex[:8]}")
-        keys = keys.withColumn(BATCH_COLUMN, F.lit(self.batch_id).cast("long"))
-        keys = keys.observe(counted, F.count(F.lit(1)).alias("keys"))
-        append_once(keys, self.path, app_id, self.batch_id, replay_possible=replay_possible)
-        return int(counted.get["keys"])
+        return self.keys.flag_repeats(frame, self.flag)
 
     def message(self) -> Column:
         """The failure recorded on a row whose key an earlier batch committed."""
         return F.concat(
             F.lit("duplicate of a key first committed in batch "), F.col(self.flag).cast("string")
         )
-
-    def _in_scope(self) -> Column:
-        return _in_scope(self.constraint.columns, self.constraint.args.where)
