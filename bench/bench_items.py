@@ -380,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     from pyspark import __version__ as spark_version
 
     from checks.row_rules import deequ_patterns
-    from checks.suite import load_suite
+    from checks.suite_formats import load_suite
     from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
 

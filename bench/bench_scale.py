@@ -45,7 +45,7 @@ def main() -> int:
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
-    from checks.suite import load_suite
+    from checks.suite_formats import load_suite
     from lakegate_config.settings import load_settings
     from spark_jobs import predict
     from spark_jobs.predict import PredictSpec

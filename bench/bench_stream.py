@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="lakegate-bench-stream-"))
     os.environ["LAKEGATE_STATE_DIR"] = str(work / "state")
 
-    from checks.suite import load_suite
+    from checks.suite_formats import load_suite
     from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
 

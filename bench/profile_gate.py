@@ -261,7 +261,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from bench_validate import DEFAULT_SUITE, generate_table
 
-    from checks.suite import load_suite
+    from checks.suite_formats import load_suite
     from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
 

@@ -2,7 +2,7 @@
 
 A contract (`apiVersion: v3.x`, `kind: DataContract`) is parsed with ODCS's own pydantic model
 (`open_data_contract_standard`), then one of its schema objects is mapped to the data of a
-lakegate suite, which `parse_suite` validates as any YAML suite: the gate, the quarantine and
+lakegate suite, which `parse_checks` validates as any YAML suite: the gate, the quarantine and
 the reports are the suite's. Every constraint remembers the contract rule it came from (its
 path, such as `schema[0].properties[2].quality[0]`, and the rule's id, name, dimension,
 businessImpact, tags and severity), carried into report.json.
@@ -38,7 +38,7 @@ from open_data_contract_standard.model import (
 from pydantic import BaseModel, ValidationError
 
 from checks.row_rules import quote
-from checks.suite import Check, Suite, SuiteError, constraint_problem, parse_suite
+from checks.suite import Check, Suite, SuiteError, constraint_problem, parse_checks
 from lakegate_config.yaml_document import Location, YamlDocument, load_yaml_document
 
 __all__ = [
@@ -948,7 +948,7 @@ def contract_suite(
     translation = translate_contract(
         document, schema_name=schema_name, allow_unexecutable=allow_unexecutable
     )
-    suite = parse_suite(translation.document)
+    suite = parse_checks(translation.document)
     checks = []
     for ci, check in enumerate(suite.checks):
         constraints = tuple(

@@ -1,7 +1,7 @@
 """Great Expectations expectation suites (JSON, GX 0.13 to 1.x) as lakegate suites.
 
 `gx_suite_data(path)` reads a GX suite and returns the same data a YAML suite holds, so
-`parse_suite(YamlDocument(path, data, lines={}))` validates it; `gx_suite_document(path)` also
+`parse_checks(YamlDocument(path, data, lines={}))` validates it; `gx_suite_document(path)` also
 keeps the JSON line of each expectation, so errors name `suite.json:LINE`; `load_gx_suite(path)`
 does both. Nothing here needs Spark.
 
@@ -35,7 +35,7 @@ import yaml
 
 from checks.constraint_types import CONSTRAINT_TYPES
 from checks.row_rules import quote
-from checks.suite import Suite, SuiteError, parse_suite
+from checks.suite import Suite, SuiteError, parse_checks
 from lakegate_config.yaml_document import Location, YamlDocument
 
 __all__ = [
@@ -607,7 +607,7 @@ def load_gx_suite(path: str | Path) -> Suite:
     Raises:
         SuiteError: not a GX suite, an unsupported expectation, or an invalid translation.
     """
-    return parse_suite(gx_suite_document(path))
+    return parse_checks(gx_suite_document(path))
 
 
 def is_gx_suite_file(path: str | Path) -> bool:
@@ -628,7 +628,7 @@ def suite_yaml(path: str | Path) -> str:
     """
     translation = translate_gx_suite(path)
     document, notes = translation.document, translation.notes
-    parse_suite(document)  # never write a translation that would not load
+    parse_checks(document)  # never write a translation that would not load
     data = document.data
     out = [
         f"# Translated by `lakegate convert` from {document.path.name} (Great Expectations).",

@@ -18,7 +18,8 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import NumericType, StringType
 
 from checks.gate import Gate, apply_suite
-from checks.suite import Suite, check_against_schema, parse_suite
+from checks.suite import Suite, check_against_schema
+from checks.suite_formats import parse_suite
 from lakegate_config.yaml_document import YamlDocument
 
 GATE_CHECK = "model input gate"

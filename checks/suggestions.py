@@ -21,7 +21,8 @@ import yaml
 from pyspark.sql import DataFrame, SparkSession
 
 from checks.deequ_run import ensure_deequ, verify
-from checks.suite import Suite, SuiteError, check_against_schema, parse_suite
+from checks.suite import Suite, SuiteError, check_against_schema
+from checks.suite_formats import parse_suite
 from lakegate_config.yaml_document import YamlDocument
 
 CHECK_NAME = "suggested by Deequ"

@@ -30,12 +30,7 @@ from pyspark.sql.types import BooleanType, NumericType, StringType, StructType
 
 from checks.arguments import Assertion
 from checks.constraint_types import CONSTRAINT_TYPES, ColumnKind, ConstraintType
-from lakegate_config.yaml_document import (
-    DocumentError,
-    YamlDocument,
-    describe_validation_error,
-    load_yaml_document,
-)
+from lakegate_config.yaml_document import DocumentError, YamlDocument, describe_validation_error
 
 if TYPE_CHECKING:
     from checks.anomalies import AnomalyCheck
@@ -51,8 +46,7 @@ __all__ = [
     "SuiteError",
     "check_against_schema",
     "check_sql_conditions",
-    "load_suite",
-    "parse_suite",
+    "parse_checks",
 ]
 
 
@@ -76,7 +70,7 @@ class Constraint:
     type: ConstraintType
     args: Any  # the type's arguments model, validated
     line: int | None
-    qualifier: str = ""  # set by parse_suite when another constraint has the same id
+    qualifier: str = ""  # set by parse_checks when another constraint has the same id
     # Where it came from when translated (a data contract's rule: path, id, dimension...).
     meta: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
 
@@ -169,7 +163,8 @@ class _SuiteDoc(BaseModel):
     description: str = ""
     schema_: dict[str, str] = Field(default_factory=dict, alias="schema")
     checks: list[_CheckDoc] = Field(min_length=1)
-    anomalies: Any = None  # validated entry by entry by `checks.anomalies.parse_anomalies`
+    # validated entry by entry by `checks.anomalies.parse_anomalies` (`suite_formats.parse_suite`)
+    anomalies: Any = None
 
 
 def _parse_constraint(
@@ -231,8 +226,11 @@ def constraint_problem(entry: Any) -> str | None:
     return None
 
 
-def parse_suite(document: YamlDocument) -> Suite:
-    """Validate a loaded YAML document as a suite.
+def parse_checks(document: YamlDocument) -> Suite:
+    """Validate a loaded YAML document's checks and schema as a suite (no anomaly checks).
+
+    Its `anomalies:` entries are left to `checks.suite_formats.parse_suite`, which validates the
+    whole document; the translations of GX suites and data contracts have none.
 
     Raises:
         SuiteError: naming the file, line, entry and the problem.
@@ -256,15 +254,8 @@ def parse_suite(document: YamlDocument) -> Suite:
         )
         checks.append(Check(check_doc.name, check_doc.level, constraints))
     checks = _with_unique_ids(checks)
-    from checks.anomalies import parse_anomalies  # it builds on this module's Level
-
     return Suite(
-        doc.suite,
-        document.path,
-        doc.description,
-        tuple(checks),
-        tuple(doc.schema_.items()),
-        parse_anomalies(document),
+        doc.suite, document.path, doc.description, tuple(checks), tuple(doc.schema_.items())
     )
 
 
@@ -289,39 +280,6 @@ def _with_unique_ids(checks: list[Check]) -> list[Check]:
             constraints.append(c)
         unique.append(Check(check.name, check.level, tuple(constraints)))
     return unique
-
-
-def load_suite(
-    path: str | Path, *, schema_name: str | None = None, allow_unexecutable: bool = False
-) -> Suite:
-    """Load and validate a suite file.
-
-    A `.json` file is read as a Great Expectations expectation suite (`checks.great_expectations`);
-    a YAML ODCS v3 data contract (`kind: DataContract`) through `checks.contracts`, where
-    `schema_name` picks its schema object and `allow_unexecutable` skips rules that cannot run.
-
-    Raises:
-        SuiteError: the file is missing, not YAML, or not a valid suite or contract.
-    """
-    if Path(path).suffix.lower() == ".json":
-        from checks.great_expectations import load_gx_suite
-
-        return load_gx_suite(Path(path))
-    try:
-        document = load_yaml_document(path)
-    except SuiteError:
-        raise
-    except DocumentError as exc:
-        raise SuiteError(str(exc)) from None
-    if isinstance(document.data, dict) and document.data.get("kind") == "DataContract":
-        from checks.contracts import contract_suite
-
-        return contract_suite(
-            document, schema_name=schema_name, allow_unexecutable=allow_unexecutable
-        )
-    if schema_name is not None:
-        raise SuiteError(f"{path}: --schema-name applies to data contracts; this is a suite")
-    return parse_suite(document)
 
 
 def type_family(type_name: str) -> str:

@@ -15,7 +15,8 @@ import tempfile
 
 from checks.deequ_run import verify
 from checks.gate import ERRORS_COLUMN
-from checks.suite import check_against_schema, load_suite
+from checks.suite import check_against_schema
+from checks.suite_formats import load_suite
 from lakegate_config.settings import load_settings
 from spark_jobs.validate import ValidateSpec, run
 

@@ -13,7 +13,8 @@ from pathlib import Path
 import click
 
 from checks.contracts import contract_suite, json_schema_problems, path_text
-from checks.suite import SuiteError, load_suite
+from checks.suite import SuiteError
+from checks.suite_formats import load_suite
 from lakegate_config.yaml_document import load_yaml_document
 
 

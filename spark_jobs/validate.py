@@ -24,11 +24,8 @@ from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, 
 from checks.deequ_run import ConstraintResult, VerificationOutcome
 from checks.gate import Gate, apply_suite
 from checks.gate import check_filters as check_filters  # moved; stream.py imports it here
-from checks.suite import (
-    Level,
-    Suite,
-    load_suite,
-)
+from checks.suite import Level, Suite
+from checks.suite_formats import load_suite
 from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, RowsLost

@@ -15,7 +15,8 @@ from checks.anomalies import (
     parse_anomalies,
 )
 from checks.deequ_run import verify
-from checks.suite import Suite, SuiteError, parse_suite
+from checks.suite import Suite, SuiteError
+from checks.suite_formats import parse_suite
 from lakegate_config.yaml_document import YamlDocument, load_yaml_document
 
 SUITE = """\

@@ -558,9 +558,6 @@ def every_package_is_type_checked(project: Project) -> list[str]:
 
 # (importer, imported) module edges that close a circle through an import inside a function.
 PENDING_CIRCLE_EDGES: dict[tuple[str, str], str] = {
-    ("checks.suite", "checks.anomalies"): "issue 32: parse_suite reads anomalies: lazily",
-    ("checks.suite", "checks.great_expectations"): "issue 32: load_suite reads GX JSON lazily",
-    ("checks.suite", "checks.contracts"): "issue 32: load_suite reads ODCS contracts lazily",
     ("udfs.model_function", "udfs.compiled"): "issue 32: registration tries compiled first",
     ("udfs.model_function", "udfs.checked_call"): "issue 32: the UDF path's checked builder",
 }

@@ -11,7 +11,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from checks.deequ_run import VerificationOutcome, verify
 from checks.gate import ERRORS_COLUMN, apply_suite
-from checks.suite import Suite, check_against_schema, load_suite
+from checks.suite import Suite, check_against_schema
+from checks.suite_formats import load_suite
 
 SCHEMA = (
     "rid int, id long, name string, email string, site string, category string, "

@@ -14,7 +14,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from checks.contract_export import suite_contract
 from checks.contracts import admits_only_zero, level_of, load_contract, translate_contract
-from checks.suite import SuiteError, load_suite
+from checks.suite import SuiteError
+from checks.suite_formats import load_suite
 from lakegate_config.yaml_document import YamlDocument
 from spark_jobs.cli import main
 

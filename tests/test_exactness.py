@@ -30,7 +30,8 @@ from pyspark.testing import assertDataFrameEqual
 
 from checks.deequ_run import VerificationOutcome, verify
 from checks.gate import apply_suite, check_reserved_columns
-from checks.suite import Suite, SuiteError, check_against_schema, load_suite
+from checks.suite import Suite, SuiteError, check_against_schema
+from checks.suite_formats import load_suite
 
 TWO_53 = 2**53
 DEC = DecimalType(38, 18)

@@ -3,9 +3,9 @@
 Property-based (Hypothesis), no JVM: every generated document, random structures, mutations of
 the bundled examples (checks/examples/*.yaml and *.json, conf/pipelines/users.yaml), text cut
 or spliced anywhere, and bytes that are not UTF-8, is either loaded by the loader Spark jobs use
-(`checks.suite.load_suite`, `spark_jobs.pipeline.load_pipeline`, `lakegate convert`) or refused
-with a `lakegate_errors.UserError` whose message names the file and a line. Any other exception
-is a bug (exit 70 from the CLI) and fails the test with the document that caused it.
+(`checks.suite_formats.load_suite`, `spark_jobs.pipeline.load_pipeline`, `lakegate convert`) or
+refused with a `lakegate_errors.UserError` whose message names the file and a line. Any other
+exception is a bug (exit 70 from the CLI) and fails the test with the document that caused it.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from checks.arguments import ConstraintArgs
 from checks.constraint_types import CONSTRAINT_TYPES
 from checks.great_expectations import SUPPORTED_EXPECTATIONS
-from checks.suite import load_suite
+from checks.suite_formats import load_suite
 from lakegate_errors import UserError
 from spark_jobs.cli import main
 from spark_jobs.pipeline import load_pipeline

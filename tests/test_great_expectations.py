@@ -17,7 +17,8 @@ from checks.great_expectations import (
     load_gx_suite,
     translate_gx_suite,
 )
-from checks.suite import SuiteError, check_against_schema, load_suite, parse_suite
+from checks.suite import SuiteError, check_against_schema
+from checks.suite_formats import load_suite, parse_suite
 from lakegate_config.yaml_document import YamlDocument
 from spark_jobs.cli import main
 

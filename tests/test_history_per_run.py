@@ -10,7 +10,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from checks.anomalies import AnomalyCheck, load_metric_history, parse_anomalies
 from checks.deequ_run import history_files, metrics_repository, result_key, runs_folder, verify
-from checks.suite import Suite, parse_suite
+from checks.suite import Suite
+from checks.suite_formats import parse_suite
 from lakegate_config.settings import Settings
 from lakegate_config.yaml_document import YamlDocument, load_yaml_document
 from spark_jobs.services.html_report import history_records

@@ -24,7 +24,7 @@ from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
 from checks.deequ_run import verify
-from checks.suite import load_suite
+from checks.suite_formats import load_suite
 from spark_jobs.cli import main
 
 SUITE = """\

@@ -9,7 +9,8 @@ from pyspark.sql import DataFrame, SparkSession
 
 from checks.deequ_run import verify
 from checks.suggestions import prove_suggestions, suggest_constraints
-from checks.suite import check_against_schema, load_suite
+from checks.suite import check_against_schema
+from checks.suite_formats import load_suite
 from spark_jobs.cli import main
 
 

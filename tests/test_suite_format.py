@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from pyspark.sql.types import DoubleType, LongType, StringType, StructField, StructType
 
-from checks.suite import SuiteError, check_against_schema, load_suite
+from checks.suite import SuiteError, check_against_schema
+from checks.suite_formats import load_suite
 
 SCHEMA = StructType(
     [

@@ -582,7 +582,7 @@ def test_the_metrics_a_run_saves_read_back_as_the_records_its_charts_were_drawn_
     spark: SparkSession, settings: Settings, items_csv: Path, tmp_path: Path
 ) -> None:
     from checks.gate import apply_suite
-    from checks.suite import load_suite
+    from checks.suite_formats import load_suite
     from spark_jobs.services.html_report import history_records
 
     suite = load_suite(ITEMS)

@@ -21,7 +21,8 @@ from test_one_pass import assert_same_verdicts, one_pass
 from checks.constraint_types import CONSTRAINT_TYPES, HISTOGRAM_NULL, JVM_CHECK_METHODS
 from checks.deequ_run import compile_checks, verify
 from checks.gate import ERRORS_COLUMN, apply_suite
-from checks.suite import SuiteError, check_against_schema, check_sql_conditions, load_suite
+from checks.suite import SuiteError, check_against_schema, check_sql_conditions
+from checks.suite_formats import load_suite
 from lakegate_config.settings import Settings
 from spark_jobs.validate import ValidateSpec, run
 
