@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import os
 import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
+from pydantic import BaseModel, ConfigDict
 
 from spark_jobs.services.command import JobContext, lakegate_command
 
@@ -28,23 +30,51 @@ def write_text_atomically(path: Path, text: str) -> None:
         raise
 
 
-@lakegate_command("convert")
+class ConvertSpec(BaseModel):
+    """The Great Expectations suite to translate, and where to write the lakegate suite."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    suite_file: Path
+    output: Path | None = None
+
+
+@dataclass(frozen=True)
+class ConvertResult:
+    """The lakegate suite's text, and the file it was written to (None: to be printed)."""
+
+    text: str
+    output: Path | None
+
+
+def run(spec: ConvertSpec) -> ConvertResult:
+    """Translate the suite; write it to `spec.output` when given (whole or not at all)."""
+    from checks.great_expectations import suite_yaml
+
+    text = suite_yaml(spec.suite_file)
+    if spec.output is not None:
+        write_text_atomically(spec.output, text)
+    return ConvertResult(text, spec.output)
+
+
+def render(result: ConvertResult, spec: ConvertSpec) -> int:
+    """Print the suite, or where it was written (on standard error)."""
+    if result.output is None:
+        click.echo(result.text, nl=False)
+    else:
+        click.echo(f"wrote {result.output}", err=True)
+    return 0
+
+
+@lakegate_command("convert", spec=ConvertSpec, render=render)
 @click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "-o", "--output", type=click.Path(dir_okay=False, path_type=Path), default=None,
     help="Write the lakegate suite here (default: print it).",
 )  # fmt: skip
-def command(job: JobContext, suite_file: Path, output: Path | None) -> int:
+def command(job: JobContext, spec: ConvertSpec) -> ConvertResult:
     """Translate a Great Expectations expectation-suite JSON into a lakegate YAML suite."""
-    from checks.great_expectations import suite_yaml
-
-    text = suite_yaml(suite_file)
-    if output is None:
-        click.echo(text, nl=False)
-    else:
-        write_text_atomically(output, text)
-        click.echo(f"wrote {output}", err=True)
-    return 0
+    return run(spec)
 
 
 if __name__ == "__main__":

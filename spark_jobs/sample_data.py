@@ -8,11 +8,13 @@ missing features, an unknown segment, negative session counts and duplicated ids
 from __future__ import annotations
 
 import uuid
+from dataclasses import dataclass
 from pathlib import Path
 
 import click
 import numpy as np
 import pandas as pd
+from pydantic import BaseModel, ConfigDict
 
 from spark_jobs.services.command import JobContext, lakegate_command
 
@@ -61,15 +63,42 @@ def write_sample(path: Path, rows: int, seed: int) -> Path:
     return path
 
 
-@lakegate_command("sample-data")
+class SampleDataSpec(BaseModel):
+    """How many users, from which seed, into which parquet file."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rows: int = 100_000
+    seed: int = 7
+    output: str = "data/generated/users.parquet"
+
+
+@dataclass(frozen=True)
+class SampleDataResult:
+    """The parquet file written and its row count."""
+
+    path: Path
+    rows: int
+
+
+def run(spec: SampleDataSpec) -> SampleDataResult:
+    """Write the synthetic users table `spec` describes (no Spark)."""
+    return SampleDataResult(write_sample(Path(spec.output), spec.rows, spec.seed), spec.rows)
+
+
+def render(result: SampleDataResult, spec: SampleDataSpec) -> int:
+    """Print what was written."""
+    click.echo(f"Wrote {result.rows} users to {result.path}")
+    return 0
+
+
+@lakegate_command("sample-data", spec=SampleDataSpec, render=render)
 @click.option("--rows", default=100_000, show_default=True)
 @click.option("--seed", default=7, show_default=True)
 @click.option("--output", default="data/generated/users.parquet", show_default=True)
-def command(job: JobContext, rows: int, seed: int, output: str) -> int:
+def command(job: JobContext, spec: SampleDataSpec) -> SampleDataResult:
     """Write the synthetic users table (parquet) used by the demo pipeline."""
-    path = write_sample(Path(output), rows, seed)
-    click.echo(f"Wrote {rows} users to {path}")
-    return 0
+    return run(spec)
 
 
 if __name__ == "__main__":

@@ -16,20 +16,111 @@ printed.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import click
+from pydantic import BaseModel, ConfigDict, Field
 
+from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
 
 if TYPE_CHECKING:
-    from pyspark.sql import SparkSession
+    from pyspark.sql import DataFrame, SparkSession
 
     from lakegate_config.settings import Settings
 
 
-@lakegate_command("sql")
+class SqlSpec(BaseModel):
+    """One statement (`query` or `query_file`) or a shell, with extra models and views."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    query: str | None = None
+    query_file: Path | None = None
+    models: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    output: Path | None = None
+    output_format: Literal["delta", "parquet", "csv", "json"] | None = None
+    limit: int | None = Field(default=None, ge=1)
+    print_format: Literal["table", "csv", "json"] | None = None
+
+
+@dataclass(frozen=True)
+class SqlPlan:
+    """The spec checked before Spark starts: the statement (None: a shell), views, models."""
+
+    text: str | None
+    views: dict[str, str]
+    extra_models: dict[str, str]
+
+    def models_to_load(self, settings: Settings) -> dict[str, str]:
+        """The models the session registers: all of them for a shell, else those used."""
+        from spark_jobs.services.sql_catalog import models_used_by
+
+        if self.text is None:
+            return {**settings.models, **self.extra_models}
+        return {**models_used_by(self.text, settings.models), **self.extra_models}
+
+
+@dataclass(frozen=True)
+class SqlResult:
+    """A shell's statement count, a written table, or the rows to print (in the session)."""
+
+    statements: int | None = None
+    rows: DataFrame | None = None
+    written: str | None = None
+    output_format: str | None = None
+
+
+def plan_sql(settings: Settings, spec: SqlSpec) -> SqlPlan:
+    """Check the options and read the statement, before any session starts.
+
+    Raises:
+        UserError: both -e and -f, --output without a statement, or a bad NAME=VALUE.
+    """
+    from spark_jobs.services.sql_catalog import configured_views, parse_assignments
+
+    if spec.query is not None and spec.query_file is not None:
+        raise UserError("give the query with one of -e QUERY or -f FILE, not both")
+    extra_models = parse_assignments(spec.models, "--model")
+    views = configured_views(settings, parse_assignments(spec.tables, "--table"))
+    if spec.query is None and spec.query_file is None:
+        if spec.output is not None:
+            raise UserError("--output needs a query (-e or -f); the shell prints its results")
+        return SqlPlan(None, views, extra_models)
+    text = spec.query if spec.query is not None else spec.query_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
+    return SqlPlan(text.strip().rstrip(";"), views, extra_models)
+
+
+def run(
+    spark: SparkSession, settings: Settings, spec: SqlSpec, *, plan: SqlPlan | None = None
+) -> SqlResult:
+    """Run the statement (writing it when `spec.output` is set) or the shell on standard input."""
+    plan = plan or plan_sql(settings, spec)
+    if plan.text is None:
+        return _run_shell(spark, settings, plan, spec)
+    return _run_one(spark, settings, plan, plan.text, spec)
+
+
+def render(result: SqlResult, spec: SqlSpec) -> int:
+    """Print the rows (Spark's table, or `--output-format`), or where they were written."""
+    from spark_jobs.services.sql_shell import write_rows
+
+    if result.written is not None:
+        click.echo(f"wrote {result.output_format} to {result.written}")
+    elif result.rows is not None:
+        df, limit = result.rows, spec.limit
+        if spec.print_format is None:
+            df.show(n=limit or 20, truncate=False)
+        else:
+            rows = df.take(limit) if limit else df.collect()
+            write_rows(df.columns, rows, spec.print_format, sys.stdout)
+    return 0
+
+
+@lakegate_command("sql", spec=SqlSpec, render=render)
 @click.option("-e", "--execute", "query", default=None, help="The SQL statement to run.")
 @click.option(
     "-f",
@@ -57,95 +148,47 @@ if TYPE_CHECKING:
     default=None,
     help="How results print (shell default: table; -e default: Spark's table).",
 )
-def command(
-    job: JobContext,
-    query: str | None,
-    query_file: Path | None,
-    models: tuple[str, ...],
-    tables: tuple[str, ...],
-    output: Path | None,
-    output_format: str | None,
-    limit: int | None,
-    print_format: str | None,
-) -> None:
+def command(job: JobContext, spec: SqlSpec) -> SqlResult:
     """Run SQL with the configured models as predict_<name> functions (a shell without -e/-f)."""
-    from lakegate_errors import UserError
-    from spark_jobs.services.sql_catalog import (
-        configured_views,
-        models_used_by,
-        parse_assignments,
-        preload_for,
-    )
+    from spark_jobs.services.sql_catalog import preload_for
 
-    if query is not None and query_file is not None:
-        raise UserError("give the query with one of -e QUERY or -f FILE, not both")
-    extra_models = parse_assignments(models, "--model")
-    settings = job.settings
-    views = configured_views(settings, parse_assignments(tables, "--table"))
-    if query is None and query_file is None:
-        if output is not None:
-            raise UserError("--output needs a query (-e or -f); the shell prints its results")
-        preload_for(settings, {**settings.models, **extra_models})
-        _run_shell(job.spark, settings, views, extra_models, print_format or "table", limit)
-        return
-    text = query if query is not None else query_file.read_text(encoding="utf-8")  # type: ignore[union-attr]
-    preload_for(settings, {**models_used_by(text, settings.models), **extra_models})
-    _run_one(
-        job.spark,
-        settings,
-        views,
-        extra_models,
-        text.strip().rstrip(";"),
-        output,
-        output_format,
-        limit,
-        print_format,
-    )
+    plan = plan_sql(job.settings, spec)  # bad options fail here, before Spark starts
+    preload_for(job.settings, plan.models_to_load(job.settings))
+    return run(job.spark, job.settings, spec, plan=plan)
 
 
-def _run_shell(
-    spark: SparkSession,
-    settings: Settings,
-    views: dict[str, str],
-    extra_models: dict[str, str],
-    print_format: str,
-    limit: int | None,
-) -> None:
+def _run_shell(spark: SparkSession, settings: Settings, plan: SqlPlan, spec: SqlSpec) -> SqlResult:
     """The shell: every model registered up front, statements from standard input."""
     from spark_jobs.services.model_refresh import prepare_sql_session
     from spark_jobs.services.sql_shell import run_shell
 
-    catalog, lines = prepare_sql_session(spark, settings, views, extra_models)
+    catalog, lines = prepare_sql_session(spark, settings, plan.views, plan.extra_models)
     for line in lines:
         click.echo(line, err=True)
     history = settings.state_path / "sql_history"
-    run_shell(spark, catalog, output_format=print_format, limit=limit, history_file=history)
+    shell = run_shell(
+        spark,
+        catalog,
+        output_format=spec.print_format or "table",
+        limit=spec.limit,
+        history_file=history,
+    )
+    return SqlResult(statements=shell.statements)
 
 
 def _run_one(
-    spark: SparkSession,
-    settings: Settings,
-    views: dict[str, str],
-    extra_models: dict[str, str],
-    text: str,
-    output: Path | None,
-    output_format: str | None,
-    limit: int | None,
-    print_format: str | None,
-) -> None:
-    """One statement (-e/-f): the models it mentions registered, its result printed or written."""
+    spark: SparkSession, settings: Settings, plan: SqlPlan, text: str, spec: SqlSpec
+) -> SqlResult:
+    """One statement (-e/-f): the models it mentions registered, its result kept or written."""
     from pyspark.errors import AnalysisException
 
-    from lakegate_errors import UserError
-    from spark_jobs.services.sql_catalog import models_used_by, register_models, register_views
-    from spark_jobs.services.sql_shell import write_rows
+    from spark_jobs.services.sql_catalog import register_models, register_views
     from spark_jobs.services.table_io import write_table_atomically
     from udfs import run_checked_sql
     from udfs.compiled import describe_path
 
-    register_views(spark, views)
-    wanted = {**models_used_by(text, settings.models), **extra_models}
-    functions = register_models(spark, settings, wanted)
+    register_views(spark, plan.views)
+    functions = register_models(spark, settings, plan.models_to_load(settings))
     for function in functions.values():
         click.echo(describe_path(function), err=True)
     try:
@@ -153,22 +196,13 @@ def _run_one(
     except AnalysisException as exc:
         first_line = str(exc).strip().splitlines()[0]
         raise UserError(f"the query cannot run: {first_line}") from None
-    if output is None:
-        if print_format is None:
-            df.show(n=limit or 20, truncate=False)
-        else:
-            write_rows(
-                df.columns,
-                df.take(limit) if limit else df.collect(),
-                print_format,
-                sys.stdout,
-            )
-        return
-    output_format = output_format or settings.outputs.format
+    if spec.output is None:
+        return SqlResult(rows=df)
+    output_format = spec.output_format or settings.outputs.format
     written = write_table_atomically(
-        spark, df, str(output), output_format, settings.outputs.table_properties()
+        spark, df, str(spec.output), output_format, settings.outputs.table_properties()
     )
-    click.echo(f"wrote {output_format} to {written}")
+    return SqlResult(written=written, output_format=output_format)
 
 
 if __name__ == "__main__":

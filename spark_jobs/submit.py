@@ -17,9 +17,10 @@ from pathlib import Path
 
 import click
 import pyspark
+from pydantic import BaseModel, ConfigDict
 
 from lakegate_config.redaction import redact
-from lakegate_config.settings import PROJECT_ROOT, Settings
+from lakegate_config.settings import PROJECT_ROOT, Settings, conf_dir
 from lakegate_errors import UserError
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.session import delta_conf, jar_sources
@@ -125,7 +126,12 @@ def submit_parts(
         conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
         application=str(PROJECT_ROOT / "spark_jobs" / JOBS[job]),
         args=tuple(args),
-        env={"LAKEGATE_ENV": settings.env, "PYSPARK_PYTHON": python},
+        # The job finds conf/ wherever spark-submit runs from (a scheduler's folder too).
+        env={
+            "LAKEGATE_ENV": settings.env,
+            "LAKEGATE_CONF_DIR": str(conf_dir()),
+            "PYSPARK_PYTHON": python,
+        },
     )
 
 
@@ -140,23 +146,63 @@ def build_command(
     return submit_parts(settings, master, job, args, code_zip).argv()
 
 
-@lakegate_command("submit", context_settings={"ignore_unknown_options": True})
+class SubmitSpec(BaseModel):
+    """The job to submit, its arguments, the master, and whether only to print the command."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    master: str
+    dry_run: bool = False
+    job_name: str
+    args: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class SubmitResult:
+    """The spark-submit command, and its exit code (None: printed, not run)."""
+
+    submit: SparkSubmit
+    returncode: int | None
+
+
+def shown(parts: SparkSubmit) -> str:
+    """A spark-submit command as a shell line, secrets redacted."""
+    return redact(shlex.join(parts.argv()))
+
+
+def run(settings: Settings, spec: SubmitSpec) -> SubmitResult:
+    """Build the spark-submit command and, unless `dry_run`, run it (its line on standard error).
+
+    Raises:
+        UserError: the job is unknown.
+    """
+    code_zip = package_code(settings)  # spark-submit starts its own session
+    parts = submit_parts(settings, spec.master, spec.job_name, list(spec.args), code_zip)
+    if spec.dry_run:
+        return SubmitResult(parts, None)
+    click.echo(shown(parts), err=True)
+    completed = subprocess.run(parts.argv(), env=dict(os.environ, **parts.env), check=False)
+    return SubmitResult(parts, completed.returncode)
+
+
+def render(result: SubmitResult, spec: SubmitSpec) -> int:
+    """Print the command of a dry run; the exit code is spark-submit's."""
+    if result.returncode is None:
+        click.echo(shown(result.submit))
+        return 0
+    return result.returncode
+
+
+@lakegate_command(
+    "submit", spec=SubmitSpec, render=render, context_settings={"ignore_unknown_options": True}
+)
 @click.option("--master", required=True, help="spark://host:port, yarn, k8s://..., local[N].")
 @click.option("--dry-run", is_flag=True, help="Print the command instead of running it.")
 @click.argument("job_name", metavar="JOB")
 @click.argument("args", nargs=-1, type=click.UNPROCESSED)
-def command(
-    job: JobContext, master: str, dry_run: bool, job_name: str, args: tuple[str, ...]
-) -> int:
+def command(job: JobContext, spec: SubmitSpec) -> SubmitResult:
     """Run a lakegate job through spark-submit with its jars, code and interpreter shipped."""
-    settings = job.settings  # spark-submit starts its own session
-    code_zip = package_code(settings)
-    parts = submit_parts(settings, master, job_name, list(args), code_zip)
-    argv = parts.argv()
-    click.echo(redact(shlex.join(argv)), err=not dry_run)
-    if dry_run:
-        return 0
-    return subprocess.run(argv, env=dict(os.environ, **parts.env), check=False).returncode
+    return run(job.settings, spec)
 
 
 if __name__ == "__main__":
