@@ -302,6 +302,61 @@ class ContainedInArgs(Assertion):
     values: list[str | int | float | bool] = Field(min_length=1)
 
 
+class ContainedInTableArgs(Assertion):
+    """A key (one column or several) whose values must be keys of a reference table.
+
+    `table` is read as lakegate reads any input (`delta:PATH`, `parquet:PATH`, ..., a path
+    whose format shows, or a catalog table); `key` names the reference table's columns, one
+    per key column, and defaults to the same names. A row with a NULL in its key complies
+    (Deequ's `isContainedIn` counts NULL as contained; SQL's MATCH SIMPLE).
+    """
+
+    column: str | None = None
+    columns: list[str] | None = Field(default=None, min_length=1)
+    table: str = Field(min_length=1, description="reference table: FORMAT:PATH, path or name")
+    key: str | list[str] | None = Field(default=None, description="the reference table's key")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _unquote_key(cls, data: Any) -> Any:
+        """The reference key's names are exact, as the table's own (`` `a.b` `` is `a.b`)."""
+        if not isinstance(data, dict):
+            return data
+        key = data.get("key")
+        if isinstance(key, str):
+            return data | {"key": unquote_column(key)}
+        if isinstance(key, list):
+            return data | {"key": [unquote_column(k) if isinstance(k, str) else k for k in key]}
+        return data
+
+    @model_validator(mode="after")
+    def _key_shape(self) -> ContainedInTableArgs:
+        if (self.column is None) == (self.columns is None):
+            raise ValueError("give either column or columns")
+        if self.key is not None and len(self.reference_key) != len(self.own_key):
+            raise ValueError(
+                f"key names {len(self.reference_key)} column(s) of the reference table but the "
+                f"constraint reads {len(self.own_key)}; give one reference column per key column"
+            )
+        return self
+
+    @property
+    def own_key(self) -> list[str]:
+        """The key columns of the table being validated."""
+        return [self.column] if self.column is not None else list(self.columns or [])
+
+    @property
+    def reference_key(self) -> list[str]:
+        """The reference table's key columns, in the order of `own_key`."""
+        if self.key is None:
+            return self.own_key
+        return [self.key] if isinstance(self.key, str) else list(self.key)
+
+    def read_columns(self) -> list[str]:
+        """The key columns of the table being validated."""
+        return self.own_key
+
+
 class InRangeArgs(ConstraintArgs):
     """A numeric column and its bounds, inclusive unless `include_min`/`include_max` say not.
 

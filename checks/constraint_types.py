@@ -8,7 +8,10 @@ Importing this module needs no JVM; the builders and rules run only when called.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import operator
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -17,6 +20,8 @@ from enum import StrEnum
 from functools import reduce
 from typing import Any, Literal
 
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import functions as F
 from pyspark.sql.types import BooleanType, DataType, FloatType, NumericType, StringType
 
 from checks import row_rules as rules
@@ -29,6 +34,7 @@ from checks.arguments import (
     ColumnsAssert,
     ConstraintArgs,
     ContainedInArgs,
+    ContainedInTableArgs,
     DataTypeArgs,
     HistogramArgs,
     InRangeArgs,
@@ -43,12 +49,16 @@ from checks.arguments import (
     decimal_digits,
     scalar_text,
 )
-from checks.row_rules import RowRule, quote
+from checks.row_rules import REFERENCE_FLAG_PREFIX, RowRule, column, quote
+from lakegate_config.redaction import redact
 
 # (PyDeequ Check, arguments, assertion or None for Deequ's default, hint) -> PyDeequ Check
 DeequBuilder = Callable[[Any, Any, Callable[[float], bool] | None, str | None], Any]
 # (arguments, the table's column types by name) -> the SQL predicate a row must meet
 PredicateText = Callable[[Any, Mapping[str, DataType]], str]
+# (session, an `isContainedInTable`'s `table` text) -> the reference table; given by the job layer,
+# which reads tables (`checks` never does).
+ReferenceReader = Callable[[SparkSession, str], DataFrame]
 
 
 class ColumnKind(StrEnum):
@@ -74,6 +84,8 @@ class ConstraintType:
     Histogram and the analyzers built on it, quoted or not): such suites are refused up front.
     `metric_of(args, value)` reads a number out of a metric that is not one (a Distribution);
     without it, the constraint's own Deequ value picker is used, if it has one.
+    `joins_reference` marks `isContainedInTable`: its predicate reads the flag column
+    `flag_reference` joins from the reference table, which the gate adds before Deequ runs.
     `predicate(args, column_types)` is the one SQL text of a type judged by a predicate: Deequ
     evaluates it (a `satisfies` named `predicate_name(args)`) and the row rule is the same text
     parsed by the same Spark (`predicate_check` builds the Deequ side; `deequ` is then unused).
@@ -91,6 +103,7 @@ class ConstraintType:
     predicate: PredicateText | None = None
     predicate_name: Callable[[Any], str] | None = None
     reads_table: bool = False  # its query reads the table as the view `TABLE_VIEW`
+    joins_reference: bool = False  # its predicate reads a flag joined from a reference table
 
 
 def deequ_column(column: str) -> str:
@@ -224,6 +237,54 @@ def contained_name(args: ContainedInArgs) -> str:
     return f"{args.column} contained in {','.join(scalar_text(v) for v in args.values)}"
 
 
+def reference_flag(args: ContainedInTableArgs) -> str:
+    """The flag column `flag_reference` adds: one name per reference table and key pair."""
+    identity = json.dumps([args.table, args.own_key, args.reference_key])
+    return f"{REFERENCE_FLAG_PREFIX}{hashlib.sha256(identity.encode()).hexdigest()[:12]}"
+
+
+def contained_in_table_predicate(args: ContainedInTableArgs) -> str:
+    """The SQL predicate of `isContainedInTable`: Deequ's metric and the row rule.
+
+    A row complies when a column of its key is NULL (as `isContainedIn` counts NULL) or when
+    its key is one of the reference table's (the flag `flag_reference` joined).
+    """
+    nulls = [f"{quote(c)} IS NULL" for c in args.own_key]
+    return " OR ".join([*nulls, f"coalesce({reference_flag(args)}, false)"])
+
+
+def contained_in_table_name(args: ContainedInTableArgs) -> str:
+    """Deequ's name for an `isContainedInTable` constraint (its metric's instance)."""
+    reference = f"{redact(args.table)}({','.join(args.reference_key)})"
+    where = f" where {args.where}" if args.where else ""
+    return f"{','.join(args.own_key)} contained in table {reference}{where}"
+
+
+def flag_reference(df: DataFrame, args: ContainedInTableArgs, reference: DataFrame) -> DataFrame:
+    """`df` with `reference_flag(args)`: true where the row's key is a key of `reference`.
+
+    The reference's keys are made distinct first (a key listed twice adds no row) and keys
+    holding a NULL are left out (NULL equals nothing); rows not found get NULL. A flag already
+    present (two constraints on the same reference and key) is kept.
+    """
+    flag = reference_flag(args)
+    if flag in df.columns:
+        return df
+    aliases = [f"{flag}_k{i}" for i in range(len(args.own_key))]
+    pairs = list(zip(args.reference_key, aliases, strict=True))
+    keys = (
+        reference.select(*[column(k).alias(a) for k, a in pairs])
+        .where(reduce(operator.and_, [F.col(a).isNotNull() for a in aliases]))
+        .distinct()
+        .withColumn(flag, F.lit(True))
+    )
+    found = reduce(
+        operator.and_,
+        [column(c) == F.col(a) for c, a in zip(args.own_key, aliases, strict=True)],
+    )
+    return df.join(keys, found, "left").drop(*aliases)
+
+
 def completeness_predicate(columns: list[str], any_of: bool) -> str:
     """Deequ's `isEachNotNull`/`isAnyNotNull` text, with every name quoted so it parses.
 
@@ -347,6 +408,10 @@ def _in_range_name(a: InRangeArgs) -> str:
 
 def _contained_text(a: ContainedInArgs, types: Mapping[str, DataType]) -> str:
     return contained_predicate(a.column, list(a.values), types.get(a.column))
+
+
+def _contained_in_table_text(a: ContainedInTableArgs, types: Mapping[str, DataType]) -> str:
+    return contained_in_table_predicate(a)
 
 
 def predicate_check(
@@ -541,6 +606,16 @@ _TYPES = [
         rules.not_in_set,
         predicate=_contained_text,
         predicate_name=contained_name,
+    ),
+    ConstraintType(
+        "isContainedInTable",
+        ContainedInTableArgs,
+        _built_from_predicate,
+        "when_all_rows",
+        rules.not_in_reference,
+        predicate=_contained_in_table_text,
+        predicate_name=contained_in_table_name,
+        joins_reference=True,
     ),
     ConstraintType(
         "isInRange",

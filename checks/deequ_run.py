@@ -28,10 +28,17 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql.types import DataType
 
 from checks.arguments import Assertion
-from checks.constraint_types import TABLE_VIEW, deequ_schema_name, predicate_check
+from checks.constraint_types import (
+    TABLE_VIEW,
+    ReferenceReader,
+    deequ_schema_name,
+    flag_reference,
+    predicate_check,
+)
 from checks.row_rules import column, quote
-from checks.suite import Constraint, Level, Suite, SuiteError
-from lakegate_errors import EnvironmentProblem
+from checks.suite import Constraint, Level, Suite, SuiteError, type_family
+from lakegate_config.redaction import redact
+from lakegate_errors import EnvironmentProblem, UserError
 
 _DEEQU_LEVEL = {Level.ERROR: CheckLevel.Error, Level.WARNING: CheckLevel.Warning}
 
@@ -138,6 +145,67 @@ def _add_constraint(check: DeequCheck, c: Constraint, types: Mapping[str, DataTy
     return check
 
 
+def with_reference_flags(
+    spark: SparkSession, df: DataFrame, suite: Suite, reader: ReferenceReader | None
+) -> DataFrame:
+    """`df` with the flag of every `isContainedInTable` constraint (`flag_reference`).
+
+    Each reference table is read once through `reader` (the job layer's table reading) and its
+    key columns checked against `df`'s before any Spark job runs.
+
+    Raises:
+        SuiteError: no reader, a reference table that cannot be read, a key column it lacks,
+            or a key column whose type cannot equal the reference's; naming the suite line.
+    """
+    constraints = [c for c in suite.constraints if c.type.joins_reference]
+    read: dict[str, DataFrame] = {}
+    for c in constraints:
+        label = f"{suite.path}:{c.line}: check {c.check!r}, constraint {c.index + 1} ({c.kind})"
+        table = c.args.table
+        if reader is None:
+            raise SuiteError(
+                f"{label}: this command cannot read reference tables; run the suite with "
+                "`lakegate validate` or `lakegate stream validate`"
+            )
+        if table not in read:
+            try:
+                read[table] = reader(spark, table)
+            except UserError as exc:
+                raise SuiteError(
+                    f"{label}: reference table {redact(table)!r} cannot be read: {exc}"
+                ) from None
+        _check_reference_key(label, df, c, read[table])
+        df = flag_reference(df, c.args, read[table])
+    return df
+
+
+def _check_reference_key(label: str, df: DataFrame, c: Constraint, reference: DataFrame) -> None:
+    """Refuse a reference key column the reference lacks, or one that cannot equal the key."""
+    own = {f.name: f.dataType for f in df.schema.fields}
+    theirs = {f.name: f.dataType for f in reference.schema.fields}
+    table = redact(c.args.table)
+    for mine, key in zip(c.args.own_key, c.args.reference_key, strict=True):
+        if key not in theirs:
+            raise SuiteError(
+                f"{label}: the reference table {table!r} has no column {key!r} (it has "
+                f"{', '.join(theirs)}); name its key with `key:`"
+            )
+        if mine not in own:
+            continue  # the preflight names an unknown column of the table itself
+        a, b = own[mine].simpleString(), theirs[key].simpleString()
+        if _comparable_family(a) != _comparable_family(b):
+            raise SuiteError(
+                f"{label}: column {mine!r} is {a} but the reference key {key!r} of {table!r} "
+                f"is {b}; keys compare only within one type, cast one of them first"
+            )
+
+
+def _comparable_family(type_name: str) -> str:
+    """Types whose values compare with each other: numbers by value, others by family."""
+    family = type_family(type_name)
+    return "number" if family in {"integral", "fractional"} else family
+
+
 def compile_checks(
     spark: SparkSession, suite: Suite, table: DataFrame | None = None
 ) -> list[DeequCheck]:
@@ -208,15 +276,18 @@ def verify(
     *,
     repository: Path | None = None,
     tags: dict[str, str] | None = None,
+    reference_reader: ReferenceReader | None = None,
 ) -> VerificationOutcome:
     """Run the suite's checks over `df` in one VerificationSuite and return results in order.
 
     When `repository` is given, the metrics are appended to a Deequ FileSystemMetricsRepository
-    there, keyed by the current time and `tags`.
+    there, keyed by the current time and `tags`. `reference_reader` reads the reference tables
+    of `isContainedInTable` constraints (`with_reference_flags`).
     """
     ensure_deequ(spark)
     checks = compile_checks(spark, suite, df)
-    builder = VerificationSuite(spark).onData(deequ_frame(df, suite.columns()))
+    flagged = with_reference_flags(spark, df, suite, reference_reader)
+    builder = VerificationSuite(spark).onData(deequ_frame(flagged, suite.columns()))
     for check in checks:
         builder = builder.addCheck(check)
     if repository is not None:

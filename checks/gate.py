@@ -17,6 +17,11 @@ How each of the suite's analyzers gets its state:
   (generated, not stored); otherwise the whole frequency table is cached;
 - the rest (DataType's aggregate does not observe): a Deequ pass of their own, only when present.
 
+An `isContainedInTable` constraint's reference table is read through the caller's reader and its
+distinct keys joined to the table as a flag column (`constraint_types.flag_reference`) before
+anything else: its Deequ `Compliance` rides on the same observation and its row rule reads the
+same flag, so the quarantine split and the metric agree.
+
 Every error-level row rule is evaluated in the same pass and the rows it blames are counted; a rule
 and its Deequ metric must agree (rows blamed <=> metric below 1), else `GateInconsistent`.
 Nothing here reads or writes storage.
@@ -44,6 +49,7 @@ from pyspark.sql.types import (
 )
 
 from checks.arguments import unquote_column
+from checks.constraint_types import ReferenceReader
 from checks.deequ_run import (
     VerificationOutcome,
     compile_checks,
@@ -52,6 +58,7 @@ from checks.deequ_run import (
     metrics_repository,
     read_results,
     result_key,
+    with_reference_flags,
 )
 from checks.row_rules import (
     DUPLICATE_FLAG_PREFIX,
@@ -604,18 +611,24 @@ def apply_suite(
     tags: dict[str, str] | None = None,
     malformed_column: str | None = None,
     extra_analyzers: Sequence[Any] = (),
+    reference_reader: ReferenceReader | None = None,
 ) -> Gate:
     """Apply `suite` to `df`: see the module docstring. Nothing runs until `valid` is written.
 
     `extra_analyzers` (JVM Deequ analyzers, say the suite's anomaly metrics) are computed in the
     same pass and saved with the checks' metrics; read them from `Gate.analyzer_context`.
+    `reference_reader` reads the reference tables of `isContainedInTable` constraints (each is
+    read once per call, so a stream's batch sees the reference as it is then); their flags are
+    joined to `df` before the row rules and Deequ's scan read them.
 
     Raises:
-        SuiteError: an input column is named like lakegate's reserved columns.
+        SuiteError: an input column is named like lakegate's reserved columns; a reference
+            table cannot be read or lacks its key.
         DeequNotOnClasspath: the Deequ jar is missing.
     """
     ensure_deequ(spark)
     preflight(df, suite, malformed_column)
+    referenced = with_reference_flags(spark, df, suite, reference_reader)
     jvm: Any = spark._jvm
     checks = compile_checks(spark, suite, df.drop(malformed_column) if malformed_column else df)
     analyzers = _required_analyzers(checks, extra_analyzers)
@@ -630,7 +643,7 @@ def apply_suite(
     groupings = _group(spark, scan, grouping_analyzers, provider)
 
     row_constraints = _row_constraints(suite)
-    annotated, flags = _flag_grouped_rules(df, row_constraints, groupings)
+    annotated, flags = _flag_grouped_rules(referenced, row_constraints, groupings)
     patterns = deequ_patterns(spark) if row_constraints else {}
     types = {f.name: f.dataType for f in scan.schema.fields}
     tests = [violation(c, RowContext(patterns, flags.get(c.id), types))[0] for c in row_constraints]

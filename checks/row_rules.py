@@ -18,6 +18,7 @@ from pyspark.sql import Column, SparkSession
 from pyspark.sql import functions as F
 
 from checks.arguments import bound_text, scalar_text
+from lakegate_config.redaction import redact
 
 if TYPE_CHECKING:
     from checks.suite import Constraint
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 FAILURE_FIELDS = ("check", "constraint", "column", "message")
 FAILURE_TYPE = "array<struct<check:string,constraint:string,column:string,message:string>>"
 DUPLICATE_FLAG_PREFIX = "_lakegate_dup_"
+REFERENCE_FLAG_PREFIX = "_lakegate_ref_"
 MALFORMED_CONSTRAINT = "parseable"
 
 
@@ -131,6 +133,18 @@ def not_in_set(args: Any, ctx: RowContext) -> tuple[Column, Column]:
     message = F.concat(
         F.lit(f"{args.column} = '"), _text(args.column), F.lit(f"' is not one of {allowed}")
     )
+    return predicate_fails(ctx.predicate), message
+
+
+def not_in_reference(args: Any, ctx: RowContext) -> tuple[Column, Column]:
+    """A key without NULLs that the reference table lacks (`isContainedInTable`).
+
+    Its predicate (the reference flag, NULL keys compliant) fails; the message names the key,
+    the reference table and its key columns.
+    """
+    key = F.concat_ws(", ", *[F.concat(F.lit(f"{c} = "), _text(c)) for c in args.own_key])
+    reference = f"{redact(args.table)} ({', '.join(args.reference_key)})"
+    message = F.concat(key, F.lit(f" is not a key of the reference table {reference}"))
     return predicate_fails(ctx.predicate), message
 
 

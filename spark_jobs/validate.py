@@ -17,7 +17,7 @@ from typing import Any
 
 import click
 from pydantic import BaseModel, ConfigDict
-from pyspark.sql import Observation, SparkSession
+from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, evaluate_anomalies
@@ -46,7 +46,7 @@ from spark_jobs.services.report_samples import (
     sample_aggregates,
 )
 from spark_jobs.services.reporting import Progress, validation_summary
-from spark_jobs.services.table_io import MALFORMED_COLUMN, StagedOutputs, read_pinned
+from spark_jobs.services.table_io import FORMATS, MALFORMED_COLUMN, StagedOutputs, read_pinned
 
 
 class ValidateSpec(BaseModel):
@@ -176,6 +176,7 @@ def run(
         tags={"suite": suite.name, "run_id": run_id},
         malformed_column=MALFORMED_COLUMN if MALFORMED_COLUMN in df.columns else None,
         extra_analyzers=anomaly_analyzers(spark, suite.anomalies),
+        reference_reader=read_reference,
     )
     judge = partial(_judge, spark, gate, suite, spec, run_id, settings.metrics_repository_path)
     judged, counts, samples = _write_split(gate, outputs, suite, progress, judge, spec.html_report)
@@ -217,6 +218,22 @@ def run(
     lineage.record_validation(spec.input, result.to_report())
     progress.done()
     return result
+
+
+def read_reference(spark: SparkSession, table: str) -> DataFrame:
+    """An `isContainedInTable` reference table: `FORMAT:PATH`, or a path or table as `--input`.
+
+    FORMAT is one of table_io's (`delta:/data/users`, `parquet:/data/users`); without it the
+    format is told from the path as for `--input`, and a name is a catalog table. A Delta table
+    is read at its current version, so every scan of one run sees the same keys.
+
+    Raises:
+        InputError: the table is missing or unreadable.
+    """
+    scheme, colon, location = table.partition(":")
+    if colon and scheme in FORMATS and location:
+        return read_pinned(spark, location, scheme, keep_malformed=False)[0]
+    return read_pinned(spark, table, keep_malformed=False)[0]
 
 
 def _extra(suite: Suite, input_version: int | None) -> dict[str, Any]:

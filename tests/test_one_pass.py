@@ -58,7 +58,9 @@ def suite(tmp_path_factory: pytest.TempPathFactory) -> Suite:
 
 def test_every_constraint_type_is_in_the_equivalence_suite(suite: Suite) -> None:
     covered = {c.kind for c in suite.constraints}
-    assert covered == set(CONSTRAINT_TYPES)
+    # isContainedInTable reads a reference table: tests/test_contained_in_table.py holds its
+    # one-pass verdict to a plain VerificationSuite run.
+    assert covered == set(CONSTRAINT_TYPES) - {"isContainedInTable"}
 
 
 @pytest.mark.parametrize("data", ["clean", "dirty", "empty"])
