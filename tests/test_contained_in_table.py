@@ -18,6 +18,7 @@ from pyspark.sql import DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
+from checks.contract_export import contract_yaml
 from checks.deequ_run import load_history, verify
 from checks.gate import ERRORS_COLUMN, apply_suite
 from checks.suite import SuiteError
@@ -261,6 +262,26 @@ def test_malformed_arguments_are_refused_before_spark(
 ) -> None:
     with pytest.raises(SuiteError, match=problem):
         load_suite(write_suite(tmp_path, [f"isContainedInTable: {arguments}"]))
+
+
+def test_a_contract_export_keeps_the_constraint_as_a_lakegate_rule_that_reads_back(
+    tmp_path: Path,
+) -> None:
+    """ODCS relationships name schema objects, not tables: the rule goes as `engine: lakegate`."""
+    suite = load_suite(
+        write_suite(
+            tmp_path,
+            [
+                "isContainedInTable: {columns: [region, country], table: 'delta:/d/users', "
+                "key: [area, code], min: 0.9}"
+            ],
+        )
+    )
+    text, _ = contract_yaml(suite)
+    contract = tmp_path / "contract.yaml"
+    contract.write_text(text)
+    (back,) = load_suite(contract).constraints
+    assert (back.kind, back.args) == ("isContainedInTable", suite.constraints[0].args)
 
 
 def test_a_stream_quarantines_a_row_whose_key_the_reference_lacks(
