@@ -100,14 +100,26 @@ def run(spark: SparkSession, settings: Settings, spec: FeaturesSpec) -> Features
     return FeaturesResult(output, spec.table, int(counted.get["rows"]), tuple(features.columns))
 
 
-@lakegate_command("features")
-@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
-def command(job: JobContext, config_file: Path) -> int:
-    """Build a feature table from named Spark SQL feature definitions."""
-    spec = load_features_spec(config_file)
-    result = run(job.spark, job.settings, spec)
+class FeaturesCommandSpec(BaseModel):
+    """`lakegate features CONFIG`: the feature job config file (a `FeaturesSpec` in YAML)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    config_file: Path
+
+
+def render(result: FeaturesResult, spec: FeaturesCommandSpec) -> int:
+    """Print the rows and columns written."""
     click.echo(f"Wrote {result.rows} rows with {', '.join(result.columns)} to {result.output}")
     return 0
+
+
+@lakegate_command("features", spec=FeaturesCommandSpec, render=render)
+@click.argument("config_file", type=click.Path(dir_okay=False, path_type=Path))
+def command(job: JobContext, spec: FeaturesCommandSpec) -> FeaturesResult:
+    """Build a feature table from named Spark SQL feature definitions."""
+    features = load_features_spec(spec.config_file)  # a bad config fails here, before Spark
+    return run(job.spark, job.settings, features)
 
 
 if __name__ == "__main__":

@@ -154,39 +154,37 @@ def run(spark: SparkSession, settings: Settings, spec: MaterializeSpec) -> Mater
     return MaterializeResult(view, location, seconds)
 
 
-@lakegate_command("materialize")
-@click.argument("features")
-@click.option("--key", "key", multiple=True, required=True, help="Entity key column (repeat).")
-@click.option("--name", default=None, help="Feature view name [the table's last path part].")
-@click.option("--timestamp", default=None, help="Keep the latest row per key by this column.")
-@click.option("--format", "fmt", default=None, help="Input format when not detected.")
-def command(
-    job: JobContext,
-    features: str,
-    key: tuple[str, ...],
-    name: str | None,
-    timestamp: str | None,
-    fmt: str | None,
-) -> int:
-    """Write a feature table's latest row per key into the online store."""
-    spec = MaterializeSpec(
-        input=features, key=list(key), name=name, timestamp=timestamp, format=fmt
-    )
-    result = run(job.spark, job.settings, spec)
-    view = result.view
-    log_job_metrics(
-        job.settings,
-        "materialize",
-        rows=view.rows,
-        seconds=result.seconds,
-        params={"input": spec.input, "feature_view": view.name, "store": redact(result.store)},
-    )
-    total = sum(result.seconds.values())
+def render(result: MaterializeResult, spec: MaterializeSpec) -> int:
+    """Print the feature view written, where, and how long it took."""
+    view, total = result.view, sum(result.seconds.values())
     click.echo(
         f"Materialized {view.rows} rows of {spec.input} as feature view {view.name!r} "
         f"(key {', '.join(view.key_columns)}) in {redact(result.store)} in {total:.1f} s"
     )
     return 0
+
+
+@lakegate_command("materialize", spec=MaterializeSpec, render=render)
+@click.argument("input", metavar="FEATURES")
+@click.option("--key", "key", multiple=True, required=True, help="Entity key column (repeat).")
+@click.option("--name", default=None, help="Feature view name [the table's last path part].")
+@click.option("--timestamp", default=None, help="Keep the latest row per key by this column.")
+@click.option("--format", default=None, help="Input format when not detected.")
+def command(job: JobContext, spec: MaterializeSpec) -> MaterializeResult:
+    """Write a feature table's latest row per key into the online store."""
+    result = run(job.spark, job.settings, spec)
+    log_job_metrics(
+        job.settings,
+        "materialize",
+        rows=result.view.rows,
+        seconds=result.seconds,
+        params={
+            "input": spec.input,
+            "feature_view": result.view.name,
+            "store": redact(result.store),
+        },
+    )
+    return result
 
 
 if __name__ == "__main__":

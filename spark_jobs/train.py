@@ -75,8 +75,24 @@ def run(
     return train_model(training.toPandas(), config, settings, source=source, input_gate=gate)
 
 
-@lakegate_command("train")
-@click.argument("config_path", type=click.Path(dir_okay=False, path_type=Path))
+class TrainCommandSpec(TrainSpec):
+    """`lakegate train CONFIG [--json FILE]`: a `TrainSpec` and where to write the JSON result."""
+
+    json_path: Path | None = None
+
+
+def render(result: TrainResult, spec: TrainCommandSpec) -> int:
+    """Print the summary and the JSON result; write the JSON to `--json` when given."""
+    click.echo(result.summary())
+    click.echo(result.to_json())
+    if spec.json_path is not None:
+        spec.json_path.parent.mkdir(parents=True, exist_ok=True)
+        spec.json_path.write_text(result.to_json() + "\n", encoding="utf-8")
+    return 0
+
+
+@lakegate_command("train", spec=TrainCommandSpec, render=render)
+@click.argument("config", metavar="CONFIG_PATH", type=click.Path(dir_okay=False))
 @click.option(
     "--json",
     "json_path",
@@ -84,17 +100,12 @@ def run(
     default=None,
     help="Also write the JSON result to this file.",
 )
-def command(job: JobContext, config_path: Path, json_path: Path | None) -> None:
+def command(job: JobContext, spec: TrainCommandSpec) -> TrainResult:
     """Train the model CONFIG_PATH describes, register it, and promote it if it is better."""
     from spark_jobs.services.training import load_train_config
 
-    config = load_train_config(config_path)  # a bad config fails here, before Spark starts
-    result = run(job.spark, job.settings, TrainSpec(config=str(config_path)), config=config)
-    click.echo(result.summary())
-    click.echo(result.to_json())
-    if json_path is not None:
-        json_path.parent.mkdir(parents=True, exist_ok=True)
-        json_path.write_text(result.to_json() + "\n", encoding="utf-8")
+    config = load_train_config(spec.config)  # a bad config fails here, before Spark starts
+    return run(job.spark, job.settings, spec, config=config)
 
 
 if __name__ == "__main__":

@@ -1,16 +1,20 @@
 """`@lakegate_command(name, spec=Spec, render=render)`: options into a frozen spec, a frozen result.
 
-No Spark: the commands here never ask for a session.
+The decorator's own tests need no Spark; the `features` command's end to end does.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import click
 import pytest
 from pydantic import BaseModel, ConfigDict, Field
+from pyspark.sql import SparkSession
+from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.services.command import JobContext, lakegate_command
 
@@ -118,3 +122,29 @@ def test_submit_dry_run_prints_the_command_and_runs_nothing(
 def test_submit_of_an_unknown_job_exits_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["submit", "--master", "local[1]", "--dry-run", "nosuch"]) == 2
     assert "unknown job 'nosuch'" in capsys.readouterr().err
+
+
+def test_features_cli_writes_the_table_and_prints_its_rows_and_columns(
+    spark: SparkSession, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, output = tmp_path / "users.parquet", tmp_path / "features"
+    users = spark.createDataFrame([(1, 2.0, 0), (2, 3.0, 1)], "user_id INT, f DOUBLE, target INT")
+    users.write.parquet(str(source))
+    config = tmp_path / "features.yaml"
+    config.write_text(
+        f"input: {source}\nkey: [user_id]\ndefinitions: {{f2: f * f}}\n"
+        f"passthrough: [target]\noutput: {output}\ntable: null\n"
+    )
+    assert main(["features", str(config), "--env", "test"]) == 0
+    assert capsys.readouterr().out == f"Wrote 2 rows with user_id, f2, target to {output}\n"
+    written = spark.read.format(settings.outputs.format).load(str(output))
+    assertDataFrameEqual(written, spark.createDataFrame([(1, 4.0, 0), (2, 9.0, 1)], written.schema))
+
+
+def test_features_cli_with_a_bad_config_exits_2_naming_the_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config = tmp_path / "features.yaml"
+    config.write_text("input: x\nkey: []\ndefinitions: {}\noutput: y\n")
+    assert main(["features", str(config), "--env", "test"]) == 2
+    assert str(config) in capsys.readouterr().err
