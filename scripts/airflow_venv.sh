@@ -31,7 +31,7 @@ fi
 
 fail() {  # exit 3 when the install failed for lack of network, else 2; the log goes to stderr
     cat "$LOG" >&2
-    if grep -qiE "network|connect|resolve host|name resolution|timed out|offline|dns" "$LOG"; then
+    if grep -qiE "network|connect|fetch|request failed|resolve host|name resolution|timed out|offline|dns" "$LOG"; then
         echo "airflow_venv.sh: cannot download Airflow (no network to the package index)" >&2
         exit 3
     fi
