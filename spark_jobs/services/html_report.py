@@ -311,3 +311,33 @@ def render_report_html(
         charts=drawn.charts,
         runs=drawn.runs,
     )
+
+
+def render_stream_report_html(
+    report: Mapping[str, Any],
+    history: Sequence[Mapping[str, Any]] = (),
+    samples: Mapping[str, list[dict[str, Any]]] | None = None,
+) -> str:
+    """A stream's report.json as report.html: the running total and its per-batch history.
+
+    `report` is `stream validate`'s or `stream predict`'s report dict; its `batch_history`
+    (`stream_metrics.BatchRecord` dicts, oldest first) becomes the Batches table. Fields a
+    table's report has and a stream's lacks are filled from the stream's own (`source`,
+    `query_id`, `updated_at`, the batches' durations).
+    """
+    batches = list(report.get("batch_history") or [])
+    view: dict[str, Any] = {
+        "suite": report.get("model_uri") or "stream",
+        "suite_file": None,
+        "input": report.get("source"),
+        "run_id": report.get("query_id"),
+        "started_at": report.get("updated_at"),
+        "duration_seconds": sum(float(b.get("duration_seconds") or 0) for b in batches),
+        "exit_code": 0,
+        "status": "success",
+        "constraints": [],
+        "quarantine_reasons": {},
+        **report,
+        "batch_history": batches,
+    }
+    return render_report_html(view, history, samples or {})

@@ -1,0 +1,277 @@
+"""`lakegate stream predict`: batch predict's checked scoring per micro-batch, exactly once.
+
+One module fixture runs two streams over a folder of parquet files in-process (through
+`spark_jobs.cli.main`, on the session fixture), with a real MLflow registry holding two versions:
+first `available-now` over two files, then an interval trigger that scores a third file,
+sees the champion alias move, scores a fourth, and is scraped for its metrics before it stops.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from mlflow import MlflowClient
+from model_fixtures import train, users_frame
+from pyspark.sql import DataFrame, SparkSession
+from pyspark.testing import assertDataFrameEqual
+
+from lakegate_config.settings import Settings
+from spark_jobs.cli import main
+
+NAME = "stream_users"
+MODEL = f"models:/{NAME}@champion"
+QUERY = f"lakegate_predict_{NAME}"
+COLUMNS = ["user_id", "feature_1", "feature_2", "feature_3"]
+WAIT_SECONDS = 300
+
+
+def land(folder: Path, index: int, rows: pd.DataFrame) -> Path:
+    """One parquet file in the source folder, its mtime ordering it after the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"part-{index:03d}.parquet"
+    rows[COLUMNS].to_parquet(path, index=False)
+    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
+    return path
+
+
+def stream_predict(source: Path, output: Path, checkpoint: Path, *extra: str) -> int:
+    return main(
+        [
+            "stream", "predict", "--model", MODEL, "--source", f"parquet:{source}",
+            "--output", str(output), "--checkpoint", str(checkpoint), "--key", "user_id",
+            "--option", "maxFilesPerTrigger=1", "--quiet", *extra,
+        ]
+    )  # fmt: skip
+
+
+def batch_predict(source: Path, output: Path, model: str = MODEL) -> int:
+    return main(
+        ["predict", "--model", model, "--input", str(source), "--output", str(output),
+         "--key", "user_id"]
+    )  # fmt: skip
+
+
+def delta(spark: SparkSession, path: Path) -> DataFrame:
+    return spark.read.format("delta").load(str(path))
+
+
+def report(output: Path) -> dict:
+    return json.loads((output / "report.json").read_text())
+
+
+def wait_for(
+    condition: Callable[[], bool], what: str, ended: threading.Event | None = None
+) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline or (ended is not None and ended.is_set()):
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+def last_batch(output: Path) -> int:
+    try:
+        return int(report(output)["batches"]["last_batch_id"])
+    except (FileNotFoundError, ValueError, KeyError):
+        return -1
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def sample(text: str, name: str) -> float:
+    """The value of the one series of `name` (with the query label) in an exposition."""
+    prefix = f'{name}{{query="{QUERY}"}} '
+    values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
+    assert len(values) == 1, f"{name} not in the scrape:\n{text}"
+    return values[0]
+
+
+@pytest.fixture(scope="module")
+def versions(settings: Settings) -> MlflowClient:
+    """Two versions of the model (different regularisation); champion on version 1."""
+    train(settings, NAME)
+    train(
+        settings,
+        NAME,
+        estimator={"class": "sklearn.linear_model.LogisticRegression", "params": {"C": 0.02}},
+    )
+    client = MlflowClient(tracking_uri=settings.tracking_uri)
+    client.set_registered_model_alias(NAME, "champion", "1")
+    return client
+
+
+@dataclass
+class Runs:
+    """Two stream runs over four files; the alias moved between the last two batches."""
+
+    files: list[pd.DataFrame]
+    source: Path
+    output: Path
+    codes: tuple[int, int]
+    scraped: str
+    port: int
+
+
+@pytest.fixture(scope="module")
+def runs(
+    spark: SparkSession, versions: MlflowClient, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Runs]:
+    root = tmp_path_factory.mktemp("stream-predict")
+    source, output, checkpoint = root / "landing", root / "out", root / "checkpoint"
+    users = users_frame(rows=48, seed=11)
+    files = [users.iloc[i * 12 : (i + 1) * 12] for i in range(4)]
+    land(source, 0, files[0])
+    land(source, 1, files[1])
+    first = stream_predict(source, output, checkpoint)
+    port = free_port()
+    scraped: list[str] = []
+    ended = threading.Event()
+
+    def between_batches() -> None:
+        land(source, 2, files[2])
+        wait_for(lambda: last_batch(output) == 2, "batch 2", ended)
+        versions.set_registered_model_alias(NAME, "champion", "2")
+        land(source, 3, files[3])
+        wait_for(lambda: last_batch(output) == 3, "batch 3", ended)
+        (query,) = [q for q in spark.streams.active if q.name == QUERY]
+        committed = lambda: int((query.lastProgress or {}).get("batchId", -1)) >= 3  # noqa: E731
+        wait_for(committed, "commit 3", ended)
+        scraped.append(scrape(port))  # while the query runs
+        query.stop()
+
+    mover = threading.Thread(target=between_batches, daemon=True)
+    mover.start()
+    try:
+        second = stream_predict(
+            source, output, checkpoint, "--trigger", "1s", "--metrics-port", str(port)
+        )
+    finally:
+        ended.set()
+    mover.join(timeout=WAIT_SECONDS)
+    versions.set_registered_model_alias(NAME, "champion", "1")
+    yield Runs(files, source, output, (first, second), scraped[0] if scraped else "", port)
+
+
+def test_each_batch_is_scored_as_batch_predict_scores_the_same_rows(
+    spark: SparkSession, runs: Runs, tmp_path: Path
+) -> None:
+    assert runs.codes == (0, 0)
+    streamed = delta(spark, runs.output / "predictions")
+    assert streamed.columns == ["user_id", "prediction", "model_name", "model_version", "scored_at"]
+    for version, indexes in (("1", [0, 1, 2]), ("2", [3])):
+        table = tmp_path / f"table-{version}"
+        for i in indexes:
+            land(table, i, runs.files[i])
+        out = tmp_path / f"batch-{version}"
+        assert batch_predict(table, out, f"models:/{NAME}/{version}") == 0
+        assertDataFrameEqual(
+            streamed.where(f"model_version = '{version}'").drop("scored_at"),
+            delta(spark, out).drop("scored_at"),
+        )
+
+
+def test_a_moved_alias_scores_the_next_batch_without_a_restart(
+    spark: SparkSession, runs: Runs
+) -> None:
+    streamed = delta(spark, runs.output / "predictions")
+    by_version = {
+        r.model_version: r.n
+        for r in streamed.groupBy("model_version").count().withColumnRenamed("count", "n").collect()
+    }
+    assert by_version == {"1": 36, "2": 12}
+    last_ids = {int(i) for i in runs.files[3]["user_id"]}
+    version_2 = {r.user_id for r in streamed.where("model_version = '2'").collect()}
+    assert version_2 == last_ids
+    history = report(runs.output)["batch_history"]
+    assert [(b["batch_id"], b["model_version"]) for b in history] == [
+        (0, "1"), (1, "1"), (2, "1"), (3, "2")
+    ]  # fmt: skip
+
+
+def test_report_shows_running_totals_and_each_batch(runs: Runs) -> None:
+    final = report(runs.output)
+    assert final["counts"] == {"rows_in": 48, "rows_scored": 48, "rows_gated": 0}
+    assert final["batches"] == {"count": 4, "last_batch_id": 3}
+    assert final["model_version"] == "2"
+    html = (runs.output / "report.html").read_text()
+    table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]
+    assert table.count("<tr>") == 5  # the header and four batches
+    assert "<th>Model version</th>" in table
+
+
+def test_metrics_endpoint_serves_the_runs_batches_and_stops_with_the_query(runs: Runs) -> None:
+    text = runs.scraped
+    assert sample(text, "lakegate_stream_batches_total") == 2.0  # batches 2 and 3 of this run
+    assert sample(text, "lakegate_stream_rows_total") == 24.0
+    assert sample(text, "lakegate_stream_rows_quarantined_total") == 0.0
+    assert sample(text, "lakegate_stream_batch_duration_seconds_count") == 2.0
+    assert sample(text, "lakegate_stream_last_batch_id") == 3.0
+    assert sample(text, "lakegate_stream_rows_per_second") > 0
+    with pytest.raises(urllib.error.URLError):
+        scrape(runs.port)
+
+
+def test_a_batch_replayed_after_a_crash_adds_no_row_twice(
+    spark: SparkSession, versions: MlflowClient, tmp_path: Path
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    users = users_frame(rows=10, seed=3)
+    land(source, 0, users.iloc[:6])
+    assert stream_predict(source, output, checkpoint) == 0
+    # The crash: the Delta append committed, Spark's checkpoint did not record the batch.
+    for name in ("0", ".0.crc"):
+        (checkpoint / "commits" / name).unlink()
+    land(source, 1, users.iloc[6:])
+    assert stream_predict(source, output, checkpoint) == 0
+    written = delta(spark, output / "predictions").select("user_id")
+    assertDataFrameEqual(written, spark.createDataFrame(users[["user_id"]]))
+    assert report(output)["counts"]["rows_in"] == 10
+    assert report(output)["batches"] == {"count": 2, "last_batch_id": 1}
+
+
+def test_an_unknown_model_exits_2_before_the_query_starts(
+    spark: SparkSession, versions: MlflowClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, users_frame(rows=4))
+    code = main(
+        ["stream", "predict", "--model", f"models:/{NAME}@nope", "--source", f"parquet:{source}",
+         "--output", str(output), "--checkpoint", str(checkpoint)]
+    )  # fmt: skip
+    assert code == 2
+    assert "no alias 'nope'" in capsys.readouterr().err
+    assert not output.exists() and not checkpoint.exists()
+
+
+def test_a_source_not_matching_the_signature_exits_2_before_the_query_starts(
+    spark: SparkSession, versions: MlflowClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    source.mkdir()
+    frame = users_frame(rows=4)[COLUMNS].astype({"feature_2": str})
+    frame.to_parquet(source / "part-000.parquet", index=False)
+    assert stream_predict(source, output, checkpoint) == 2
+    assert "feature_2" in capsys.readouterr().err
+    assert not output.exists() and not checkpoint.exists()
+    shutil.rmtree(source)
