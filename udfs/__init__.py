@@ -7,13 +7,9 @@ In a notebook: `register_model_function(spark, "predict_users", "models:/users@c
 from __future__ import annotations
 
 from udfs.call_check import check_model_calls
+from udfs.compiled.model_registration import register_model_function, register_model_functions
 from udfs.errors import ModelUsageError
-from udfs.model_function import (
-    ModelFunction,
-    register_model_function,
-    register_model_functions,
-    registered_functions,
-)
+from udfs.model_function import ModelFunction, registered_functions
 from udfs.sql import lakegate_sql, run_checked_sql
 
 __all__ = [

@@ -1,9 +1,10 @@
 """An MLflow model as a Spark SQL function: resolve, download once, ship, register.
 
-`register_model_function(spark, "predict_users", "models:/users@champion")` downloads the
-model's artifacts on the driver once, ships them to the executors with `addArchive`, and registers
-an iterator pandas UDF whose return type follows the model's signature. Each Python worker loads
-the model once per process (see `udfs.scoring`).
+`register_pandas_udf(spark, "predict_users", "models:/users@champion")` downloads the model's
+artifacts on the driver once, ships them to the executors with `addArchive`, and registers an
+iterator pandas UDF whose return type follows the model's signature. Each Python worker loads
+the model once per process (see `udfs.scoring`). `udfs.register_model_function` starts there
+and then prefers a compiled expression (`udfs.compiled.model_registration`).
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ import shutil
 import tempfile
 import uuid
 import warnings
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -308,34 +308,24 @@ def _iterator_pandas_udf(scorer: BatchScorer, return_type: DataType) -> UserDefi
     return udf
 
 
-def register_model_function(
+def register_pandas_udf(
     spark: SparkSession,
     name: str,
     model_uri: str,
     *,
     tracking_uri: str | None = None,
     registry_uri: str | None = None,
-    compiled: bool = True,
-) -> ModelFunction:
-    """Register an MLflow model as the SQL function `name` in `spark` and return it.
+) -> tuple[ModelFunction, ScoringSpec]:
+    """Register an MLflow model as the pandas UDF `name` in `spark`: the path every model has.
 
-    Call it as `name(col1, col2, ...)` in signature order, or `name(struct(*))` to bind by field
-    name (extra fields such as keys are ignored). A row with a null or NaN input gets a null
-    prediction. Run queries through `udfs.run_checked_sql` (or `check_model_calls`) to have
-    every call checked against the model's signature before any task runs.
+    `udfs.compiled.model_registration.register_model_function` (`udfs.register_model_function`)
+    calls this first, then puts the compiled expression or the checked call in the UDF's place.
 
-    Args:
-        spark: the session to register the function in.
-        name: the SQL function name, e.g. `predict_users`.
-        model_uri: `models:/name@alias`, `models:/name/version`, `runs:/...` or a local path.
-        tracking_uri: the MLflow tracking store; MLflow's default when None.
-        registry_uri: the model registry; the tracking URI when None.
-        compiled: translate a scikit-learn model into a native Spark expression when every
-            step is supported and the translation agrees with the model on a sample
-            (`udfs.compiled`); False keeps the pandas UDF.
+    Returns:
+        The function (its `udf` the registered pandas UDF) and the UDF's scoring spec.
 
     Raises:
-        ModelUsageError: unknown model, alias or version; unusable signature.
+        ModelUsageError: unknown model, alias or version; unusable signature or name.
         ModelStoreUnavailable: the registry or the artifacts cannot be reached.
 
     """
@@ -375,35 +365,9 @@ def register_model_function(
         return_type=return_type,
         udf=udf,
     )
-    if compiled:
-        from udfs.compiled import compile_model_function
-
-        function = compile_model_function(spark, function, udf, spec)
-    if function.path != "compiled":  # checked at analysis, whoever sends the query (JDBC too)
-        from udfs.checked_call import register_checked_call
-
-        register_checked_call(spark, function, udf)
-    _REGISTERED[name.lower()] = function
-    return function
+    return function, spec
 
 
-def register_model_functions(
-    spark: SparkSession,
-    models: Mapping[str, str],
-    *,
-    tracking_uri: str | None = None,
-    registry_uri: str | None = None,
-    compiled: bool = True,
-) -> dict[str, ModelFunction]:
-    """Register each `name -> model URI` as SQL function `predict_<name>`."""
-    return {
-        name: register_model_function(
-            spark,
-            f"predict_{name}",
-            uri,
-            tracking_uri=tracking_uri,
-            registry_uri=registry_uri,
-            compiled=compiled,
-        )
-        for name, uri in models.items()
-    }
+def remember_function(function: ModelFunction) -> None:
+    """Record `function` as registered in this process (see `registered_functions`)."""
+    _REGISTERED[function.name.lower()] = function

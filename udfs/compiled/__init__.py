@@ -1,11 +1,12 @@
 """Compiled scoring: a scikit-learn model behind an MLflow pyfunc as a native Spark expression.
 
-`compile_model_function` is called by `udfs.register_model_function` after the pandas UDF is
-registered. It translates the model (`udfs.compiled.translate`), proves the translation on a
-sample (`udfs.compiled.verify`) and then replaces the SQL function with a builder that expands
-every call into the compiled expression (`udfs.compiled.registration`). Anything unsupported,
-too large, or disagreeing keeps the UDF, with the reason logged once and kept on the function
-(`function.path == "udf"`, `function.fallback_reason`).
+`compile_model_function` is called by `udfs.register_model_function`
+(`udfs.compiled.model_registration`) after the pandas UDF is registered. It translates the model
+(`udfs.compiled.translate`), proves the translation on a sample (`udfs.compiled.verify`) and
+then replaces the SQL function with a builder that expands every call into the compiled
+expression (`udfs.compiled.registration`). Anything unsupported, too large, or disagreeing keeps
+the UDF, with the reason logged once and kept on the function (`function.path == "udf"`,
+`function.fallback_reason`).
 """
 
 from __future__ import annotations
