@@ -165,6 +165,7 @@ class _SuiteDoc(BaseModel):
     checks: list[_CheckDoc] = Field(min_length=1)
     # validated entry by entry by `checks.anomalies.parse_anomalies` (`suite_formats.parse_suite`)
     anomalies: Any = None
+    stream: Any = None  # `lakegate stream`'s options, read by spark_jobs.services.stream_state
 
 
 def _parse_constraint(

@@ -56,17 +56,22 @@ from spark_jobs.services.stream_io import (
 )
 from spark_jobs.services.stream_state import (
     FIRST_PREFIX,
+    KeyBatch,
     KeyCounts,
+    KeyExpiry,
     KeyRule,
     KeyScope,
     KeySet,
     RunningTotals,
     TotalWindow,
     counted_scopes,
+    key_clock,
     key_constraints,
+    key_expiry,
+    next_key_clock,
+    now_micros,
 )
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
-from spark_jobs.stream_predict import command as predict_command
 from spark_jobs.validate import check_filters
 
 # How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
@@ -113,6 +118,18 @@ class _BatchCounts:
 
 
 @dataclass
+class _Batch:
+    """One micro-batch in flight: its id, start, the totals before it, its key sets."""
+
+    batch_id: int
+    clock: float  # time.monotonic() at its start
+    totals: RunningTotals
+    before: dict[str, Any]  # the totals of the batches before it
+    micros: int  # its time, epoch microseconds (the key clock of a TTL)
+    keysets: dict[KeyScope, KeySet] = field(default_factory=dict)
+
+
+@dataclass
 class _BatchProcessor:
     """The foreachBatch function: split, write once, judge both windows, report."""
 
@@ -123,6 +140,7 @@ class _BatchProcessor:
     source: StreamSource
     schema: Any
     malformed: str | None
+    expiry: KeyExpiry = field(default_factory=KeyExpiry)
     app_id: str | None = None
     stop_reason: str | None = None
     error: BaseException | None = None
@@ -178,41 +196,42 @@ class _BatchProcessor:
             tags=self._tags("batch", batch_id),
             malformed_column=self.malformed,
         )
-        keysets: dict[KeyScope, KeySet] = {}
+        totals = RunningTotals(self.spark, self.root)
+        before = totals.summary(totals.previous(batch_id))
+        current = _Batch(batch_id, clock, totals, before, now_micros())
         try:
-            keys = self._key_rules(gate, scan, batch_id, keysets)
-            self._write_and_judge(gate, keys, keysets, scan, batch_id, clock)
+            keys = self._key_rules(gate, scan, current)
+            self._write_and_judge(gate, keys, scan, current)
         finally:
-            for keyset in keysets.values():
+            for keyset in current.keysets.values():
                 keyset.release()
             gate.release()
 
-    def _key_rules(
-        self, gate: Gate, scan: DataFrame, batch_id: int, keysets: dict[KeyScope, KeySet]
-    ) -> list[KeyRule]:
-        """Fill `keysets` (every uniqueness rule's and counts-only grouping's key scope).
+    def _key_rules(self, gate: Gate, scan: DataFrame, current: _Batch) -> list[KeyRule]:
+        """Fill `current.keysets` (each uniqueness rule's and counts-only grouping's scope).
 
         Returns the uniqueness rules, each with its scope's keys.
         """
-        seen_at = F.lit(datetime.now(UTC)).cast("timestamp")
+        context = KeyBatch(
+            self.root,
+            current.batch_id,
+            self.expiry.seen_at(current.micros),
+            self.expiry.cutoff(key_clock(current.before)),
+            self.expiry.bounded,
+        )
+        known = current.before.get("key_counts") or {}
         rules = key_constraints(gate)
-        scopes = [*counted_scopes(gate), *[KeyScope.of_constraint(c) for c in rules]]
-        for scope in scopes:
-            if scope not in keysets:
-                keysets[scope] = KeySet(self.spark, self.root, scope, batch_id, scan, seen_at)
+        for scope in [*counted_scopes(gate), *[KeyScope.of_constraint(c) for c in rules]]:
+            if scope not in current.keysets:
+                before = int((known.get(scope.name) or {}).get("keys", 0))
+                current.keysets[scope] = KeySet(self.spark, scope, scan, context, before)
         return [
-            KeyRule(c, keysets[KeyScope.of_constraint(c)], f"{FIRST_PREFIX}{i}")
+            KeyRule(c, current.keysets[KeyScope.of_constraint(c)], f"{FIRST_PREFIX}{i}")
             for i, c in enumerate(rules)
         ]
 
     def _write_and_judge(
-        self,
-        gate: Gate,
-        keys: list[KeyRule],
-        keysets: dict[KeyScope, KeySet],
-        scan: DataFrame,
-        batch_id: int,
-        clock: float,
+        self, gate: Gate, keys: list[KeyRule], scan: DataFrame, current: _Batch
     ) -> None:
         """Valid rows first (they compute the metrics), then three things side by side.
 
@@ -221,11 +240,10 @@ class _BatchProcessor:
         batches only), so a crash between them leaves a state a replay completes.
         """
         assert self.app_id is not None
+        batch_id, totals, keysets = current.batch_id, current.totals, current.keysets
         replay = self.processed == 0  # only a query's first batch can be a replay
         valid_rows, repeated, outcome = self._write_valid(gate, keys, batch_id, replay)
-        totals = RunningTotals(self.spark, self.root)
-        before = totals.summary(totals.previous(batch_id))
-        key_counts = _key_counts(before, keysets)
+        key_counts = _key_counts(current.before, keysets)
         counted = {
             scope: (members, key_counts[scope.name], keysets[scope].fields)
             for scope, members in counted_scopes(gate).items()
@@ -243,13 +261,18 @@ class _BatchProcessor:
                 f"{counts.rows_quarantined} quarantined; the query stops before its checkpoint "
                 "records the batch"
             )
-        held = {rule.constraint.id: key_counts[rule.keys.scope.name].keys for rule in keys}
-        summary = _accumulate(before, counts, batch_id)
+        summary = _accumulate(current.before, counts, batch_id)
         summary["key_counts"] = {name: c.as_dict() for name, c in key_counts.items()}
-        summary["key_state"] = held
+        summary["key_state"] = {rule.constraint.id: rule.keys.held for rule in keys}
+        summary["key_clock"] = next_key_clock(
+            self.expiry,
+            key_clock(current.before),
+            current.micros,
+            [k.latest for k in keysets.values()],
+        )
         total = totals.commit(staged, summary)
         self._save_history(gate, total, batch_id)
-        self._report(batch_id, counts, outcome, total, time.monotonic() - clock)
+        self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock)
 
     def _write_valid(
         self, gate: Gate, keys: list[KeyRule], batch_id: int, replay: bool
@@ -483,8 +506,10 @@ def run(
     check_against_schema(suite, data.schema)
     check_filters(frame, suite)
     check_sql_conditions(data, suite)
+    expiry = key_expiry(suite.path)
+    expiry.check(data.schema, str(suite.path))
     processor = _BatchProcessor(
-        spark, settings, spec, suite, source, schema or frame.schema, malformed
+        spark, settings, spec, suite, source, schema or frame.schema, malformed, expiry
     )
     name = "lakegate_" + "".join(ch if ch.isalnum() else "_" for ch in suite.name)
     if source.is_file_source:
@@ -653,7 +678,6 @@ def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamRes
 
 
 command.add_command(validate_command)
-command.add_command(predict_command)
 
 
 if __name__ == "__main__":

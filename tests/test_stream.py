@@ -268,3 +268,92 @@ def test_sigterm_stops_a_running_stream_after_the_batch_in_flight(
     assert code == 1  # batch 0 quarantined rows by an error-level rule
     assert report(output)["batches"] == {"count": 1, "last_batch_id": 0}
     assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
+
+
+EVENT_SUITE = """\
+suite: events
+stream:
+  key_state:
+    watermark: {column: ts, delay: 1 hour}
+checks:
+  - name: rows
+    level: error
+    constraints:
+      - isUnique: id
+"""
+
+
+def land_events(folder: Path, index: int, rows: list[tuple[int, str]]) -> None:
+    """One parquet file of (id, ts) rows, ordered after the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["id", "ts"]).astype({"id": "int64"})
+    frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[us]")
+    path = folder / f"part-{index:03d}.parquet"
+    frame.to_parquet(path, index=False)
+    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
+
+
+def test_a_key_older_than_the_watermark_is_forgotten_and_the_key_state_shrinks(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    suite = tmp_path / "events.yaml"
+    suite.write_text(EVENT_SUITE)
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land_events(source, 0, [(1, "2026-01-01 10:00"), (2, "2026-01-01 10:00")])
+    land_events(source, 1, [(3, "2026-01-01 12:00")])
+    # The watermark is now 11:00: keys 1 and 2 (last seen 10:00) are forgotten, 3 is not.
+    land_events(source, 2, [(1, "2026-01-01 12:30"), (3, "2026-01-01 12:40")])
+    assert stream(suite, f"parquet:{source}", output, checkpoint) == 1
+    valid = delta(spark, output / "valid").select("id", F.hour("ts").alias("h"))
+    assertDataFrameEqual(
+        valid, [Row(id=1, h=10), Row(id=2, h=10), Row(id=3, h=12), Row(id=1, h=12)]
+    )
+    quarantine = delta(spark, output / "quarantine").select(
+        "id", F.col("_lakegate_errors.message").alias("m")
+    )
+    assertDataFrameEqual(
+        quarantine, [Row(id=3, m=["duplicate of a key first committed in batch 1"])]
+    )
+    final = report(output)
+    assert final["key_state"] == {"isUnique(id)": 2}  # 3 (kept) and 1 (seen again)
+    (keys,) = (checkpoint / "_lakegate" / "keys").iterdir()
+    held = delta(spark, keys).select(F.col("_lakegate_k0").alias("id"), "_lakegate_batch")
+    assertDataFrameEqual(held, [Row(id=3, _lakegate_batch=1), Row(id=1, _lakegate_batch=2),
+                                Row(id=3, _lakegate_batch=2)])  # fmt: skip
+
+
+def test_a_key_not_seen_for_longer_than_the_ttl_is_forgotten(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "ttl.yaml"
+    suite.write_text(SUITE.replace("checks:", "stream: {key_state: {ttl: 1s}}\nchecks:", 1))
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, [(1, 1.0), (2, 2.0)])
+    land(source, 1, [(2, 3.0)])  # a batch takes more than a second: key 1 expires after it
+    land(source, 2, [(1, 4.0), (7, 5.0)])
+    capsys.readouterr()
+    code = main(
+        ["stream", "validate", str(suite), "--source", f"parquet:{source}", "--output",
+         str(output), "--checkpoint", str(checkpoint), "--option", "maxFilesPerTrigger=1"]
+    )  # fmt: skip
+    assert code == 1
+    quarantine = delta(spark, output / "quarantine").select("id", "amount")
+    assertDataFrameEqual(quarantine, [Row(id=2, amount=3.0)])
+    assert report(output)["key_state"] == {"isUnique(id)": 3}  # 2 (batch 1), 1 (new again), 7
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("batch")]
+    assert [line.split("; ")[2] for line in progress] == [
+        "2 keys held", "2 keys held", "3 keys held"
+    ]  # fmt: skip
+
+
+def test_a_stream_section_with_a_bad_duration_is_refused_with_exit_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(SUITE.replace("checks:", "stream: {key_state: {ttl: soon}}\nchecks:", 1))
+    land(tmp_path / "landing", 0, BATCHES[0])
+    capsys.readouterr()
+    code = stream(suite, f"parquet:{tmp_path / 'landing'}", tmp_path / "o", tmp_path / "c")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:2" in err and "'soon' is no duration" in err

@@ -18,7 +18,7 @@ from typing import Any
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DataType, StringType, StructField, StructType
@@ -293,6 +293,19 @@ def append_once(
         .save(path)
     )
     return True
+
+
+def delete_where(spark: SparkSession, path: str, condition: Column) -> None:
+    """Delete the rows of the Delta table at `path` where `condition` holds (no table: nothing).
+
+    Files whose statistics rule the condition out are not read; a delete that matches no row
+    commits nothing.
+    """
+    if delta_version(spark, path) is None:
+        return
+    from delta.tables import DeltaTable
+
+    DeltaTable.forPath(spark, path).delete(condition)
 
 
 def read_delta(spark: SparkSession, path: str) -> DataFrame | None:

@@ -22,15 +22,19 @@ from __future__ import annotations
 import hashlib
 import json
 import operator
+import re
 import uuid
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from functools import reduce
+from pathlib import Path
 from typing import Any
 
 from py4j.protocol import Py4JError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DataType
+from pyspark.sql.types import DataType, DateType, StructType, TimestampNTZType, TimestampType
 
 from checks.arguments import unquote_column
 from checks.deequ_run import VerificationOutcome, read_results
@@ -50,9 +54,15 @@ from checks.gate import (
     _with_empty_states,
 )
 from checks.row_rules import column
-from checks.suite import Constraint
+from checks.suite import Constraint, SuiteError
+from lakegate_config.yaml_document import (
+    DocumentError,
+    YamlDocument,
+    describe_validation_error,
+    load_yaml_document,
+)
 from spark_jobs.services.session import jvm_of
-from spark_jobs.services.stream_io import append_once, read_delta
+from spark_jobs.services.stream_io import append_once, delete_where, read_delta
 from spark_jobs.services.table_io import Storage
 
 BATCH_COLUMN = "_lakegate_batch"
@@ -61,6 +71,162 @@ SEEN_COLUMN = "_lakegate_seen"
 FIRST_PREFIX = "_lakegate_first_"
 _PREVIOUS = "_lakegate_previous"
 _TOTALS_FILE = "totals.json"
+_DURATION = re.compile(
+    r"(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)", re.IGNORECASE
+)
+_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_duration(text: str) -> timedelta:
+    """`30s`, `10 minutes`, `1 hour`, `7 days` as a timedelta.
+
+    Raises:
+        ValueError: anything else.
+    """
+    match = _DURATION.fullmatch(text.strip())
+    if match is None:
+        raise ValueError(f"{text!r} is no duration; write one like 30s, 10 minutes, 1 hour, 7 days")
+    unit = match.group(2).lower()
+    return timedelta(seconds=float(match.group(1)) * _SECONDS[unit[0]])
+
+
+class _WatermarkDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    column: str
+    delay: str
+
+    @model_validator(mode="after")
+    def _delay_is_a_duration(self) -> _WatermarkDoc:
+        parse_duration(self.delay)
+        return self
+
+
+class _KeyStateDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    ttl: str | None = None
+    watermark: _WatermarkDoc | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> _KeyStateDoc:
+        if self.ttl is not None and self.watermark is not None:
+            raise ValueError("give either ttl or watermark, not both")
+        if self.ttl is not None:
+            parse_duration(self.ttl)
+        return self
+
+
+class _StreamDoc(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    key_state: _KeyStateDoc = _KeyStateDoc()
+
+
+@dataclass(frozen=True)
+class KeyExpiry:
+    """How long the key state keeps a key (none: forever).
+
+    `ttl`: a key is forgotten once no batch has committed a row with it for that long (processing
+    time, measured at the previous batch). `column` and `delay`: an event-time watermark, the
+    latest event time committed so far less `delay`; a key whose rows' latest event time is
+    older is forgotten. A forgotten key seen again is a new key: its row is not quarantined, and
+    the running uniqueness-family metrics count it as a new key.
+    """
+
+    ttl: timedelta | None = None
+    column: str | None = None
+    delay: timedelta | None = None
+
+    @property
+    def bounded(self) -> bool:
+        """Whether keys are ever forgotten."""
+        return self.ttl is not None or self.column is not None
+
+    def seen_at(self, batch_micros: int) -> Column:
+        """When a row's key was seen: the batch's time (TTL) or the row's event time."""
+        if self.column is not None:
+            return column(self.column).cast("timestamp")
+        return F.timestamp_micros(F.lit(batch_micros))
+
+    def cutoff(self, clock: int | None) -> int | None:
+        """Keys last seen before this (epoch microseconds) are forgotten; None: none is.
+
+        `clock` is the key clock the totals before the batch recorded.
+        """
+        if clock is None or not self.bounded:
+            return None
+        return clock - (self.ttl or self.delay or timedelta(0)) // timedelta(microseconds=1)
+
+    def check(self, schema: StructType, where: str) -> None:
+        """Refuse a watermark column the stream does not have, or one of no time type.
+
+        Raises:
+            SuiteError: naming the column and the fix.
+        """
+        if self.column is None:
+            return
+        types = {f.name: f.dataType for f in schema.fields}
+        kind = types.get(self.column)
+        if kind is None:
+            raise SuiteError(
+                f"{where}: stream.key_state.watermark.column {self.column!r} is not a column of "
+                f"the stream (columns: {', '.join(types)})"
+            )
+        if not isinstance(kind, TimestampType | TimestampNTZType | DateType):
+            raise SuiteError(
+                f"{where}: stream.key_state.watermark.column {self.column!r} is "
+                f"{kind.simpleString()}; the watermark needs a timestamp or date column"
+            )
+
+
+def key_expiry(path: Path | None) -> KeyExpiry:
+    """The suite file's `stream: {key_state: {ttl: ...}}` or `{watermark: {column, delay}}`.
+
+    Raises:
+        SuiteError: a section that does not validate, naming the line.
+    """
+    if path is None or path.suffix == ".json":
+        return KeyExpiry()
+    try:
+        document = load_yaml_document(path)
+    except DocumentError as exc:
+        raise SuiteError(str(exc)) from None
+    data = document.data if isinstance(document.data, dict) else {}
+    return _expiry_of(document, data.get("stream"))
+
+
+def _expiry_of(document: YamlDocument, section: Any) -> KeyExpiry:
+    if section is None:
+        return KeyExpiry()
+    try:
+        doc = _StreamDoc.model_validate(section)
+    except ValidationError as exc:
+        raise SuiteError(describe_validation_error(document, exc, ("stream",))) from None
+    bound = doc.key_state
+    if bound.ttl is not None:
+        return KeyExpiry(ttl=parse_duration(bound.ttl))
+    if bound.watermark is not None:
+        return KeyExpiry(column=bound.watermark.column, delay=parse_duration(bound.watermark.delay))
+    return KeyExpiry()
+
+
+def key_clock(before: dict[str, Any]) -> int | None:
+    """The key clock (epoch microseconds) the totals before a batch recorded, or None."""
+    value = before.get("key_clock")
+    return None if value is None else int(value)
+
+
+def next_key_clock(
+    expiry: KeyExpiry, before: int | None, batch_micros: int, latest: list[int | None]
+) -> int | None:
+    """The key clock after a batch: its time (TTL), or the latest event time so far."""
+    if expiry.column is None:
+        return batch_micros
+    found = [t for t in [before, *latest] if t is not None]
+    return max(found) if found else None
+
+
+def now_micros() -> int:
+    """The time now, in epoch microseconds."""
+    return int(datetime.now(UTC).timestamp() * 1_000_000)
 
 
 @dataclass(frozen=True)
@@ -314,28 +480,41 @@ def key_constraints(gate: Gate) -> list[Constraint]:
     return [c for c in gate.row_constraints if c.type.groups_rows]
 
 
+@dataclass(frozen=True)
+class KeyBatch:
+    """What every key scope of one batch shares: where, which batch, when, what is forgotten."""
+
+    root: str
+    batch_id: int
+    seen_at: Column  # when a row's key was seen (`KeyExpiry.seen_at`)
+    cutoff: int | None  # keys last seen before this (epoch microseconds) are forgotten
+    bounded: bool  # whether keys are ever forgotten (`KeyExpiry.bounded`)
+
+
 class KeySet:
     """The keys of one scope that earlier batches committed, against one batch's keys.
 
     Made per batch: it reads the earlier batches' rows of the key table once (a replayed batch
     sees exactly what it saw the first time, whatever of its own keys were already appended),
     counts the batch's keys, and finds which of them earlier batches committed (with the first
-    such batch and their rows so far). Only those keys are kept in memory.
+    such batch and their rows so far). Only those keys are kept in memory. With a TTL or a
+    watermark, the rows of keys last seen before the cutoff are deleted first (the cutoff only
+    moves forward, so a replay deletes nothing a later batch would have read).
     """
 
     def __init__(
         self,
         spark: SparkSession,
-        root: str,
         scope: KeyScope,
-        batch_id: int,
         batch: DataFrame,
-        seen_at: Column,
+        context: KeyBatch,
+        keys_before: int,
     ) -> None:
         self.spark = spark
         self.scope = scope
-        self.path = f"{root.rstrip('/')}/keys/{scope.name}"
-        self.batch_id = batch_id
+        self.path = f"{context.root.rstrip('/')}/keys/{scope.name}"
+        self.batch_id = context.batch_id
+        self.context = context
         self.aliases = [f"_lakegate_k{i}" for i in range(len(scope.columns))]
         named = [column(c).alias(a) for c, a in zip(scope.columns, self.aliases, strict=True)]
         self.fields = [
@@ -345,19 +524,38 @@ class KeySet:
         self.frequencies = (
             batch.where(scope.in_scope())
             .groupBy(*named)
-            .agg(F.count(F.lit(1)).alias(COUNT_COLUMN), F.max(seen_at).alias(SEEN_COLUMN))
+            .agg(F.count(F.lit(1)).alias(COUNT_COLUMN), F.max(context.seen_at).alias(SEEN_COLUMN))
             .persist()
         )
-        self.repeats, self.repeated = self._repeats()
-        self.added = self._added()
+        known = self._earlier()
+        self.repeats, self.repeated = self._repeats(known)
+        self.added, self.latest = self._added()
+        if context.bounded and known is not None:
+            live = known.select(*self.aliases).distinct().count()
+            self.held = live + self.added.keys  # keys not forgotten after this batch
+        else:
+            self.held = keys_before + self.added.keys
 
-    def _repeats(self) -> tuple[DataFrame | None, int]:
-        """The batch's keys earlier batches hold (first batch, rows so far; cached), how many."""
+    def _earlier(self) -> DataFrame | None:
+        """The key table's rows of earlier batches not forgotten (their old rows deleted)."""
+        cutoff = self.context.cutoff
+        if cutoff is not None:
+            seen = F.unix_micros(F.col(SEEN_COLUMN))
+            delete_where(self.spark, self.path, F.coalesce(seen < F.lit(cutoff), F.lit(True)))
         known = read_delta(self.spark, self.path)
+        if known is None:
+            return None
+        earlier = known.where(F.col(BATCH_COLUMN) < self.batch_id)
+        if cutoff is not None:
+            earlier = earlier.where(F.unix_micros(F.col(SEEN_COLUMN)) >= F.lit(cutoff))
+        return earlier
+
+    def _repeats(self, known: DataFrame | None) -> tuple[DataFrame | None, int]:
+        """The batch's keys earlier batches hold (first batch, rows so far; cached), how many."""
         if known is None:
             return None, 0
         old = [f"_lakegate_o{i}" for i in range(len(self.aliases))]
-        earlier = known.where(F.col(BATCH_COLUMN) < self.batch_id).select(
+        earlier = known.select(
             *[F.col(a).alias(o) for a, o in zip(self.aliases, old, strict=True)],
             F.col(BATCH_COLUMN),
             F.col(COUNT_COLUMN).alias(_PREVIOUS),
@@ -377,8 +575,10 @@ class KeySet:
             return None, 0
         return repeats, found
 
-    def _added(self) -> KeyCounts:
-        """What the batch adds to the running counts: rows, new keys, keys seen once (one job).
+    def _added(self) -> tuple[KeyCounts, int | None]:
+        """What the batch adds to the running counts, and when its keys were last seen (one job).
+
+        The counts: rows, new keys, keys seen once; the time: epoch microseconds, or None.
 
         A key earlier batches hold adds no key; it is seen once no more if its earlier rows
         were one; a new key with one row here is seen once.
@@ -400,9 +600,13 @@ class KeySet:
             F.count(F.when(new, 1)).alias("keys"),
             F.count(F.when(new & (count == 1), 1)).alias("singles"),
             F.count(F.when(previous == 1, 1)).alias("lost"),
+            F.max(F.unix_micros(F.col(SEEN_COLUMN))).alias("latest"),
         ).first()
         assert row is not None
-        return KeyCounts(int(row["rows"]), int(row["keys"]), int(row["singles"]) - int(row["lost"]))
+        counts = KeyCounts(
+            int(row["rows"]), int(row["keys"]), int(row["singles"]) - int(row["lost"])
+        )
+        return counts, None if row["latest"] is None else int(row["latest"])
 
     def record(self, app_id: str, replay_possible: bool) -> None:
         """Append the batch's keys with their rows (once per batch id)."""
