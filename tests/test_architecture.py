@@ -590,6 +590,24 @@ STORAGE_ALLOWED: dict[tuple[str, str, str], str] = {
 }
 # Jobs that compute tables: each is `run(spark, settings, spec) -> Result` (docs/architecture.md).
 TABLE_JOBS = ("validate", "features", "train", "predict", "materialize")
+# Commands typed through `@lakegate_command(name, spec=Spec, render=render)` (issue 32): a
+# module-level `run(..., spec: X) -> Result` (`run_<sub>` for a group's subcommands), each command
+# `(job, spec: Spec) -> Result`. Every other module defining a command is pending below; an entry
+# whose module is not there (yet) is ignored, one whose module is typed is stale.
+COMMAND_SPECS = (
+    "history", "suggest", "convert", "sample_data", "sql", "submit", "contract", "features",
+    "train", "materialize",
+)  # fmt: skip
+PENDING_COMMAND_SPECS: dict[str, str] = {
+    "validate": "issue 32: pending",
+    "predict": "issue 32: pending",
+    "stream": "issue 32: pending",
+    "stream_predict": "issue 32: pending",
+    "pipeline": "issue 32: pending",
+    "serve": "issue 32: pending",
+    "serve_sql": "issue 32: pending",
+    "airflow_dag": "issue 32: pending (lands untyped with the Airflow work)",
+}
 
 
 def _running_edges(project: Project) -> dict[tuple[str, str], int]:
@@ -771,6 +789,76 @@ def table_jobs_are_run_of_spark_settings_spec(project: Project) -> list[str]:
     return found
 
 
+def _command_decorators(fn: ast.FunctionDef) -> list[ast.Call]:
+    """The decorators of `fn` that make a command: `lakegate_command(...)`, `x.command(...)`."""
+    return [
+        d
+        for d in fn.decorator_list
+        if isinstance(d, ast.Call) and _call_name(d) in {"lakegate_command", "command"}
+    ]
+
+
+def _command_problems(source: Source) -> list[tuple[int, str]]:
+    """Why `source`'s commands are not typed: (line, problem); empty when they all are."""
+    problems: list[tuple[int, str]] = []
+    defs = [n for n in source.tree.body if isinstance(n, ast.FunctionDef)]
+    for fn in defs:
+        for call in _command_decorators(fn):
+            if _call_name(call) != "lakegate_command":
+                problems.append((call.lineno, f"{fn.name}: a click command, not lakegate_command"))
+                continue
+            keywords = {k.arg: k.value for k in call.keywords}
+            spec = keywords.get("spec", call.args[1] if len(call.args) > 1 else None)
+            if spec is None or "render" not in keywords:
+                problems.append((call.lineno, f"{fn.name}: lakegate_command without spec= render="))
+                continue
+            params = fn.args.args
+            typed = (
+                [a.arg for a in params] == ["job", "spec"]
+                and params[1].annotation is not None
+                and ast.unparse(params[1].annotation) == ast.unparse(spec)
+                and fn.returns is not None
+            )
+            if not typed:
+                problems.append(
+                    (fn.lineno, f"{fn.name} is not (job, spec: {ast.unparse(spec)}) -> Result")
+                )
+    runs = [fn for fn in defs if fn.name == "run" or fn.name.startswith("run_")]
+    typed_runs = [
+        fn
+        for fn in runs
+        if fn.returns is not None
+        and any(a.arg == "spec" and a.annotation is not None for a in fn.args.args)
+    ]
+    if not typed_runs or len(typed_runs) < len(runs):
+        problems.append((1, "no module-level run(..., spec: Spec) -> Result"))
+    return problems
+
+
+def commands_take_a_spec_and_return_a_result(project: Project) -> list[str]:
+    rule = (
+        "a command is @lakegate_command(name, spec=Spec, render=...) over (job, spec) -> Result, "
+        "its body a module-level run(..., spec: Spec) -> Result"
+    )
+    found = []
+    for module in job_modules(project):
+        source = project.sources[module]
+        name = module.split(".", 1)[1]
+        defines_command = any(
+            _command_decorators(n) for n in source.tree.body if isinstance(n, ast.FunctionDef)
+        )
+        problems = _command_problems(source)
+        if name in PENDING_COMMAND_SPECS:
+            if not problems:
+                found.append(f"{source.path}: [{rule}] stale allow-list entry {name}")
+        elif defines_command or name in COMMAND_SPECS:
+            found += [violation(source, line, rule, problem) for line, problem in problems]
+    for name in COMMAND_SPECS:
+        if f"{JOBS}.{name}" not in project.sources:
+            found.append(f"{JOBS}/{name}.py: [{rule}] the module is missing")
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # The rules over this project
 
@@ -861,6 +949,12 @@ def test_udfs_and_the_model_server_write_only_their_temporary_folders_and_caches
 
 def test_table_jobs_are_run_of_spark_settings_and_spec(project: Project) -> None:
     fail_on(table_jobs_are_run_of_spark_settings_spec(project))
+
+
+def test_commands_take_a_spec_and_return_a_frozen_result_but_those_pending(
+    project: Project,
+) -> None:
+    fail_on(commands_take_a_spec_and_return_a_result(project))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1014,6 +1108,46 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
         table_jobs_are_run_of_spark_settings_spec,
         {"spark_jobs/validate.py": "def run(spark, spec):\n    pass\n"},
         "spark_jobs/validate.py:1:",
+    ),
+    "a command without a spec": (
+        commands_take_a_spec_and_return_a_result,
+        {
+            "spark_jobs/sql.py": '@lakegate_command("sql")\n'
+            "def command(job, query):\n    pass\n"
+            "def run(spark, settings, spec: S) -> R:\n    pass\n"
+        },
+        "spark_jobs/sql.py:1: [a command is @lakegate_command",
+    ),
+    "a command whose body takes options, not the spec": (
+        commands_take_a_spec_and_return_a_result,
+        {
+            "spark_jobs/sql.py": '@lakegate_command("sql", spec=S, render=r)\n'
+            "def command(job, query) -> R:\n    pass\n"
+            "def run(spark, settings, spec: S) -> R:\n    pass\n"
+        },
+        "spark_jobs/sql.py:2:",
+    ),
+    "a typed command without a module-level run": (
+        commands_take_a_spec_and_return_a_result,
+        {
+            "spark_jobs/sql.py": '@lakegate_command("sql", spec=S, render=r)\n'
+            "def command(job, spec: S) -> R:\n    pass\n"
+        },
+        "no module-level run",
+    ),
+    "a new command bypasses lakegate_command": (
+        commands_take_a_spec_and_return_a_result,
+        {"spark_jobs/export.py": '@click.command("export")\ndef command(path):\n    pass\n'},
+        "spark_jobs/export.py:1:",
+    ),
+    "a pending command that is typed": (
+        commands_take_a_spec_and_return_a_result,
+        {
+            "spark_jobs/serve.py": '@lakegate_command("serve", spec=S, render=r)\n'
+            "def command(job, spec: S) -> R:\n    pass\n"
+            "def run(settings, spec: S) -> R:\n    pass\n"
+        },
+        "stale allow-list entry serve",
     ),
 }
 
