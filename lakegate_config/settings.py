@@ -132,6 +132,9 @@ class SqlServerSettings(_Strict):
         port: the HiveServer2 (JDBC/ODBC) port.
         refresh_interval_seconds: how often registered aliases are re-resolved (0: never; then
             only `SELECT refresh_models()`).
+        statement_timeout_seconds: a statement running longer is cancelled, its tasks freed,
+            and its client told so (Spark's `spark.sql.thriftServer.queryTimeout`; 0: no limit).
+            A client's `Statement.setQueryTimeout` may only shorten it.
         hive_conf: HiveServer2 settings passed as they are, e.g. `hive.server2.authentication:
             LDAP` and `hive.server2.authentication.ldap.url`.
         spark_conf: Spark settings the server's session adds to `spark.conf` (static ones such
@@ -141,6 +144,7 @@ class SqlServerSettings(_Strict):
     host: str = "127.0.0.1"
     port: int = Field(default=10000, ge=1, le=65535)
     refresh_interval_seconds: float = Field(default=60.0, ge=0)
+    statement_timeout_seconds: int = Field(default=0, ge=0)
     hive_conf: dict[str, str | int | float | bool] = Field(default_factory=dict)
     spark_conf: dict[str, str | int | float | bool] = Field(
         default_factory=lambda: dict[str, str | int | float | bool](

@@ -43,6 +43,10 @@ AUTH_MODES = ("LDAP", "KERBEROS", "CUSTOM")
 BIND_HOST = "hive.server2.thrift.bind.host"
 PORT = "hive.server2.thrift.port"
 JAVA_OPTIONS = "spark.driver.extraJavaOptions"
+# A statement cancelled by its client or by the timeout interrupts its running tasks, so its
+# cores go to the next statement at once (false: they run on until they finish).
+INTERRUPT_ON_CANCEL = "spark.sql.thriftServer.interruptOnCancel"
+QUERY_TIMEOUT = "spark.sql.thriftServer.queryTimeout"
 # Per-statement log files under /tmp/<user>/operation_logs: not needed, and noisy to clean up.
 DEFAULT_HIVE_CONF = {"hive.server2.logging.operation.enabled": "false"}
 # Loggers that report every client disconnect as an error.
@@ -53,11 +57,17 @@ _SERVER_CLASS = "org.apache.spark.sql.hive.thriftserver.HiveThriftServer2"
 def server_settings(settings: Settings) -> Settings:
     """`settings` with the server's Spark settings added (the single shared session forced on).
 
-    HiveServer2 keeps its session state in an in-memory Derby database, which Derby cannot
+    A cancelled statement interrupts its tasks, and `sql_server.statement_timeout_seconds`
+    becomes Spark's `spark.sql.thriftServer.queryTimeout` (`sql_server.spark_conf` can still set
+    either). HiveServer2 keeps its session state in an in-memory Derby database, which Derby cannot
     create when `derby.system.home` is set (as jobs set it): the server's driver options send
     Derby's log to the state folder instead.
     """
-    conf = {**settings.spark.conf, **settings.sql_server.spark_conf, SINGLE_SESSION: True}
+    server = settings.sql_server
+    defaults: dict[str, str | int | float | bool] = {INTERRUPT_ON_CANCEL: True}
+    if server.statement_timeout_seconds:
+        defaults[QUERY_TIMEOUT] = f"{server.statement_timeout_seconds}s"
+    conf = {**settings.spark.conf, **defaults, **server.spark_conf, SINGLE_SESSION: True}
     if JAVA_OPTIONS not in conf:
         options = f"-Dderby.stream.error.file={settings.state_path / 'derby.log'}"
         log_config = settings.project_root / "conf" / "log4j2.properties"
