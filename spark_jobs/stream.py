@@ -72,7 +72,7 @@ from spark_jobs.services.stream_state import (
     now_micros,
 )
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
-from spark_jobs.validate import check_filters
+from spark_jobs.validate import check_filters, read_reference
 
 # How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
 _COMMIT_WAIT_SECONDS = 30.0
@@ -195,6 +195,7 @@ class _BatchProcessor:
             repository=self.settings.metrics_repository_path if self.spec.keep_history else None,
             tags=self._tags("batch", batch_id),
             malformed_column=self.malformed,
+            reference_reader=read_reference,
         )
         totals = RunningTotals(self.spark, self.root)
         before = totals.summary(totals.previous(batch_id))
