@@ -9,6 +9,7 @@ Either way a job never leaves a half-written table, and all of its outputs chang
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import threading
 import time
 import uuid
 import weakref
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterator, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
@@ -44,6 +45,13 @@ class OutputConflict(WriteConflict):
     """Another run writes one of this job's outputs; this job stopped (exit 5)."""
 
 
+class OutputSpaceExhausted(EnvironmentProblem):
+    """The file system holding the outputs is full (or over quota); nothing was committed."""
+
+
+_NO_SPACE = re.compile(r"No space left on device|Disk quota exceeded|ENOSPC|EDQUOT")
+
+
 # A run holds each output it writes with a claim file (`.lakegate-writers/<name>.json`),
 # renewed every _RENEW_SECONDS; one not renewed for LEASE_SECONDS belongs to a dead run.
 LEASE_SECONDS = 60.0
@@ -57,11 +65,14 @@ _DELTA_CONFLICT = re.compile(
 )
 
 
-def _error_text(exc: BaseException) -> str:
-    """Everything an error says, with the Java exception's class for a Py4J error."""
-    if isinstance(exc, Py4JJavaError):
-        return str(exc.java_exception.toString())
-    return f"{type(exc).__name__}: {exc} {getattr(exc, 'desc', '')}"
+def _error_chain(exc: BaseException) -> str:
+    """What an error says and, for a Java one, every cause beneath it (class and message)."""
+    texts = [f"{type(exc).__name__}: {exc} {getattr(exc, 'desc', '')}"]
+    cause = exc.java_exception if isinstance(exc, Py4JJavaError) else getattr(exc, "_origin", None)
+    while cause is not None and len(texts) < 20:
+        texts.append(str(cause.toString()))
+        cause = cause.getCause()
+    return "\n".join(texts)
 
 
 def _first_line(exc: BaseException) -> str:
@@ -118,11 +129,16 @@ class Storage:
         temporary = f"{path}.tmp-{uuid.uuid4().hex[:8]}"
         jtemp, fs = self._path(temporary)
         fs.setWriteChecksum(False)
-        stream = fs.create(jtemp, True)
         try:
-            stream.write(bytearray(text.encode("utf-8")))
-        finally:
-            stream.close()
+            stream = fs.create(jtemp, True)
+            try:
+                stream.write(bytearray(text.encode("utf-8")))
+            finally:
+                stream.close()
+        except Exception:  # a full disk, say: leave no partial temporary file behind
+            with contextlib.suppress(Exception):
+                self.delete(temporary)
+            raise
         try:
             self._rename_over(jtemp, self._jvm.org.apache.hadoop.fs.Path(path))
         except Exception:
@@ -624,7 +640,45 @@ class StagedOutputs:
 
         Different tables of one job may be written from several threads at once (the journal
         is updated under a lock; the Spark writes run side by side).
+
+        Raises:
+            OutputConflict: another run writes `name` (exit 5).
+            OutputSpaceExhausted: the file system filled up; the write left no files behind.
         """
+        with self._space_guard(self.final(name)):
+            self._write_table(name, df)
+
+    @contextlib.contextmanager
+    def _space_guard(self, path: str, *, committed: bool = False) -> Iterator[None]:
+        """Turn a full file system's error, in Java or Python, into `OutputSpaceExhausted`.
+
+        With `committed`, the run's journal was already marked committed when it happened.
+        """
+        try:
+            yield
+        except OSError as exc:
+            if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                raise
+            raise self._no_space(path, str(exc), committed) from None
+        except (Py4JJavaError, CapturedException) as exc:
+            found = _NO_SPACE.search(_error_chain(exc))
+            if not found:
+                raise
+            raise self._no_space(path, found.group(0), committed) from None
+
+    def _no_space(self, path: str, detail: str, committed: bool) -> OutputSpaceExhausted:
+        done = (
+            "this run's tables are committed but its report files are not all written: the "
+            "next run writing there writes them"
+            if committed
+            else "this run committed nothing and the previous outputs are unchanged"
+        )
+        return OutputSpaceExhausted(
+            f"no space left on the file system holding {path!r} ({detail}); {done}. Free space "
+            "there (or write --output to another file system) and run the job again"
+        )
+
+    def _write_table(self, name: str, df: DataFrame) -> None:
         self.check_columns(name, df.columns)
         with self._lock:
             self._claim(name)
@@ -660,17 +714,43 @@ class StagedOutputs:
         if mapping:
             for key, value in DELTA_COLUMN_MAPPING.items():
                 writer = writer.option(key, value)
-        self._save_delta(writer, name, entry)
+        self._commit_delta(writer, name, entry)
         version = delta_version(self.spark, final)
         with self._lock:
             entry["version"] = version
 
     def _save_delta(self, writer: Any, name: str, entry: dict[str, Any]) -> None:
-        """Commit one Delta write; another writer's commit in between is an `OutputConflict`."""
+        """Commit one Delta write; another writer's commit in between is an `OutputConflict`.
+
+        A write that fails before its commit leaves no data files behind (Delta never
+        references them, but they would hold the space a full disk needs back).
+        """
+        final = self.final(name)
+        before = set(self.storage.children(final))
         try:
-            writer.save(self.final(name))
+            writer.save(final)
+        except BaseException:
+            if delta_version(self.spark, final) == entry["previous_version"]:
+                self._remove_unreferenced(final, before)
+            raise
+
+    def _remove_unreferenced(self, final: str, before: set[str]) -> None:
+        """Delete what a failed, uncommitted write added to a table's folder (not its log).
+
+        Only this run can have added them: it holds the table's claim.
+        """
+        for child in set(self.storage.children(final)) - before:
+            if child != "_delta_log":
+                self.storage.delete(f"{final}/{child}")
+        if not before:  # the table did not exist: no folder either
+            self.storage.delete(final)
+
+    def _commit_delta(self, writer: Any, name: str, entry: dict[str, Any]) -> None:
+        """`_save_delta`; Delta refusing the commit for another writer's is `OutputConflict`."""
+        try:
+            self._save_delta(writer, name, entry)
         except (Py4JJavaError, CapturedException) as exc:
-            if not _DELTA_CONFLICT.search(_error_text(exc)):
+            if not _DELTA_CONFLICT.search(_error_chain(exc)):
                 raise
             with self._lock:
                 entry["conflict"] = True  # the table is the other writer's now: never restore
@@ -804,9 +884,15 @@ class StagedOutputs:
         """Make every output of the job the current one."""
         with self._lock:
             try:
-                self._save_journal("committed")
-                self._finish(self.run_id, self._tables, self._files)
-            finally:  # a commit cut short is finished by the next run, from the journal
+                with self._space_guard(self.root):
+                    try:
+                        self._save_journal("committed")
+                    except BaseException:  # not committed: the earlier outputs come back
+                        self._undo(self.run_id, self._tables)
+                        raise
+                with self._space_guard(self.root, committed=True):
+                    self._finish(self.run_id, self._tables, self._files)
+            finally:  # a commit cut short after its journal is finished by the next run
                 self._release_claims()
 
     def abort(self) -> None:
