@@ -91,6 +91,7 @@ class _BatchScorer:
     app_id: str | None = None
     processed: int = 0
     error: BaseException | None = None
+    fitting_version: str | None = None  # the last version whose output fits OUT/predictions
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
         try:
@@ -162,6 +163,7 @@ class _BatchScorer:
         try:
             observation = Observation(f"lakegate_stream_predict_{batch_id}")
             scored = scored_batch(split.valid if split else data, function, self.spec, started)
+            self._check_output_type(scored, function)
             observed = scored.observe(observation, F.count(F.lit(1)).alias("rows"))
             replay = self.processed == 0  # only a query's first batch can be a replay
             append_once(observed, self._path(PREDICTIONS), self.app_id, batch_id,
@@ -178,6 +180,31 @@ class _BatchScorer:
                 "query stops before its checkpoint records the batch"
             )
         return rows_in, rows, gated
+
+    def _check_output_type(self, scored: DataFrame, function: ModelFunction) -> None:
+        """A version new to this run must return the type OUT/predictions holds.
+
+        Raises:
+            ModelUsageError: the alias moved to a model of another output type.
+        """
+        version = function.model.model_version
+        if version is not None and version == self.fitting_version:
+            return
+        from spark_jobs.services.stream_io import read_delta
+        from udfs import ModelUsageError
+
+        path = self._path(PREDICTIONS)
+        existing = read_delta(self.spark, path)
+        now = scored.schema["prediction"].dataType
+        if existing is not None and existing.schema["prediction"].dataType != now:
+            was = existing.schema["prediction"].dataType.simpleString()
+            raise ModelUsageError(
+                f"model {function.description} returns {now.simpleString()} predictions but "
+                f"{path} holds {was} ones from an earlier version; nothing of this batch was "
+                "committed. Move the alias back, or give the stream a new --output and "
+                "--checkpoint"
+            )
+        self.fitting_version = version
 
     def _gate(self, data: DataFrame, function: ModelFunction) -> Gate | None:
         """The model version's input gate applied to the batch (None without `--gate`)."""
@@ -371,7 +398,7 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     catalog.register_all()
     schema = _schema(spark, spec, source)
     frame = read_stream(spark, source, schema, spec.options, spec.kafka_bootstrap)
-    _check_stream(frame.drop(MALFORMED_COLUMN), catalog.functions[name], spec)
+    _check_stream(frame.drop(MALFORMED_COLUMN), catalog.functions[name], spec, settings)
     query_name = "lakegate_predict_" + "".join(ch if ch.isalnum() else "_" for ch in name)
     metrics = StreamMetrics(query_name)
     scorer = _BatchScorer(
@@ -388,17 +415,24 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     return StreamPredictResult(scorer.processed, scorer.report or None, port)
 
 
-def _check_stream(frame: DataFrame, function: ModelFunction, spec: StreamPredictSpec) -> None:
-    """The stream's columns and types against the signature, before the query starts.
+def _check_stream(
+    frame: DataFrame, function: ModelFunction, spec: StreamPredictSpec, settings: Settings
+) -> None:
+    """The stream's columns and types against the signature (and gate), before the query starts.
 
     Raises:
         UserError: a key column is missing.
-        ModelUsageError: a model input is missing or of a type the model refuses.
+        ModelUsageError: a model input is missing or of a type the model refuses; `--gate` for
+            a model version that logged no input gate.
+        SuiteError: the gate names a column the stream lacks or has with another type.
     """
-    from spark_jobs.predict import check_columns
+    from checks.suite import check_against_schema
+    from spark_jobs.predict import check_columns, load_input_gate
 
     check_columns(frame, function, list(spec.key))
     scored_batch(frame, function, spec, datetime.now(UTC))
+    if spec.gate:
+        check_against_schema(load_input_gate(function, settings), frame.schema)
 
 
 def _await(query: StreamingQuery, scorer: _BatchScorer) -> None:

@@ -23,17 +23,20 @@ from pathlib import Path
 import pandas as pd
 import pytest
 from mlflow import MlflowClient
-from model_fixtures import train, users_frame
+from model_fixtures import train, train_config, users_frame
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from checks.input_gate import derive_input_suite
 from lakegate_config.settings import Settings
 from spark_jobs.cli import main
+from spark_jobs.services.training import train_model
 
 NAME = "stream_users"
 MODEL = f"models:/{NAME}@champion"
 QUERY = f"lakegate_predict_{NAME}"
-COLUMNS = ["user_id", "feature_1", "feature_2", "feature_3"]
+FEATURES = ["feature_1", "feature_2", "feature_3"]
+COLUMNS = ["user_id", *FEATURES]
 WAIT_SECONDS = 300
 
 
@@ -46,10 +49,12 @@ def land(folder: Path, index: int, rows: pd.DataFrame) -> Path:
     return path
 
 
-def stream_predict(source: Path, output: Path, checkpoint: Path, *extra: str) -> int:
+def stream_predict(
+    source: Path, output: Path, checkpoint: Path, *extra: str, model: str = MODEL
+) -> int:
     return main(
         [
-            "stream", "predict", "--model", MODEL, "--source", f"parquet:{source}",
+            "stream", "predict", "--model", model, "--source", f"parquet:{source}",
             "--output", str(output), "--checkpoint", str(checkpoint), "--key", "user_id",
             "--option", "maxFilesPerTrigger=1", "--quiet", *extra,
         ]
@@ -275,3 +280,69 @@ def test_a_source_not_matching_the_signature_exits_2_before_the_query_starts(
     assert "feature_2" in capsys.readouterr().err
     assert not output.exists() and not checkpoint.exists()
     shutil.rmtree(source)
+
+
+def test_an_alias_moved_to_a_model_of_another_output_type_stops_with_exit_2_committing_nothing(
+    spark: SparkSession,
+    settings: Settings,
+    versions: MlflowClient,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    users = users_frame(rows=8, seed=5)
+    land(source, 0, users.iloc[:4])
+    assert stream_predict(source, output, checkpoint) == 0
+    regressor = train(settings, NAME, task="regression")  # predicts doubles, not classes
+    versions.set_registered_model_alias(NAME, "champion", regressor.version)
+    try:
+        land(source, 1, users.iloc[4:])
+        capsys.readouterr()
+        assert stream_predict(source, output, checkpoint) == 2
+    finally:
+        versions.set_registered_model_alias(NAME, "champion", "1")
+    err = capsys.readouterr().err
+    assert "returns double predictions" in err and "holds bigint" in err
+    assert delta(spark, output / "predictions").count() == 4
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
+
+
+def test_the_input_gate_splits_each_batch_as_batch_predict_splits_the_table(
+    spark: SparkSession, settings: Settings, tmp_path: Path
+) -> None:
+    training = users_frame()
+    gate = derive_input_suite(spark.createDataFrame(training), FEATURES, name="gated_users")
+    train_model(training, train_config("gated_users"), settings, source="memory", input_gate=gate)
+    model = "models:/gated_users@champion"
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    users = users_frame(rows=10, seed=9)
+    users.loc[2, "feature_1"] = 1e6  # far outside the training range
+    users["feature_2"] = users["feature_2"].astype("Float64")
+    users.loc[7, "feature_2"] = pd.NA  # a null, not a NaN
+    land(source, 0, users.iloc[:5])
+    land(source, 1, users.iloc[5:])
+    assert stream_predict(source, output, checkpoint, "--gate", model=model) == 0
+    batch_out = tmp_path / "batch"
+    code = main(
+        ["predict", "--model", model, "--input", str(source), "--output", str(batch_out),
+         "--key", "user_id", "--gate"]
+    )  # fmt: skip
+    assert code == 0
+    assertDataFrameEqual(
+        delta(spark, output / "predictions").drop("scored_at"),
+        delta(spark, batch_out).drop("scored_at"),
+    )
+    gated = delta(spark, output / "quarantine")
+    assertDataFrameEqual(gated, delta(spark, Path(f"{batch_out}_quarantine")))
+    assert sorted(r.user_id for r in gated.collect()) == [3, 8]
+    assert report(output)["counts"] == {"rows_in": 10, "rows_scored": 8, "rows_gated": 2}
+
+
+def test_gate_for_a_model_without_an_input_gate_exits_2_before_the_query_starts(
+    spark: SparkSession, versions: MlflowClient, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    land(source, 0, users_frame(rows=4))
+    assert stream_predict(source, output, checkpoint, "--gate") == 2
+    assert "has no input gate" in capsys.readouterr().err
+    assert not output.exists() and not checkpoint.exists()
