@@ -17,32 +17,38 @@ import json
 import logging
 import os
 import secrets
-import threading
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 import pandas as pd
-from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi import FastAPI, Path, Request
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_errors import EnvironmentProblem, LakegateError
+from model_server.batching import ScoringQueue
 from model_server.errors import BadPayload
 from model_server.metrics import UNKNOWN_MODEL, ServingMetrics
 from model_server.models import LoadedModel, ModelCache
-from model_server.payload import frame_from_payload, predictions_to_json
-from online_store import (
-    EntityKeysNotFound,
-    FeatureViewNotFound,
-    OnlineStore,
-    open_online_store,
+from model_server.online import ServedStore
+from model_server.openapi import (
+    BY_KEY_BODY,
+    PREDICT_BODY,
+    HealthAnswer,
+    PredictAnswer,
+    PredictByKeyAnswer,
+    error_responses,
+    json_body,
 )
+from model_server.payload import frame_from_payload, predictions_to_json
+from online_store import EntityKeysNotFound, FeatureViewNotFound, OnlineStore
 from udfs.errors import ModelUsageError
-from udfs.scoring import score_batch
 from udfs.signature_frame import frame_problems
 
 log = logging.getLogger("lakegate.model_server")
@@ -80,19 +86,13 @@ class ServingState:
             on_load=lambda m: self.metrics.model_loads.labels(m.name, m.version).inc(),
         )
         self.token = os.environ.get(serving.auth_token_env) if serving.auth_token_env else None
-        self._store: OnlineStore | None = None
-        self._store_lock = threading.Lock()
+        self.queue = ScoringQueue()
+        self.online = ServedStore(settings)
 
     @property
     def store(self) -> OnlineStore:
         """The online store, opened once on first use (the server starts without it)."""
-        with self._store_lock:  # concurrent first requests share one store
-            if self._store is None:
-                conf = self.settings.online_store
-                self._store = open_online_store(
-                    conf.kind, path=self.settings.online_store_path, url=conf.url
-                )
-            return self._store
+        return self.online.get()
 
     def authorized(self, request: Request) -> bool:
         """Whether the request carries the configured bearer token (always, without one)."""
@@ -106,39 +106,43 @@ class ServingState:
     def close(self) -> None:
         """Stop refreshing aliases, drop loaded models, close the online store."""
         self.models.close()
-        with self._store_lock:
-            if self._store is not None:
-                self._store.close()
+        self.online.close()
 
 
-def _score(state: ServingState, model: LoadedModel, frame: pd.DataFrame, where: str) -> list[Any]:
-    """Check `frame` against the model's signature and score it with `udfs.scoring`."""
+@dataclass(frozen=True)
+class Prepared:
+    """A request's rows, checked against the signature, ready to be scored.
+
+    Attributes:
+        frame: the model's inputs only, in signature order.
+        where: what the rows are, for messages ("payload", "rows of feature view 'v'").
+        extra: fields the answer adds (`feature_view`).
+    """
+
+    frame: pd.DataFrame
+    where: str
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _checked(model: LoadedModel, frame: pd.DataFrame, where: str, **extra: Any) -> Prepared:
+    """`frame` checked against the model's signature, cut to its inputs.
+
+    Raises:
+        BadPayload: a missing or mistyped feature; the message names each.
+    """
     problems = frame_problems(frame, model.inputs)
     if problems:
         raise BadPayload(f"model {model.name} version {model.version}: {'; '.join(problems)}")
-    if frame.empty:
-        return []
-    try:
-        scored = score_batch(model.pyfunc, (frame,), model.inputs.spec)
-    except ModelUsageError:
-        raise
-    except Exception as exc:  # the model refused values its signature allows (inf, a category)
-        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadPayload(
-            f"model {model.name} version {model.version} could not score the {where}: {reason}"
-        ) from None
-    state.metrics.rows_scored.labels(model.name, model.version).inc(len(frame))
-    return predictions_to_json(scored)
+    return Prepared(frame[list(model.inputs.spec.input_names)], where, extra)
 
 
-def _predict(state: ServingState, model: LoadedModel, body: Any) -> dict[str, Any]:
+def _prepare_predict(state: ServingState, model: LoadedModel, body: Any) -> Prepared:
     spec, required = model.inputs.spec, model.inputs.required
     names = [n for n, needed in zip(spec.input_names, required, strict=True) if needed]
-    frame = frame_from_payload(body, names)
-    return {"predictions": _score(state, model, frame, "payload")}
+    return _checked(model, frame_from_payload(body, names), "payload")
 
 
-def _predict_by_key(state: ServingState, model: LoadedModel, body: Any) -> dict[str, Any]:
+def _prepare_by_key(state: ServingState, model: LoadedModel, body: Any) -> Prepared:
     if not isinstance(body, dict) or not isinstance(body.get("keys"), list) or not body["keys"]:
         raise BadPayload(
             'the body must be {"keys": [key, ...], "feature_view": "name"} with at least one '
@@ -148,11 +152,60 @@ def _predict_by_key(state: ServingState, model: LoadedModel, body: Any) -> dict[
     view = body.get("feature_view") or state.settings.serving.feature_view
     if not isinstance(view, str):
         raise BadPayload("feature_view must be the name of a materialized feature view")
-    rows = state.store.lookup(view, body["keys"])
+    rows = state.online.lookup(view, body["keys"])
     frame = pd.DataFrame.from_records(rows)
+    return _checked(model, frame, f"rows of feature view {view!r}", feature_view=view)
+
+
+async def _scored(state: ServingState, model: LoadedModel, prepared: Prepared) -> list[Any]:
+    """Score the prepared rows, batched with concurrent requests for the same version."""
+    if prepared.frame.empty:
+        return []
+    key = (model.name, model.version)
+    try:
+        scored = await state.queue.score(key, model.score, prepared.frame)
+    except ModelUsageError:
+        raise
+    except Exception as exc:  # the model refused values its signature allows (inf, a category)
+        reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadPayload(
+            f"model {model.name} version {model.version} could not score the "
+            f"{prepared.where}: {reason}"
+        ) from None
+    state.metrics.rows_scored.labels(model.name, model.version).inc(len(prepared.frame))
+    return predictions_to_json(scored)
+
+
+async def _predictions(
+    state: ServingState,
+    name: str,
+    reference: str,
+    body: Any,
+    prepare: Callable[[ServingState, LoadedModel, Any], Prepared],
+    labels: list[str],
+    *,
+    blocking: bool,
+) -> dict[str, Any]:
+    """Resolve, prepare and score one request; `labels` gets the model and version."""
+
+    def resolve_and_prepare() -> tuple[LoadedModel, Prepared]:
+        model = state.models.get(name, reference)
+        labels[:] = [model.name, model.version]
+        return model, prepare(state, model, body)
+
+    loaded = None if blocking else state.models.cached(name, reference)
+    if loaded is None:  # may load the model or read the online store: not in the loop
+        model, prepared = await run_in_threadpool(resolve_and_prepare)
+    else:  # parsing and checking a payload costs ~0.1 ms: less than a thread hop
+        model = loaded
+        labels[:] = [model.name, model.version]
+        prepared = prepare(state, model, body)
+    predictions = await _scored(state, model, prepared)
     return {
-        "predictions": _score(state, model, frame, f"rows of feature view {view!r}"),
-        "feature_view": view,
+        "predictions": predictions,
+        **prepared.extra,
+        "model_name": model.name,
+        "model_version": model.version,
     }
 
 
@@ -160,19 +213,18 @@ async def _answer(
     state: ServingState,
     endpoint: str,
     request: Request,
-    work: Callable[[ServingState, LoadedModel, Any], dict[str, Any]],
+    prepare: Callable[[ServingState, LoadedModel, Any], Prepared],
+    *,
+    blocking: bool,
 ) -> Response:
-    """Authorize, parse, resolve and score in a worker thread; record the request's metrics."""
+    """Authorize, parse, predict; map errors to statuses; record the request's metrics.
+
+    `blocking` preparations (online store lookups) and any request whose model is not loaded
+    yet run in a worker thread; the others in the event loop.
+    """
     started = time.perf_counter()
     name, reference = request.path_params["model"], request.path_params["reference"]
     labels = [UNKNOWN_MODEL, ""]
-
-    def run(body: Any) -> dict[str, Any]:
-        model = state.models.get(name, reference)
-        labels[:] = [model.name, model.version]
-        answer = work(state, model, body)
-        return {**answer, "model_name": model.name, "model_version": model.version}
-
     code: str | None = None
     try:
         if not state.authorized(request):
@@ -184,8 +236,11 @@ async def _answer(
                 body = json.loads(raw) if raw else None
             except (ValueError, UnicodeDecodeError):
                 raise BadPayload("the body is not valid JSON") from None
+            answer = await _predictions(
+                state, name, reference, body, prepare, labels, blocking=blocking
+            )
             status = 200
-            response = JSONResponse(await run_in_threadpool(run, body))
+            response = JSONResponse(answer)
     except LakegateError as exc:
         status, code = _status_of(exc)
         response = _error(status, code, redact(str(exc)))
@@ -219,34 +274,78 @@ def create_app(settings: Settings, *, alias_refresh_seconds: float | None = None
 
     app = FastAPI(
         title="lakegate model server",
+        summary="MLflow models by name and version or alias; features from the online store",
         lifespan=lifespan,
         docs_url=None,
         redoc_url=None,
-        openapi_url=None,
+        openapi_url="/openapi.json",
     )
     app.state.serving = state
+    _add_routes(app, state)
 
-    @app.post("/{model}/{reference}/predict")
-    async def predict(request: Request) -> Response:
-        return await _answer(state, "predict", request, _predict)
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "ENDPOINT_NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code)
+        response = _error(exc.status_code, code or "BAD_REQUEST", str(exc.detail))
+        response.headers.update(exc.headers or {})
+        return response
 
-    @app.post("/{model}/{reference}/predict-by-key")
-    async def predict_by_key(request: Request) -> Response:
-        return await _answer(state, "predict-by-key", request, _predict_by_key)
+    return app
 
-    @app.get("/health")
+
+_MODEL = Path(description="the registered model's name")
+_REFERENCE = Path(description="a version number, an alias (champion) or latest")
+
+
+def _add_routes(app: FastAPI, state: ServingState) -> None:
+    """predict, predict-by-key, health, metrics, each documented in /openapi.json."""
+
+    @app.post(
+        "/{model}/{reference}/predict",
+        response_model=PredictAnswer,
+        responses=error_responses(400, 401, 404, 500, 503),
+        openapi_extra=json_body(PREDICT_BODY),
+    )
+    async def predict(
+        request: Request, model: str = _MODEL, reference: str = _REFERENCE
+    ) -> Response:
+        """Score an MLflow scoring payload with the model version the reference names."""
+        return await _answer(state, "predict", request, _prepare_predict, blocking=False)
+
+    @app.post(
+        "/{model}/{reference}/predict-by-key",
+        response_model=PredictByKeyAnswer,
+        responses=error_responses(400, 401, 404, 500, 503),
+        openapi_extra=json_body(BY_KEY_BODY),
+    )
+    async def predict_by_key(
+        request: Request, model: str = _MODEL, reference: str = _REFERENCE
+    ) -> Response:
+        """Score the online store's rows of the given entity keys."""
+        return await _answer(state, "predict-by-key", request, _prepare_by_key, blocking=True)
+
+    @app.get("/health", response_model=HealthAnswer)
     async def health() -> dict[str, Any]:
+        """Liveness and readiness: what is served, and why it is degraded if it is."""
+        problems = state.models.problems()
         return {
-            "status": "ok",
+            "status": "degraded" if problems else "ok",
             "serving": state.models.served_references(),
             "loaded": [f"{m.name}/{m.version}" for m in state.models.loaded()],
+            "problems": problems,
         }
 
-    @app.get("/metrics")
+    @app.get(
+        "/metrics",
+        response_class=PlainTextResponse,
+        responses={
+            200: {"content": {"text/plain": {"schema": {"type": "string"}}}},
+            **error_responses(401),
+        },
+    )
     async def metrics(request: Request) -> Response:
+        """Prometheus metrics (text format)."""
         if not state.authorized(request):
             return _error(401, "UNAUTHENTICATED", "send Authorization: Bearer <token>")
         state.metrics.loaded_models.set(len(state.models.loaded()))
         return Response(state.metrics.exposition(), media_type=state.metrics.content_type)
-
-    return app

@@ -26,3 +26,13 @@ class RegistryUnavailable(EnvironmentProblem):
 
     status: ClassVar[int] = 503
     error_code: ClassVar[str] = "TEMPORARILY_UNAVAILABLE"
+
+
+class BadModelReference(UserError):
+    """A model name or version reference that no registry could hold (HTTP 400).
+
+    Checked before the registry, the filesystem or the metrics labels see it.
+    """
+
+    status: ClassVar[int] = 400
+    error_code: ClassVar[str] = "INVALID_PARAMETER_VALUE"

@@ -10,6 +10,7 @@ then served, without a restart and without a slow request.
 from __future__ import annotations
 
 import logging
+import re
 import shutil
 import threading
 import time
@@ -19,11 +20,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pandas as pd
 from mlflow.exceptions import MlflowException
 
-from model_server.errors import ModelNotFound, RegistryUnavailable
+from model_server.errors import BadModelReference, ModelNotFound, RegistryUnavailable
 from udfs.errors import ModelStoreUnavailable, ModelUsageError
 from udfs.model_function import ResolvedModel, download_model, resolve_model
+from udfs.scoring import score_batch
 from udfs.signature_frame import SignatureInputs, signature_inputs_of
 
 log = logging.getLogger("lakegate.model_server")
@@ -40,6 +43,48 @@ class LoadedModel:
     size_bytes: int
     folder: Path
     loaded_seconds: float
+
+    def score(self, frame: pd.DataFrame) -> pd.Series[Any] | pd.DataFrame:
+        """Score `frame` (the signature's inputs) as the SQL functions do (`udfs.scoring`)."""
+        return score_batch(self.pyfunc, (frame,), self.inputs.spec)
+
+
+# A registered model name: word characters, spaces, '.', '-' (Unity Catalog's cat.schema.model
+# too), never '..', '/', '\\' or '%'; a version is digits, an alias a word (MLflow's rule).
+_MODEL_NAME = re.compile(r"^\w[\w .-]*$")
+_REFERENCE = re.compile(r"^(\d+|\w[\w-]*)$")
+MAX_NAME_LENGTH = 256
+
+
+# MLflow's HTTP client retries a refused connection 7 times with backoff (minutes) and waits
+# 120 s per request: a server would notice a registry that went away minutes late. Serving
+# uses these unless the environment sets them.
+REGISTRY_CLIENT_DEFAULTS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+
+
+def check_reference(name: str, reference: str) -> None:
+    """Refuse a model name or version reference that cannot name a registered model.
+
+    Raises:
+        BadModelReference: the name or reference has a character or length no registry name
+            has ('..', '/', '%', control characters, more than 256 characters).
+    """
+    for label, value, pattern in (("name", name, _MODEL_NAME), ("version", reference, _REFERENCE)):
+        if len(value) > MAX_NAME_LENGTH:
+            raise BadModelReference(
+                f"the model {label} is {len(value)} characters long; at most {MAX_NAME_LENGTH}"
+            )
+        if not pattern.match(value) or ".." in value:
+            what = (
+                "letters, digits, '_', '-', '.' and spaces (not '..')"
+                if label == "name"
+                else "a version number or an alias of letters, digits, '_' and '-'"
+            )
+            raise BadModelReference(f"the model {label} {value[:80]!r} is not {what}")
 
 
 def is_alias(reference: str) -> bool:
@@ -102,6 +147,7 @@ class ModelCache:
         self._load_locks: dict[tuple[str, str], threading.Lock] = {}
         self._stop = threading.Event()
         self._refresher: threading.Thread | None = None
+        self._problems: dict[str, str] = {}
 
     def resolve(self, name: str, reference: str) -> str:
         """The version `reference` points at now (asks the registry).
@@ -128,7 +174,12 @@ class ModelCache:
             raise RegistryUnavailable(str(exc)) from None
 
     def get(self, name: str, reference: str) -> LoadedModel:
-        """The loaded model `reference` (a version, an alias or `latest`) of `name` serves now."""
+        """The loaded model `reference` (a version, an alias or `latest`) of `name` serves now.
+
+        Raises:
+            BadModelReference: the name or reference cannot be a registered model's.
+        """
+        check_reference(name, reference)
         key = (name, reference)
         with self._lock:
             version = self._references.get(key)
@@ -140,6 +191,15 @@ class ModelCache:
                 self._references[key] = version
             return model
         return self._load(name, version)
+
+    def cached(self, name: str, reference: str) -> LoadedModel | None:
+        """The loaded model `reference` serves now, if it is loaded; never asks the registry."""
+        with self._lock:
+            version = self._references.get((name, reference))
+            if version is None or (model := self._loaded.get((name, version))) is None:
+                return None
+            self._loaded.move_to_end((name, version))
+            return model
 
     def _load(self, name: str, version: str, resolved: ResolvedModel | None = None) -> LoadedModel:
         key = (name, version)
@@ -230,21 +290,46 @@ class ModelCache:
             try:
                 resolved = self._resolve_model(name, reference)
             except ModelNotFound:
+                self._problem(name, reference, None)
                 with self._lock:  # the next request answers 404
                     self._references.pop((name, reference), None)
                 log.warning("model %s: %s no longer resolves", name, reference)
                 continue
             except RegistryUnavailable as exc:
                 log.warning("keeping %s@%s = %s: %s", name, reference, version, exc)
+                self._problem(name, reference, f"serving version {version}: {exc}")
                 continue
             new_version = str(resolved.model_version)
             if new_version != version:
-                self._load(name, new_version, resolved)
+                try:
+                    self._load(name, new_version, resolved)
+                except RegistryUnavailable as exc:
+                    self._problem(name, reference, f"serving version {version}: {exc}")
+                    continue
                 with self._lock:
                     self._references[(name, reference)] = new_version
                 moved.append((name, reference, version, new_version))
                 log.info("model %s@%s moved from %s to %s", name, reference, version, new_version)
+            self._problem(name, reference, None)
         return moved
+
+    def _problem(self, name: str, reference: str, problem: str | None) -> None:
+        """Note (or, with None, clear) why an alias could not be re-resolved."""
+        label = f"{name}@{reference}"
+        with self._lock:
+            if problem is None:
+                if self._problems.pop(label, None) is not None:
+                    log.info("%s re-resolved again", label)
+            else:
+                since = self._problems.get(label, "").partition(" | ")[0] or time.strftime(
+                    "%Y-%m-%dT%H:%M:%SZ", time.gmtime()
+                )
+                self._problems[label] = f"{since} | {problem}"
+
+    def problems(self) -> dict[str, str]:
+        """Aliases the last refresh could not re-resolve: `{"m@champion": "since | why"}`."""
+        with self._lock:
+            return dict(self._problems)
 
     def start_refreshing(self) -> None:
         """Re-resolve aliases every `refresh_seconds` in a background thread."""

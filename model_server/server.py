@@ -58,12 +58,19 @@ def serve(
     import uvicorn
 
     from model_server.app import create_app
+    from model_server.models import REGISTRY_CLIENT_DEFAULTS
+    from udfs.compiled.preload import preload_model_libraries
 
     host = host or settings.serving.host
     port = settings.serving.port if port is None else port
     refresh = alias_refresh_seconds or settings.serving.alias_refresh_seconds
     check_bind(host, settings)
     check_port_free(host, port)
+    for variable, value in REGISTRY_CLIENT_DEFAULTS.items():
+        os.environ.setdefault(variable, value)
+    # Model libraries imported before the port opens: a fresh process spends seconds on them
+    # (tens on a loaded machine), which would otherwise fall on the first request.
+    preload_model_libraries().join()
     app = create_app(settings, alias_refresh_seconds=refresh)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"
