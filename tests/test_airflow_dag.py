@@ -9,7 +9,12 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import sqlite3
+import subprocess
+import time
 import zipfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -79,6 +84,9 @@ def test_each_step_is_one_spark_submit_task_with_lakegate_submits_command(
         expected = build_command(unit_settings, "M", job, args, Path(task["py_files"]))
         rebuilt = [task["spark_binary"], "--master", "M", "--name", task["name"]]
         rebuilt += ["--jars", task["jars"]] if task["jars"] else []
+        if task["packages"]:  # no Ivy cache yet: the cluster resolves the coordinates
+            rebuilt += ["--packages", task["packages"], "--exclude-packages"]
+            rebuilt += [task["exclude_packages"]]
         rebuilt += ["--py-files", task["py_files"]]
         for key, value in task["conf"].items():
             rebuilt += ["--conf", f"{key}={value}"]
@@ -166,3 +174,135 @@ def test_tasks_ship_the_projects_code_and_submit_its_job_files(
         assert Path(task["application"]).is_file(), task["application"]
         names = set(zipfile.ZipFile(task["py_files"]).namelist())
         assert {"lakegate_config/settings.py", "spark_jobs/pipeline.py"} <= names
+
+
+# --- tier `airflow`: a real Airflow 3 in its own virtualenv runs the generated DAG -------------
+
+AIRFLOW_VENV_SCRIPT = ROOT / "scripts" / "airflow_venv.sh"
+CONNECTION = "lakegate_spark"
+MASTER = "local[2]"
+
+
+def airflow_tier(test: Any) -> Any:
+    """Marks of the Airflow tier: slow, airflow, and a time limit for several spark-submits.
+
+    Each task is a spark-submit: ~20-30 s on an idle 2-core machine, minutes under load.
+    """
+    for mark in (pytest.mark.slow, pytest.mark.airflow, pytest.mark.timeout(2400)):
+        test = mark(test)
+    return test
+
+
+@dataclass(frozen=True)
+class AirflowHome:
+    """An AIRFLOW_HOME with a migrated SQLite metadata DB, and how to run `airflow` in it."""
+
+    venv: Path
+    home: Path
+    dags: Path
+    state: Path  # the tasks' LAKEGATE_STATE_DIR (their MLflow store, metrics, code zip)
+    env: dict[str, str]
+
+    def airflow(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
+        """Run the venv's `airflow` with this home; its output goes to a log file beside it."""
+        log = self.home / f"airflow-{time.monotonic_ns()}.log"
+        with log.open("w") as out:
+            done = subprocess.run(
+                [str(self.venv / "bin" / "airflow"), *args],
+                env=self.env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
+                text=True, timeout=timeout, check=False,
+            )  # fmt: skip
+        return subprocess.CompletedProcess(done.args, done.returncode, log.read_text(), "")
+
+    def task_states(self, dag_id: str) -> dict[str, tuple[str, int]]:
+        """Task id -> (state, try number) of the DAG's run, read from the metadata DB."""
+        query = "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?"
+        with sqlite3.connect(self.home / "airflow.db") as db:
+            return {task: (state, tries) for task, state, tries in db.execute(query, (dag_id,))}
+
+
+@pytest.fixture(scope="module")
+def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+    made = subprocess.run(
+        ["bash", str(AIRFLOW_VENV_SCRIPT)], capture_output=True, text=True, timeout=1800
+    )
+    if made.returncode == 3:  # the script's code for "no network to the package index"
+        pytest.skip(f"scripts/airflow_venv.sh could not download Airflow: {made.stderr[-300:]}")
+    assert made.returncode == 0, made.stderr
+    home = tmp_path_factory.mktemp("airflow")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEGATE_"))}
+    env |= {
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+        f"AIRFLOW_CONN_{CONNECTION.upper()}": json.dumps(
+            {"conn_type": "spark", "host": "local[2]"}
+        ),
+        "LAKEGATE_ENV": "test",
+        "LAKEGATE_STATE_DIR": str(home / "lakegate-state"),
+    }
+    venv = Path(made.stdout.strip().splitlines()[-1])
+    found = AirflowHome(venv, home, home / "dags", home / "lakegate-state", env)
+    found.dags.mkdir()
+    migrated = found.airflow("db", "migrate", timeout=600)
+    assert migrated.returncode == 0, migrated.stdout[-3000:]
+    return found
+
+
+def write_dag(airflow: AirflowHome, pipeline: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Generate the pipeline's DAG into the DAG folder as the tasks' settings see it."""
+    monkeypatch.setenv("LAKEGATE_STATE_DIR", str(airflow.state))
+    text = render_dag(pipeline, load_settings("test"), schedule="@daily", conn_id=CONNECTION)
+    (airflow.dags / f"{pipeline.stem}.py").write_text(text)
+    return f"lakegate_{pipeline.stem}"
+
+
+@airflow_tier
+@pytest.mark.usefixtures("spark")
+def test_airflow_dags_test_writes_the_same_tables_as_lakegate_run(
+    airflow_home: AirflowHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pyspark.sql import SparkSession
+    from pyspark.testing import assertDataFrameEqual
+
+    scheduled = write_pipeline(tmp_path, "users_daily", "airflow/{{ ds }}", retries=1)
+    dag_id = write_dag(airflow_home, scheduled, monkeypatch)
+    started = time.monotonic()
+    run = airflow_home.airflow("dags", "test", dag_id, DAY, timeout=2000)
+    took = time.monotonic() - started
+    states = airflow_home.task_states(dag_id)
+    assert run.returncode == 0, run.stdout[-5000:]
+    assert states == {k: ("success", 1) for k in ("validate", "features", "train", "predict")}
+    print(f"airflow dags test: {took:.0f} s")  # the runtime, for the report
+
+    reference = write_pipeline(tmp_path, "users_ref", f"reference/{DAY}")
+    monkeypatch.setenv("LAKEGATE_STATE_DIR", str(tmp_path / "reference-state"))
+    assert main(["run", str(reference), "--quiet"]) == 0
+
+    spark = SparkSession.getActiveSession()
+    assert spark is not None
+    assert not (tmp_path / "airflow" / "{{ ds }}").exists()  # rendered by Airflow, not lakegate
+    for table in ("validated/valid", "validated/quarantine", "features", "predictions"):
+        scheduled_rows = spark.read.format("delta").load(f"{tmp_path}/airflow/{DAY}/{table}")
+        reference_rows = spark.read.format("delta").load(f"{tmp_path}/reference/{DAY}/{table}")
+        assert reference_rows.count() > 0
+        assertDataFrameEqual(scheduled_rows, reference_rows)
+
+
+@airflow_tier
+def test_a_table_wide_failure_fails_validate_once_and_train_and_predict_never_run(
+    airflow_home: AirflowHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 10 rows break the suite's hasSize >= 1000: a table-wide error-level failure, exit 1
+    broken = write_pipeline(tmp_path, "users_broken", "airflow/{{ ds }}", rows=10, retries=2)
+    dag_id = write_dag(airflow_home, broken, monkeypatch)
+    run = airflow_home.airflow("dags", "test", dag_id, DAY, timeout=1200)
+    states = airflow_home.task_states(dag_id)
+    assert states["validate"] == ("failed", 1), run.stdout[-5000:]  # retries: 2, yet one try
+    assert {k: states[k][0] for k in ("features", "train", "predict")} == dict.fromkeys(
+        ("features", "train", "predict"), "upstream_failed"
+    )
+    assert "lakegate exited 1 (an error-level check failed): not retried" in run.stdout
+    assert "hasSize" in run.stdout
+    assert not (tmp_path / "airflow" / DAY / "predictions").exists()
