@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,7 @@ TIMEOUT_SECONDS = 420
 # Runs `lakegate ARGS` after meeting the other process at the first claim of an output.
 TOGETHER = """
 import sys, time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from spark_jobs.services import table_io
 barrier, me, parties = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
@@ -172,3 +174,39 @@ def test_two_predict_runs_into_one_output_commit_one_run_and_the_other_exits_5(
         delta(spark, output).select(*columns), delta(spark, reference).select(*columns)
     )
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith((".", "_"))) == []
+
+
+def test_a_delta_commit_refused_for_another_writers_is_a_conflict_and_never_restored_over(
+    spark: SparkSession, tmp_path: Path
+) -> None:
+    from pyspark.sql import functions as F
+
+    from spark_jobs.services.table_io import OutputConflict, StagedOutputs
+
+    table = tmp_path / "scores"
+    spark.range(0, 10).write.format("delta").save(str(table))
+
+    @F.udf("long")
+    def slowly(value: int) -> int:  # keeps lakegate's write open while the other one commits
+        time.sleep(25)
+        return value
+
+    outputs = StagedOutputs(spark, str(tmp_path), "lakegate")
+    theirs = spark.range(100, 105)
+
+    def other_writer() -> None:  # not lakegate: no claim, only Delta's own check
+        while not list(tmp_path.glob("_journal-lakegate.json")):
+            time.sleep(0.05)
+        theirs.write.format("delta").mode("overwrite").save(str(table))
+
+    with ThreadPoolExecutor(1) as pool:
+        other = pool.submit(other_writer)
+        with pytest.raises(OutputConflict, match="another writer committed to output"):
+            outputs.write_table("scores", spark.range(0, 2, 1, 2).select(slowly("id").alias("id")))
+        other.result()
+    outputs.abort()
+
+    assertDataFrameEqual(delta(spark, table), theirs)
+    history = DeltaTable.forPath(spark, str(table)).history().orderBy("version").collect()
+    assert [r["operation"] for r in history] == ["WRITE", "WRITE"]  # no RESTORE over theirs
+    assert not list(tmp_path.glob("_journal-*")) and not (tmp_path / ".lakegate-writers").exists()
