@@ -11,6 +11,7 @@ passes them through untouched.
 
 from __future__ import annotations
 
+from datetime import datetime
 from pathlib import Path
 from pprint import pformat
 from typing import Any
@@ -167,14 +168,20 @@ def render_dag(
     help="The Airflow Spark connection that names the master.",
 )  # fmt: skip
 @click.option("--dag-id", default=None, help="Default: lakegate_<pipeline>.")
-@click.option("--start-date", default="2026-01-01", show_default=True, help="The DAG's start date.")
+@click.option(
+    "--start-date",
+    type=click.DateTime(formats=["%Y-%m-%d"]),
+    default="2026-01-01",
+    show_default=True,
+    help="The DAG's start date (YYYY-MM-DD).",
+)
 def command(
     job: JobContext,
     pipeline_file: Path,
     schedule: str | None,
     conn_id: str,
     dag_id: str | None,
-    start_date: str,
+    start_date: datetime,
 ) -> int:
     """Print an Airflow DAG that runs PIPELINE_FILE's steps as spark-submit tasks."""
     text = render_dag(
@@ -183,7 +190,7 @@ def command(
         schedule=schedule,
         conn_id=conn_id,
         dag_id=dag_id,
-        start_date=start_date,
+        start_date=start_date.date().isoformat(),
     )
     click.echo(text, nl=False)
     return 0
