@@ -71,6 +71,7 @@ class Tally:
     failures: dict[str, int] = field(default_factory=dict)
     examples: list[str] = field(default_factory=list)
     seconds: float = 0.0
+    server_cpu_seconds: float = 0.0
     versions: set[str] = field(default_factory=set)
 
     def add(self, kind: str, ms: float | None, why: str = "") -> None:
@@ -100,6 +101,7 @@ class Tally:
             "requests": done + sum(self.failures.values()),
             "failed": sum(self.failures.values()),
             "rps": done / self.seconds if self.seconds else 0.0,
+            "server_cpu_ms_per_request": 1000 * self.server_cpu_seconds / done if done else None,
             "p50_ms": float(np.percentile(everything, 50)) if everything else None,
             "p99_ms": float(np.percentile(everything, 99)) if everything else None,
             "kinds": per_kind,
@@ -206,6 +208,17 @@ class RssSampler:
         self._task: asyncio.Task[None] | None = None
         self._started = time.monotonic()
 
+    def cpu_seconds(self) -> float:
+        """User + system CPU seconds of the process tree so far."""
+        total = 0.0
+        for process in [self.process, *self.process.children(recursive=True)]:
+            try:
+                times = process.cpu_times()
+            except psutil.NoSuchProcess:
+                continue
+            total += times.user + times.system
+        return total
+
     def rss_mb(self) -> float:
         total = 0
         for process in [self.process, *self.process.children(recursive=True)]:
@@ -264,8 +277,10 @@ def start_servers(
     path = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     env = dict(os.environ, MLFLOW_TRACKING_URI=settings.tracking_uri, PATH=path)
     ports = {"lakegate": free_port(), "mlflow": free_port()}
-    lakegate_command = [
-        str(Path(sys.executable).with_name("lakegate")),
+    lakegate_command = [  # this checkout's code (the working folder), not an installed copy
+        sys.executable,
+        "-m",
+        "spark_jobs.cli",
         "serve",
         "--port",
         str(ports["lakegate"]),
@@ -346,6 +361,7 @@ async def run_phases(
         for round_number in range(args.rounds):
             order = ["mlflow", "lakegate"] if round_number % 2 == 0 else ["lakegate", "mlflow"]
             for name in order:
+                cpu = samplers[name].cpu_seconds()
                 await drive(
                     targets[name],
                     payloads,
@@ -355,19 +371,44 @@ async def run_phases(
                     args.timeout,
                     tallies[name],
                 )
+                tallies[name].server_cpu_seconds += samplers[name].cpu_seconds() - cpu
             print(f"compare round {round_number + 1}/{args.rounds} done", file=sys.stderr)
         results["compare"] = {name: tally.summary() for name, tally in tallies.items()}
     if "mixed" in phases:
         tally = Tally()
+        cpu = samplers["lakegate"].cpu_seconds()
         await drive(
             targets["lakegate"], payloads, MIXED, args.seconds, args.clients, args.timeout, tally
         )
+        tally.server_cpu_seconds = samplers["lakegate"].cpu_seconds() - cpu
         results["mixed"] = {"lakegate": tally.summary()}
         print("mixed phase done", file=sys.stderr)
     for name, sampler in samplers.items():
         sampler.stop()
         results.setdefault("rss", {})[name] = sampler.summary()
+    results["lakegate_batches"] = await batch_sizes(targets["lakegate"])
     return results
+
+
+async def batch_sizes(target: Target) -> dict[str, float]:
+    """Model calls and requests per call, from lakegate's /metrics (whole run)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    base = target.urls["single"].split("/")[:3]
+    async with (
+        aiohttp.ClientSession() as session,
+        session.get("/".join([*base, "metrics"])) as answer,
+    ):
+        text = await answer.text()
+    totals = {"calls": 0.0, "requests": 0.0}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "lakegate_serving_batch_requests_count":
+                totals["calls"] += sample.value
+            elif sample.name == "lakegate_serving_batch_requests_sum":
+                totals["requests"] += sample.value
+    totals["requests_per_call"] = totals["requests"] / totals["calls"] if totals["calls"] else 0
+    return totals
 
 
 def _ms(value: float | None) -> str:
@@ -410,6 +451,19 @@ def report(results: dict[str, Any], args: argparse.Namespace) -> None:
                 f"| {kind} | {k['ok'] + k['failed']:,} | {k['failed']} | {k['rps']:,.0f} | "
                 f"{_ms(k['p50_ms'])} | {_ms(k['p99_ms'])} |"
             )
+    if "compare" in results:
+        a, b = (results["compare"][n]["server_cpu_ms_per_request"] for n in ("lakegate", "mlflow"))
+        if a and b:
+            print(
+                f"\nserver CPU per request (compare mix): lakegate {a:.2f} ms, mlflow {b:.2f} ms; "
+                f"mlflow/lakegate {b / a:.2f} (the throughput ratio on an idle machine, when the "
+                "server's CPU is the limit)"
+            )
+    batches = results["lakegate_batches"]
+    print(
+        f"lakegate model calls: {batches['calls']:,.0f} for {batches['requests']:,.0f} "
+        f"requests ({batches['requests_per_call']:.2f} requests per call)"
+    )
     for name, rss in results["rss"].items():
         print(
             f"RSS {name}: first {rss['first_mb']} MB, max {rss['max_mb']} MB, "

@@ -35,7 +35,13 @@ from lakegate_errors import EnvironmentProblem, LakegateError
 from model_server.batching import ScoringQueue
 from model_server.errors import BadPayload
 from model_server.metrics import UNKNOWN_MODEL, ServingMetrics
-from model_server.models import LoadedModel, ModelCache
+from model_server.models import (
+    MAX_NAME_LENGTH,
+    MODEL_NAME_PATTERN,
+    REFERENCE_PATTERN,
+    LoadedModel,
+    ModelCache,
+)
 from model_server.online import ServedStore
 from model_server.openapi import (
     BY_KEY_BODY,
@@ -86,7 +92,9 @@ class ServingState:
             on_load=lambda m: self.metrics.model_loads.labels(m.name, m.version).inc(),
         )
         self.token = os.environ.get(serving.auth_token_env) if serving.auth_token_env else None
-        self.queue = ScoringQueue()
+        self.queue = ScoringQueue(
+            on_call=lambda key, n: self.metrics.batch_requests.labels(*key).observe(n)
+        )
         self.online = ServedStore(settings)
 
     @property
@@ -293,8 +301,14 @@ def create_app(settings: Settings, *, alias_refresh_seconds: float | None = None
     return app
 
 
-_MODEL = Path(description="the registered model's name")
-_REFERENCE = Path(description="a version number, an alias (champion) or latest")
+_MODEL = Path(
+    description="the registered model's name",
+    json_schema_extra={"pattern": MODEL_NAME_PATTERN, "maxLength": MAX_NAME_LENGTH},
+)
+_REFERENCE = Path(
+    description="a version number, an alias (champion) or latest",
+    json_schema_extra={"pattern": REFERENCE_PATTERN, "maxLength": MAX_NAME_LENGTH},
+)
 
 
 def _add_routes(app: FastAPI, state: ServingState) -> None:

@@ -66,8 +66,13 @@ class ScoringQueue:
     for an idle version starts a drain task that scores everything queued, call after call.
     """
 
-    def __init__(self, max_rows: int = 10_000) -> None:
+    def __init__(
+        self,
+        max_rows: int = 10_000,
+        on_call: Callable[[tuple[str, str], int], None] | None = None,
+    ) -> None:
         self.max_rows = max_rows
+        self._on_call = on_call
         self._waiting: dict[tuple[str, str], list[_Waiting]] = {}
         self._draining: set[tuple[str, str]] = set()
         self.calls = 0
@@ -115,6 +120,8 @@ class ScoringQueue:
                     raise
                 self.calls += 1
                 self.requests += len(taken)
+                if self._on_call is not None:
+                    self._on_call(key, len(taken))
                 for item, result in zip(taken, results, strict=True):
                     if item.answer.done():
                         continue

@@ -6,6 +6,7 @@
     lakegate_serving_rows_scored_total{model, version}
     lakegate_serving_model_loads_total{model, version}
     lakegate_serving_loaded_models
+    lakegate_serving_batch_requests{model, version}  (histogram: requests per model call)
 
 `model` is `(unknown)` for names the registry does not know, so a client cannot grow the
 label set without bound; `version` is empty when no version was resolved.
@@ -24,6 +25,7 @@ from prometheus_client import (
 
 UNKNOWN_MODEL = "(unknown)"
 # Milliseconds matter here: single-record predictions take 1-10 ms.
+BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
 LATENCY_BUCKETS = (0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 
 
@@ -64,6 +66,13 @@ class ServingMetrics:
             "lakegate_serving_model_loads",
             "Model versions loaded from the registry.",
             ["model", "version"],
+            registry=self.registry,
+        )
+        self.batch_requests = Histogram(
+            "lakegate_serving_batch_requests",
+            "Requests scored together in one model call, by model and version.",
+            ["model", "version"],
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.loaded_models = Gauge(

@@ -49,13 +49,6 @@ class LoadedModel:
         return score_batch(self.pyfunc, (frame,), self.inputs.spec)
 
 
-# A registered model name: word characters, spaces, '.', '-' (Unity Catalog's cat.schema.model
-# too), never '..', '/', '\\' or '%'; a version is digits, an alias a word (MLflow's rule).
-_MODEL_NAME = re.compile(r"^\w[\w .-]*$")
-_REFERENCE = re.compile(r"^(\d+|\w[\w-]*)$")
-MAX_NAME_LENGTH = 256
-
-
 # MLflow's HTTP client retries a refused connection 7 times with backoff (minutes) and waits
 # 120 s per request: a server would notice a registry that went away minutes late. Serving
 # uses these unless the environment sets them.
@@ -63,6 +56,22 @@ REGISTRY_CLIENT_DEFAULTS = {
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "10",
+}
+# A registered model name: ASCII word characters, spaces and '-', in parts joined by single
+# dots (Unity Catalog's cat.schema.model too), so never '..', '/', '\\', '%' or a control
+# character; a version is digits, an alias a word. /openapi.json publishes the same patterns.
+MODEL_NAME_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_ -]*(\.[A-Za-z0-9_ -]+)*$"
+REFERENCE_PATTERN = r"^[A-Za-z0-9_][A-Za-z0-9_-]*$"
+MAX_NAME_LENGTH = 256
+_PATTERNS = {
+    "name": (
+        re.compile(MODEL_NAME_PATTERN.strip("^$"), re.ASCII),
+        "letters, digits, '_', '-' and spaces, in parts joined by single dots",
+    ),
+    "version": (
+        re.compile(REFERENCE_PATTERN.strip("^$"), re.ASCII),
+        "a version number or an alias of letters, digits, '_' and '-'",
+    ),
 }
 
 
@@ -73,17 +82,13 @@ def check_reference(name: str, reference: str) -> None:
         BadModelReference: the name or reference has a character or length no registry name
             has ('..', '/', '%', control characters, more than 256 characters).
     """
-    for label, value, pattern in (("name", name, _MODEL_NAME), ("version", reference, _REFERENCE)):
+    for label, value in (("name", name), ("version", reference)):
         if len(value) > MAX_NAME_LENGTH:
             raise BadModelReference(
                 f"the model {label} is {len(value)} characters long; at most {MAX_NAME_LENGTH}"
             )
-        if not pattern.match(value) or ".." in value:
-            what = (
-                "letters, digits, '_', '-', '.' and spaces (not '..')"
-                if label == "name"
-                else "a version number or an alias of letters, digits, '_' and '-'"
-            )
+        pattern, what = _PATTERNS[label]
+        if not pattern.fullmatch(value):  # fullmatch: `$` would let a trailing newline in
             raise BadModelReference(f"the model {label} {value[:80]!r} is not {what}")
 
 

@@ -32,7 +32,10 @@ def _records_frame(records: list[Any], input_names: Sequence[str], where: str) -
                 f"{where}: record {position} has no feature {', '.join(map(repr, missing))} "
                 f"(the model's inputs: {', '.join(input_names)})"
             )
-    return pd.DataFrame.from_records(records) if records else pd.DataFrame()
+    # No records: no rows, but the inputs' columns, so the answer is no predictions.
+    return (
+        pd.DataFrame.from_records(records) if records else pd.DataFrame(columns=list(input_names))
+    )
 
 
 def _inputs_frame(value: Any, input_names: Sequence[str], where: str) -> pd.DataFrame:
