@@ -306,3 +306,21 @@ def test_a_table_wide_failure_fails_validate_once_and_train_and_predict_never_ru
     assert "lakegate exited 1 (an error-level check failed): not retried" in run.stdout
     assert "hasSize" in run.stdout
     assert not (tmp_path / "airflow" / DAY / "predictions").exists()
+    assert_provider_ran_lakegate_submits_command(run.stdout, broken, airflow_home.state)
+
+
+def assert_provider_ran_lakegate_submits_command(log: str, pipeline: Path, state: Path) -> None:
+    """The provider's spark-submit line (its own option order) holds `lakegate submit`'s."""
+    line = next(line for line in log.splitlines() if "Spark-Submit cmd: " in line)
+    ran = line.split("Spark-Submit cmd: ", 1)[1]
+    settings = load_settings("test")
+    job, args = step_command(pipeline, settings, load_pipeline(pipeline), "validate")
+    rendered = [arg.replace("{{ ds }}", DAY) for arg in args]
+    expected = build_command(settings, MASTER, job, rendered, state / "dist" / "lakegate-code.zip")
+    assert ran.startswith(expected[0] + " ")
+    i = 1
+    while expected[i].startswith("--"):
+        assert f" {expected[i]} {expected[i + 1]} " in ran
+        i += 2
+    assert ran.count(" --conf ") == expected.count("--conf")
+    assert " ".join(expected[i:]) in ran  # the job file and its arguments, templates rendered
