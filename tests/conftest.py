@@ -93,7 +93,6 @@ def pytest_configure(config: pytest.Config) -> None:
     trusting the lists above.
     """
     config.addinivalue_line("markers", UNIT_MARKER)
-    config.addinivalue_line("markers", "airflow: runs generated DAGs with a real Airflow 3")
     if config.getoption("markexpr", "") == UNIT:
         home = Path(tempfile.mkdtemp(prefix="lakegate-no-jvm-"))
         java = home / "bin" / "java"
