@@ -73,7 +73,9 @@ class JobContext:
 
 # Commands that are servers or launchers, not jobs: no lineage run of their own (a submitted
 # job emits its own events where it runs).
-NOT_JOBS = frozenset({"serve", "serve-sql", "submit", "history", "export", "check"})
+NOT_JOBS = frozenset(
+    {"serve", "serve-sql", "submit", "history", "export", "check", "airflow-dag", "convert"}
+)
 # Options naming what a job reads and writes, across the commands.
 INPUT_OPTIONS = ("source", "features", "input")
 OUTPUT_OPTIONS = ("output",)
