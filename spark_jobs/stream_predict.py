@@ -20,6 +20,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -68,10 +69,11 @@ class StreamPredictSpec(BaseModel):
 
 @dataclass
 class StreamPredictResult:
-    """How the query ended: batches scored in this run and the last report."""
+    """How the query ended: batches scored in this run, the last report, the metrics."""
 
     batches: int
     report: dict[str, Any] | None
+    metrics: StreamMetrics
     metrics_port: int | None = None
 
 
@@ -407,12 +409,15 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     )  # fmt: skip
     if source.is_file_source:
         frame = with_file_names(frame)
-    with metrics.serve(spec.metrics_port) as port, metrics.listening(spark):
-        if port is not None and not spec.quiet:
-            print(f"metrics on http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
+    with ExitStack() as serving:
+        port = serving.enter_context(metrics.serve(spec.metrics_port))
+        if port is not None:  # Spark's progress reports feed the backlog gauges
+            serving.enter_context(metrics.listening(spark))
+            if not spec.quiet:
+                print(f"metrics on http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
         query = start_query(frame, scorer, spec.checkpoint, trigger, query_name)
         _await(query, scorer)
-    return StreamPredictResult(scorer.processed, scorer.report or None, port)
+    return StreamPredictResult(scorer.processed, scorer.report or None, metrics, port)
 
 
 def _check_stream(

@@ -31,6 +31,7 @@ from checks.input_gate import derive_input_suite
 from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.services.training import train_model
+from spark_jobs.stream_predict import StreamPredictSpec, run
 
 NAME = "stream_users"
 MODEL = f"models:/{NAME}@champion"
@@ -346,3 +347,27 @@ def test_gate_for_a_model_without_an_input_gate_exits_2_before_the_query_starts(
     assert stream_predict(source, output, checkpoint, "--gate") == 2
     assert "has no input gate" in capsys.readouterr().err
     assert not output.exists() and not checkpoint.exists()
+
+
+def test_a_delta_source_is_scored_and_an_unreported_backlog_stays_absent_from_the_metrics(
+    spark: SparkSession, settings: Settings, versions: MlflowClient, tmp_path: Path
+) -> None:
+    table, output = tmp_path / "source", tmp_path / "out"
+    users = users_frame(rows=9, seed=4)[COLUMNS]
+    for i in range(3):  # one file per commit: with maxFilesPerTrigger=1, one batch per commit
+        part = spark.createDataFrame(users.iloc[i * 3 : (i + 1) * 3]).coalesce(1)
+        part.write.format("delta").mode("append").save(str(table))
+    spec = StreamPredictSpec(
+        model=MODEL, source=f"delta:{table}", output=str(output),
+        checkpoint=str(tmp_path / "checkpoint"), key=["user_id"],
+        options={"maxFilesPerTrigger": "1"}, metrics_port=0, quiet=True,
+    )  # fmt: skip
+    result = run(spark, settings, spec)
+    assert result.batches == 3
+    ids = delta(spark, output / "predictions").select("user_id")
+    assertDataFrameEqual(ids, spark.createDataFrame(users[["user_id"]]))
+    text = result.metrics.exposition().decode()
+    assert sample(text, "lakegate_stream_batches_total") == 3.0
+    # Delta 3.3's source reports no backlog under available-now: absent, not a made-up 0.
+    assert "lakegate_stream_input_files_behind{" not in text
+    assert "lakegate_stream_input_rows_behind{" not in text

@@ -15,7 +15,8 @@ query has ended by then). Every series carries the label `query` (the query's na
     keys held), from Spark's progress reports: lakegate_stream_input_rows_behind (Kafka's
     offsets behind the latest, summed over sources), lakegate_stream_input_files_behind (Delta's
     files outstanding) and lakegate_stream_spark_state_rows (stateful operators' rows).
-A source that reports no backlog leaves its gauge absent rather than zero.
+A source that reports no backlog leaves its gauge absent rather than zero (Delta 3.3's source
+reported none under `available-now` here; Kafka's reports offsets behind on every batch).
 """
 
 from __future__ import annotations
