@@ -107,12 +107,21 @@ class ValidationResult:
     extra: dict[str, Any] = field(default_factory=dict)
 
     def table_wide_failures(self) -> list[str]:
-        """Error-level constraints that failed on the whole table (no row to quarantine)."""
-        return [
+        """Error-level constraints and anomaly checks that failed on the whole table.
+
+        These blame no row to quarantine, so a pipeline stops on them (exit 1).
+        """
+        constraints = [
             c.constraint
             for c in self.constraints
             if c.status == "failure" and c.level is Level.ERROR and not c.blames_rows
         ]
+        anomalies = [
+            f"anomaly {a.entry.label}"
+            for a in self.anomalies
+            if a.status == "failure" and a.entry.level is Level.ERROR
+        ]
+        return constraints + anomalies
 
     def to_report(self) -> dict[str, Any]:
         """The report.json document."""

@@ -173,6 +173,23 @@ def test_a_table_wide_failure_in_validate_stops_the_pipeline(
     assert not (tmp_path / "out/features").exists()
 
 
+def test_an_error_level_anomaly_in_validate_stops_the_pipeline(
+    spark: SparkSession, settings: Settings, tmp_path: Path
+) -> None:
+    suite = yaml.safe_load(Path("checks/examples/users_raw.yaml").read_text())
+    suite["anomalies"] = [
+        {"Size": {"strategy": "SimpleThresholds", "lowerBound": 0, "upperBound": 10}}
+    ]
+    (tmp_path / "suite.yaml").write_text(yaml.safe_dump(suite))
+    config = load_pipeline(
+        pipeline_file(tmp_path, validate={"suite": str(tmp_path / "suite.yaml")})
+    )
+    with pytest.raises(StepFailed, match=r"anomaly Size") as failure:
+        run_pipeline(spark, settings, config, quiet=True)
+    assert failure.value.exit_code == 1
+    assert not (tmp_path / "out/features").exists()
+
+
 @pytest.mark.parametrize(
     "broken",
     [
