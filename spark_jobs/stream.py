@@ -70,6 +70,7 @@ from spark_jobs.services.stream_state import (
     key_expiry,
     next_key_clock,
     now_micros,
+    saved_windows,
 )
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
 from spark_jobs.validate import check_filters, read_reference
@@ -272,7 +273,7 @@ class _BatchProcessor:
             [k.latest for k in keysets.values()],
         )
         total = totals.commit(staged, summary)
-        self._save_history(gate, total, batch_id)
+        self._save_history(gate, total, batch_id, replay)
         self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock)
 
     def _write_valid(
@@ -320,14 +321,21 @@ class _BatchProcessor:
             "query_id": self.app_id or "",
         }
 
-    def _save_history(self, gate: Gate, total: TotalWindow, batch_id: int) -> None:
-        """Both windows' metrics to the repository (tags `window: batch` / `window: total`)."""
+    def _save_history(self, gate: Gate, total: TotalWindow, batch_id: int, replay: bool) -> None:
+        """Both windows' metrics to the repository (tags `window: batch` / `window: total`).
+
+        A replayed batch saves only the windows its first run did not save.
+        """
         if not self.spec.keep_history:
             return
-        gate.save_metrics()
-        repository = metrics_repository(self.spark, self.settings.metrics_repository_path)
-        key = result_key(self.spark, self._tags("total", batch_id))
-        repository.repository.save(key.resultKey, total.context)
+        path = self.settings.metrics_repository_path
+        saved = saved_windows(path, self.app_id or "", batch_id) if replay else set()
+        if "batch" not in saved:
+            gate.save_metrics()
+        if "total" not in saved:
+            repository = metrics_repository(self.spark, path)
+            key = result_key(self.spark, self._tags("total", batch_id))
+            repository.repository.save(key.resultKey, total.context)
 
     def _report(
         self,

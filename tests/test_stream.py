@@ -23,8 +23,9 @@ from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
 
-from checks.deequ_run import verify
+from checks.deequ_run import history_files, verify
 from checks.suite_formats import load_suite
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 
 SUITE = """\
@@ -171,7 +172,7 @@ def test_running_metrics_equal_a_plain_verification_of_every_row(
 
 
 def test_a_batch_replayed_after_a_crash_adds_no_row_twice(
-    spark: SparkSession, suite_file: Path, tmp_path: Path
+    spark: SparkSession, settings: Settings, suite_file: Path, tmp_path: Path
 ) -> None:
     source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
     land(source, 0, BATCHES[0])
@@ -192,6 +193,21 @@ def test_a_batch_replayed_after_a_crash_adds_no_row_twice(
     final = report(output)
     assert final["batches"] == {"count": 2, "last_batch_id": 1}
     assert final["counts"] == {"rows_in": 7, "rows_valid": 3, "rows_quarantined": 4}
+    # The replayed batch 0 saved no metrics-history entry twice: one per window and batch.
+    assert history_entries(settings, final["query_id"]) == [
+        ("0", "batch"), ("0", "total"), ("1", "batch"), ("1", "total")
+    ]  # fmt: skip
+
+
+def history_entries(settings: Settings, query_id: str) -> list[tuple[str, str]]:
+    """(batch_id, window) of every metrics-history entry the query saved, sorted."""
+    found = []
+    for path in history_files(settings.metrics_repository_path):
+        for entry in json.loads(path.read_text() or "[]"):
+            tags = entry["resultKey"]["tags"]
+            if tags.get("query_id") == query_id:
+                found.append((tags["batch_id"], tags["window"]))
+    return sorted(found)
 
 
 def test_a_new_column_in_a_landed_file_stops_the_stream_with_exit_2_and_commits_nothing(

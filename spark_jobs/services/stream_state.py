@@ -37,7 +37,7 @@ from pyspark.sql import functions as F
 from pyspark.sql.types import DataType, DateType, StructType, TimestampNTZType, TimestampType
 
 from checks.arguments import unquote_column
-from checks.deequ_run import VerificationOutcome, read_results
+from checks.deequ_run import VerificationOutcome, history_files, read_results
 
 # Private helpers and fields (`_analyzers`, `_provider`, `_checks`, `_schema`) of the one-pass
 # gate, read as they are (the same rounds, sequences and empty-state metrics as `Gate.verdict`);
@@ -473,6 +473,25 @@ def _merge(
     if context is None:  # no analyzer at all
         context = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext.empty()
     return context
+
+
+def saved_windows(repository: Path, query_id: str, batch_id: int) -> set[str]:
+    """The windows (`batch`, `total`) whose metrics the history already holds for a batch.
+
+    Read from every run file of the metrics history (a replayed batch's first run may have
+    saved one window, both, or none before the crash).
+    """
+    found: set[str] = set()
+    for path in history_files(repository):
+        try:
+            entries = json.loads(path.read_text(encoding="utf-8") or "[]")
+        except (OSError, ValueError):  # a file being written, or not a run file
+            continue
+        for entry in entries if isinstance(entries, list) else []:
+            tags = (entry.get("resultKey") or {}).get("tags") or {}
+            if tags.get("query_id") == query_id and tags.get("batch_id") == str(batch_id):
+                found.add(str(tags.get("window")))
+    return found
 
 
 def key_constraints(gate: Gate) -> list[Constraint]:
