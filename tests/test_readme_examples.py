@@ -134,7 +134,9 @@ def assert_lines_match(printed: list[str], documented: list[str]) -> None:
         pattern = re.sub(r"(?<![A-Za-z_])\d+(?:\\\.\d+)?", r"\\d+(?:\\.\\d+)?", pattern)
         assert shown, f"the README shows {line!r}; nothing more was printed"
         got = shown.pop(0)
-        assert re.fullmatch(pattern + (".*" if elided else ""), got), (got, line)
+        assert re.fullmatch(pattern + (".*" if elided else ""), got), (
+            f"printed {got!r} where the README shows {line!r}; printed:\n" + "\n".join(printed)
+        )
         while elided and shown and shown[0].startswith(" "):
             shown.pop(0)
     assert not shown, f"printed but not in the README: {shown}"
@@ -174,7 +176,7 @@ def test_readme_train_sql_and_predict_examples_run_in_order(
     conf_dir = sandbox_project(tmp_path, settings.env)
     pipeline = yaml.safe_load((conf_dir / "pipelines/users.yaml").read_text())
     pipeline["sample_data"]["rows"] = 4000
-    (conf_dir / "pipelines/users.yaml").write_text(yaml.safe_dump(pipeline))
+    (conf_dir / "pipelines/users.yaml").write_text(yaml.safe_dump(pipeline, sort_keys=False))
     monkeypatch.setenv("LAKEGATE_CONF_DIR", str(conf_dir))
     monkeypatch.chdir(tmp_path)
 
