@@ -7,7 +7,8 @@ A scaler + logistic regression on three features is trained and registered in a 
 MLflow sqlite store (as bench_serving.py), its features materialized into the SQLite online
 store, and both servers started on loopback ports of their own (`mlflow models serve
 --env-manager local`, as it starts by default: one worker). Phases, each `--seconds` long with
-`--clients` aiohttp clients, each client its own keep-alive connection:
+`--clients` aiohttp clients in `--client-processes` processes, each client its own keep-alive
+connection:
 
   compare   the same payloads to both servers, alternating in `--rounds` slices so load from
             elsewhere on the machine falls on both: single-record and 100-record requests
@@ -24,6 +25,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import multiprocessing
 import os
 import random
 import signal
@@ -31,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -53,6 +56,9 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--seconds", type=float, default=60.0, help="per phase and server")
     parser.add_argument("--clients", type=int, default=16)
+    parser.add_argument(
+        "--client-processes", type=int, default=4, help="client processes sharing --clients"
+    )
     parser.add_argument("--rounds", type=int, default=4, help="alternating slices in compare")
     parser.add_argument("--phases", default="compare,mixed")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
@@ -179,6 +185,7 @@ async def drive(
     clients: int,
     timeout: float,
     tally: Tally,
+    first: int = 0,
 ) -> None:
     """`clients` loops, each on its own connection, until `seconds` have passed."""
     kinds = [kind for kind, weight in mix.items() for _ in range(weight)]
@@ -194,8 +201,53 @@ async def drive(
                 await one_request(session, target, kind, rng.choice(payloads[kind]), tally)
 
     started = time.perf_counter()
-    await asyncio.gather(*(client(i) for i in range(clients)))
+    await asyncio.gather(*(client(first + i) for i in range(clients)))
     tally.seconds += time.perf_counter() - started
+
+
+def _drive_here(
+    target: Target,
+    payloads: dict[str, list[bytes]],
+    mix: dict[str, int],
+    seconds: float,
+    clients: int,
+    timeout: float,
+    first: int,
+) -> Tally:
+    tally = Tally()
+    asyncio.run(drive(target, payloads, mix, seconds, clients, timeout, tally, first))
+    return tally
+
+
+def drive_processes(
+    pool: ProcessPoolExecutor,
+    processes: int,
+    target: Target,
+    payloads: dict[str, list[bytes]],
+    mix: dict[str, int],
+    seconds: float,
+    clients: int,
+    timeout: float,
+    tally: Tally,
+) -> None:
+    """`drive` in `processes` client processes (one Python thread cannot keep up with 16
+    connections on a loaded machine), their tallies merged into `tally`."""
+    shares = [clients // processes + (i < clients % processes) for i in range(processes)]
+    starts = [sum(shares[:i]) for i in range(processes)]
+    futures = [
+        pool.submit(_drive_here, target, payloads, mix, seconds, share, timeout, start)
+        for share, start in zip(shares, starts, strict=True)
+        if share
+    ]
+    parts = [future.result() for future in futures]
+    for part in parts:
+        for kind, times in part.latencies.items():
+            tally.latencies.setdefault(kind, []).extend(times)
+        for kind, count in part.failures.items():
+            tally.failures[kind] = tally.failures.get(kind, 0) + count
+        tally.examples.extend(part.examples[: 5 - len(tally.examples)])
+        tally.versions |= part.versions
+    tally.seconds += max(part.seconds for part in parts)
 
 
 class RssSampler:
@@ -346,6 +398,7 @@ async def warm_up(targets: dict[str, Target], payloads: dict[str, list[bytes]]) 
 
 
 async def run_phases(
+    pool: ProcessPoolExecutor,
     args: argparse.Namespace,
     processes: dict[str, subprocess.Popen[bytes]],
     targets: dict[str, Target],
@@ -362,7 +415,10 @@ async def run_phases(
             order = ["mlflow", "lakegate"] if round_number % 2 == 0 else ["lakegate", "mlflow"]
             for name in order:
                 cpu = samplers[name].cpu_seconds()
-                await drive(
+                await asyncio.to_thread(
+                    drive_processes,
+                    pool,
+                    args.client_processes,
                     targets[name],
                     payloads,
                     COMPARE_MIX,
@@ -377,8 +433,17 @@ async def run_phases(
     if "mixed" in phases:
         tally = Tally()
         cpu = samplers["lakegate"].cpu_seconds()
-        await drive(
-            targets["lakegate"], payloads, MIXED, args.seconds, args.clients, args.timeout, tally
+        await asyncio.to_thread(
+            drive_processes,
+            pool,
+            args.client_processes,
+            targets["lakegate"],
+            payloads,
+            MIXED,
+            args.seconds,
+            args.clients,
+            args.timeout,
+            tally,
         )
         tally.server_cpu_seconds = samplers["lakegate"].cpu_seconds() - cpu
         results["mixed"] = {"lakegate": tally.summary()}
@@ -494,7 +559,11 @@ def main() -> int:
     processes, targets = start_servers(args, folder, version)
     try:
         asyncio.run(warm_up(targets, payloads))
-        results = asyncio.run(run_phases(args, processes, targets, payloads))
+        with ProcessPoolExecutor(
+            args.client_processes, mp_context=multiprocessing.get_context("spawn")
+        ) as pool:
+            list(pool.map(abs, range(args.client_processes)))  # workers started before timing
+            results = asyncio.run(run_phases(pool, args, processes, targets, payloads))
     finally:
         stop(processes)
     results["args"] = vars(args)
