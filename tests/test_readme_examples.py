@@ -31,8 +31,10 @@ from mlflow.pyfunc import PyFuncModel
 from mlflow.tracking._model_registry import utils as registry_utils
 from mlflow.tracking._tracking_service import utils as tracking_utils
 from model_fixtures import train, users_frame
+from prometheus_client.parser import text_string_to_metric_families
 from pyspark.sql import SparkSession
 from serve_harness import Process, free_port
+from test_airflow_dag import dag_steps
 
 from lakegate_config.settings import Settings, load_settings
 from spark_jobs.cli import main
@@ -520,3 +522,39 @@ def test_readme_serving_examples_answer_in_the_documented_shape(
         assert len(got["predictions"]) == len(example.answer["predictions"])  # type: ignore[arg-type]
         assert (got["model_name"], got["model_version"]) == ("users", project.version)
         assert got.get("feature_view") == example.answer.get("feature_view")
+
+
+@pytest.mark.slow
+def test_readme_serving_prose_a_400_names_the_feature_and_metrics_are_prometheus(
+    rest_server: Process,
+) -> None:
+    text = section("Real-time predictions")
+    prose = " ".join(text.split())
+    assert "a 400 names the feature" in prose and "`/metrics` is Prometheus" in prose
+    predict, _ = curl_examples(blocks(text, "bash")[0])
+    body = json.loads(predict.data or "{}")
+    del body["dataframe_records"][0]["feature_2"]
+    lacking = Curl(predict.url, json.dumps(body), {})
+    answer = lacking.send(f"127.0.0.1:{rest_server.port}")
+    assert answer.status_code == 400 and "'feature_2'" in answer.json()["message"], answer.text
+    metrics = requests.get(f"http://127.0.0.1:{rest_server.port}/metrics", timeout=30)
+    families = {f.name for f in text_string_to_metric_families(metrics.text)}
+    assert metrics.status_code == 200 and families, metrics.text[:500]
+
+
+def test_readme_airflow_dag_command_prints_a_dag_of_the_pipelines_steps(
+    state_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Airflow itself is not installed here (tests/test_airflow_dag.py runs it, tier `airflow`):
+    # the README's command must print a DAG whose tasks are the pipeline's steps.
+    text = section("On a cluster, in production")
+    (line,) = re.findall(r"`lakegate (airflow-dag [^`]+)`", text.replace("\n", " "))
+    *args, redirect, target = shlex.split(line)
+    assert (redirect, target) == (">", "dags/users.py")
+    assert main(args) == 0
+    dag = capsys.readouterr().out
+    compile(dag, target, "exec")
+    pipeline = yaml.safe_load(Path(args[1]).read_text(encoding="utf-8"))
+    kinds = [next(iter(step)) for step in pipeline["steps"]]
+    assert [task["task_id"] for task in dag_steps(dag)] == kinds
+    assert f"schedule={args[args.index('--schedule') + 1]!r}" in dag
