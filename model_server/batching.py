@@ -6,6 +6,12 @@ overhead, ~1.4 ms here), so under load the server spends its time on calls, not 
 it runs wait together and are scored in the next call, their frames concatenated (at most
 `max_rows` rows a call). No request waits for a timer: alone, a request is scored at once.
 
+A call of at most `inline_rows` rows (~2 ms) runs in the event loop itself: the requests that
+arrive meanwhile wait in their sockets and are read, checked and queued together right after
+it (measured: 1.72x mlflow's throughput against 1.37x with every call in a worker thread, p99
+0.45x against 0.86x; docs/reliability.md). Larger calls run in a worker thread so that the
+loop keeps answering.
+
 A call that fails (a value the model refuses, in one request of the batch) is repeated per
 request, so one bad request never fails the others; each gets its own answer or error.
 """
@@ -63,15 +69,18 @@ class ScoringQueue:
     """One queue per model version; at most one scoring call in flight for each.
 
     Used from the event loop only (no locks): `score` enqueues and awaits; the first request
-    for an idle version starts a drain task that scores everything queued, call after call.
+    for an idle version starts a drain task that scores everything queued, call after call,
+    in the loop up to `inline_rows` rows a call, in a worker thread beyond.
     """
 
     def __init__(
         self,
         max_rows: int = 10_000,
+        inline_rows: int = 2_000,
         on_call: Callable[[tuple[str, str], int], None] | None = None,
     ) -> None:
         self.max_rows = max_rows
+        self.inline_rows = inline_rows
         self._on_call = on_call
         self._waiting: dict[tuple[str, str], list[_Waiting]] = {}
         self._draining: set[tuple[str, str]] = set()
@@ -110,10 +119,13 @@ class ScoringQueue:
     async def _drain(self, key: tuple[str, str], scorer: Scorer) -> None:
         try:
             while taken := self._take(key):
+                frames = [item.frame for item in taken]
                 try:
-                    results = await run_in_threadpool(
-                        score_together, scorer, [item.frame for item in taken]
-                    )
+                    if sum(len(frame) for frame in frames) <= self.inline_rows:
+                        results = score_together(scorer, frames)
+                        await asyncio.sleep(0)  # let the requests read meanwhile queue up
+                    else:
+                        results = await run_in_threadpool(score_together, scorer, frames)
                 except asyncio.CancelledError:  # shutdown: nobody waits forever
                     for item in [*taken, *self._waiting.pop(key, [])]:
                         item.answer.cancel()
