@@ -45,6 +45,7 @@ from spark_jobs.services.stream_io import (
     StreamSource,
     append_once,
     batch_files,
+    check_delta_drift,
     check_file_drift,
     parse_source,
     parse_trigger,
@@ -572,6 +573,9 @@ def _wait(query: StreamingQuery, processor: _BatchProcessor) -> None:
             return
         if isinstance(processor.error, LakegateError):
             raise processor.error from None
+        if processor.error is None and processor.source.scheme == "delta":
+            # The source itself failed before a batch began: a schema change of the table?
+            check_delta_drift(processor.spark, processor.source, processor.schema)
         raise
 
 

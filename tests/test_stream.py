@@ -373,3 +373,35 @@ def test_a_stream_section_with_a_bad_duration_is_refused_with_exit_2_naming_the_
     assert code == 2
     err = capsys.readouterr().err
     assert "bad.yaml:2" in err and "'soon' is no duration" in err
+
+
+def test_a_delta_source_whose_table_gains_a_column_mid_stream_stops_with_exit_2(
+    spark: SparkSession, suite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    table, output, checkpoint = tmp_path / "source", tmp_path / "out", tmp_path / "checkpoint"
+    first = spark.createDataFrame(BATCHES[0], "id bigint, amount double").coalesce(1)
+    first.write.format("delta").save(str(table))
+
+    def add_a_column_after_the_first_batch() -> None:
+        deadline = time.monotonic() + 400
+        while not (output / "report.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        drifted = spark.createDataFrame([(8, 1.0, "new")], "id bigint, amount double, note string")
+        drifted.write.format("delta").mode("append").option("mergeSchema", "true").save(str(table))
+        if not ended.wait(300):  # the stream should have stopped by itself long before
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    ended = threading.Event()
+    appender = threading.Thread(target=add_a_column_after_the_first_batch, daemon=True)
+    appender.start()
+    capsys.readouterr()
+    try:
+        code = stream(suite_file, f"delta:{table}", output, checkpoint, "--trigger", "1s")
+    finally:
+        ended.set()
+        appender.join()
+    err = capsys.readouterr().err
+    assert code == 2, err[-2000:]
+    assert "new column 'note'" in err
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
+    assertDataFrameEqual(delta(spark, output / "valid").select("id"), [Row(id=1), Row(id=3)])

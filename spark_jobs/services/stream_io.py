@@ -228,6 +228,25 @@ def check_file_drift(
             )
 
 
+def check_delta_drift(spark: SparkSession, source: StreamSource, schema: StructType) -> None:
+    """Refuse a Delta source whose table now has a column the stream lacks, or retypes one.
+
+    Called when the source failed before a batch began (Delta stops a stream whose table's
+    schema changed): nothing of the next batch was committed.
+
+    Raises:
+        SchemaDrift: naming the column and the fix (no drift found: returns).
+    """
+    expected = {f.name: f.dataType for f in schema.fields}
+    problem = _drift(source, expected, read_table(spark, source.location, "delta").schema)
+    if problem is not None:
+        raise SchemaDrift(
+            f"schema drift in {source}: the table now has {problem}; nothing of the next batch "
+            "was committed. Update the suite (its schema: section, if any) and restart the "
+            "stream: it then reads the table with its new schema"
+        )
+
+
 def _drift(
     source: StreamSource, expected: Mapping[str, DataType], found: StructType | None
 ) -> str | None:
@@ -240,7 +259,8 @@ def _drift(
         was = expected.get(field.name)
         if was is None:
             return f"new column {field.name!r} ({field.dataType.simpleString()})"
-        if source.scheme == "parquet" and was.simpleString() != field.dataType.simpleString():
+        typed = source.scheme in {"parquet", "delta"}
+        if typed and was.simpleString() != field.dataType.simpleString():
             return (
                 f"column {field.name!r} is {field.dataType.simpleString()}, "
                 f"the stream reads it as {was.simpleString()}"
