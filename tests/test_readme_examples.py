@@ -1,7 +1,12 @@
 """The README's examples run as written, so the docs cannot rot (chispa's habit).
 
-Commands are taken from the README's fenced `bash` blocks and run through `lakegate`'s own
-entry point; printed output is compared with the README's output block where it shows one.
+Commands are taken from the README's fenced `bash` blocks (and its inline `lakegate ...`
+commands) and run through `lakegate`'s own entry point, in-process where they can; printed
+output is compared with the README's output block where it shows one. The servers (`serve-sql`,
+`serve`) run as the README starts them, each once for the module, on a free loopback port of a
+sandboxed project with its own MLflow registry; beeline and the `curl` lines (sent as curl
+sends them) talk to them. What needs a real cluster or Airflow is checked as far as it runs
+here (`submit --dry-run`, the generated DAG).
 """
 
 from __future__ import annotations
