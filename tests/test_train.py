@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -105,6 +106,16 @@ def test_regressor_is_scored_with_r2(settings):
     result = train(settings, "train_regressor", "regression")
     assert result.metric == "r2"
     assert 0.9 < result.score <= 1.0
+
+
+def test_training_leaves_the_processes_mlflow_environment_as_it_found_it(settings, monkeypatch):
+    # mlflow.set_tracking_uri exports MLFLOW_TRACKING_URI, which outranks conf/ in Settings: a
+    # notebook or server that trained once would send every later command to that store
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    train(settings, "train_environment")
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+    assert "MLFLOW_REGISTRY_URI" not in os.environ
 
 
 def _write_config(tmp_path: Path, input_path: Path, **overrides: object) -> Path:

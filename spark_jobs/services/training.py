@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import os
 import random
 import time
 import warnings
@@ -24,6 +25,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from lakegate_config.settings import Settings
 from lakegate_config.yaml_document import load_yaml_document, parse_document
 from lakegate_errors import EnvironmentProblem, UserError
+
+_MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -470,15 +473,16 @@ def log_register_promote(
     started = started if started is not None else time.perf_counter()
     tracking_uri = config.tracking_uri or settings.tracking_uri
     registry_uri = settings.registry_uri if config.tracking_uri is None else config.tracking_uri
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
-    try:
-        client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
-        experiment_id = _experiment_id(config, settings)
-    except Exception as exc:
-        raise EnvironmentProblem(f"the MLflow store {tracking_uri} cannot be used: {exc}") from None
-    run_id, model_uri = _log_run(fitted, config, experiment_id, source, rows, input_gate)
-    version = mlflow.register_model(model_uri, config.model_name)
+    with _mlflow_stores(tracking_uri, registry_uri):
+        try:
+            client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
+            experiment_id = _experiment_id(config, settings)
+        except Exception as exc:
+            raise EnvironmentProblem(
+                f"the MLflow store {tracking_uri} cannot be used: {exc}"
+            ) from None
+        run_id, model_uri = _log_run(fitted, config, experiment_id, source, rows, input_gate)
+        version = mlflow.register_model(model_uri, config.model_name)
     client.set_registered_model_alias(config.model_name, CHALLENGER, version.version)
     promoted, previous_version, previous_score = promote(
         client, config.model_name, str(version.version), fitted.score, fitted.metric
@@ -500,6 +504,29 @@ def log_register_promote(
         test_rows=fitted.test_rows,
         seconds=round(time.perf_counter() - started, 3),
     )
+
+
+@contextmanager
+def _mlflow_stores(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """MLflow's fluent API pointed at these stores, and the process environment left as it was.
+
+    `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI (and the registry's), which
+    outranks conf/ in `Settings`: without the restore, every later command in the same process
+    (a notebook, a test run) would use this training's store.
+    """
+    import mlflow
+
+    saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    mlflow.set_tracking_uri(tracking_uri)
+    mlflow.set_registry_uri(registry_uri)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
 
 
 def train_model(
