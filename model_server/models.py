@@ -23,6 +23,7 @@ from typing import Any
 import pandas as pd
 from mlflow.exceptions import MlflowException
 
+from lakegate_config.redaction import redact
 from model_server.errors import BadModelReference, ModelNotFound, RegistryUnavailable
 from udfs.errors import ModelStoreUnavailable, ModelUsageError
 from udfs.model_function import ResolvedModel, download_model, resolve_model
@@ -90,6 +91,22 @@ def check_reference(name: str, reference: str) -> None:
         pattern, what = _PATTERNS[label]
         if not pattern.fullmatch(value):  # fullmatch: `$` would let a trailing newline in
             raise BadModelReference(f"the model {label} {value[:80]!r} is not {what}")
+
+
+_preloading: list[threading.Thread] = []
+
+
+def preload_model_libraries_in_background() -> None:
+    """Import MLflow's pyfunc, scikit-learn and skops in a thread (`udfs.compiled.preload`)."""
+    from udfs.compiled.preload import preload_model_libraries
+
+    _preloading.append(preload_model_libraries())
+
+
+def _wait_for_preload() -> None:
+    """Let the preloading thread finish first: one thread imports them, never two at once."""
+    for thread in _preloading:
+        thread.join()
 
 
 def is_alias(reference: str) -> bool:
@@ -176,7 +193,12 @@ class ModelCache:
         except ModelUsageError as exc:
             if _is_absent(exc):
                 raise ModelNotFound(str(exc)) from None
-            raise RegistryUnavailable(str(exc)) from None
+            # Not absent: the registry failed mid-resolution (e.g. it went away between two
+            # calls); say so, with MLflow's own reason, not "no version".
+            raise RegistryUnavailable(
+                f"model {model_uri(name, reference)}: the registry {redact(self.registry_uri)} "
+                f"failed: {exc.__context__}"
+            ) from None
 
     def get(self, name: str, reference: str) -> LoadedModel:
         """The loaded model `reference` (a version, an alias or `latest`) of `name` serves now.
@@ -234,6 +256,7 @@ class ModelCache:
     def _download_and_load(
         self, name: str, version: str, resolved: ResolvedModel | None
     ) -> LoadedModel:
+        _wait_for_preload()
         import mlflow.pyfunc
 
         started = time.perf_counter()

@@ -58,8 +58,10 @@ def serve(
     import uvicorn
 
     from model_server.app import create_app
-    from model_server.models import REGISTRY_CLIENT_DEFAULTS
-    from udfs.compiled.preload import preload_model_libraries
+    from model_server.models import (
+        REGISTRY_CLIENT_DEFAULTS,
+        preload_model_libraries_in_background,
+    )
 
     host = host or settings.serving.host
     port = settings.serving.port if port is None else port
@@ -68,9 +70,10 @@ def serve(
     check_port_free(host, port)
     for variable, value in REGISTRY_CLIENT_DEFAULTS.items():
         os.environ.setdefault(variable, value)
-    # Model libraries imported before the port opens: a fresh process spends seconds on them
-    # (tens on a loaded machine), which would otherwise fall on the first request.
-    preload_model_libraries().join()
+    # The model libraries import in the background while the server starts: a fresh process
+    # spends seconds on them (tens on a loaded machine), which would all fall on the first
+    # request; the first model load waits for the thread instead of importing beside it.
+    preload_model_libraries_in_background()
     app = create_app(settings, alias_refresh_seconds=refresh)
     config = uvicorn.Config(
         app, host=host, port=port, log_level="warning", access_log=False, lifespan="on"

@@ -508,3 +508,79 @@ def test_sigterm_stops_the_server_cleanly_and_closes_the_port(token_server):
     assert "Traceback" not in token_server.log.read_text()
     with pytest.raises(requests.ConnectionError):
         requests.get(f"{token_server.url}/health", timeout=2)
+
+
+def test_the_openapi_document_is_published_with_every_endpoint_and_its_errors(server):
+    document = requests.get(f"{server.url}/openapi.json", timeout=10).json()
+    assert set(document["paths"]) == {
+        "/{model}/{reference}/predict",
+        "/{model}/{reference}/predict-by-key",
+        "/health",
+        "/metrics",
+    }
+    predict = document["paths"]["/{model}/{reference}/predict"]["post"]
+    assert {"200", "400", "401", "404", "500", "503"} <= set(predict["responses"])
+    assert "requestBody" in predict
+    unknown = requests.get(f"{server.url}/no/such/path", timeout=10)
+    assert unknown.status_code == 404
+    assert unknown.json()["error_code"] == "ENDPOINT_NOT_FOUND"
+
+
+def test_concurrent_requests_each_get_their_own_rows_scored_and_are_counted_per_call(
+    server, users, versions, own_model
+):
+    version = versions["classifier"]
+    before = _metrics(server)
+    spans = [(start, start + 1 + start % 7) for start in range(0, 160, 10)]
+
+    def one(span: tuple[int, int]) -> list:
+        rows = users.iloc[span[0] : span[1]][FEATURES].to_dict(orient="records")
+        answer = _post(server, f"/{MODEL}/{version}/predict", {"dataframe_records": rows})
+        assert answer.status_code == 200, answer.text
+        return answer.json()["predictions"]
+
+    with ThreadPoolExecutor(16) as pool:
+        answers = list(pool.map(one, spans))
+    assert answers == [_own(own_model, version, users.iloc[a:b]) for a, b in spans]
+    after = _metrics(server)
+    labels = {"model": MODEL, "version": version}
+    calls = _sample(after, "lakegate_serving_batch_requests_count", **labels) - _sample(
+        before, "lakegate_serving_batch_requests_count", **labels
+    )
+    requests_scored = _sample(after, "lakegate_serving_batch_requests_sum", **labels) - _sample(
+        before, "lakegate_serving_batch_requests_sum", **labels
+    )
+    assert requests_scored == len(spans)
+    assert 1 <= calls <= len(spans)
+
+
+def test_an_empty_record_list_gets_no_predictions(server, versions):
+    answer = _post(server, f"/{MODEL}/{versions['classifier']}/predict", {"dataframe_records": []})
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["predictions"] == []
+
+
+def test_a_request_the_model_refuses_fails_alone_among_those_scored_with_it():
+    import asyncio
+
+    from model_server.batching import ScoringQueue
+
+    def scorer(frame: pd.DataFrame) -> pd.Series:
+        if (frame["x"] < 0).any():
+            raise ValueError("negative x")
+        return frame["x"] * 2
+
+    async def three_at_once() -> tuple[list, ScoringQueue]:
+        queue = ScoringQueue()
+        frames = [pd.DataFrame({"x": [value]}) for value in (1.0, -1.0, 3.0)]
+        results = await asyncio.gather(
+            *(queue.score(("m", "1"), scorer, frame) for frame in frames),
+            return_exceptions=True,
+        )
+        return results, queue
+
+    results, queue = asyncio.run(three_at_once())
+    assert (queue.calls, queue.requests) == (1, 3)  # queued together, one drain
+    assert results[0].tolist() == [2.0]
+    assert isinstance(results[1], ValueError)
+    assert results[2].tolist() == [6.0]
