@@ -6,7 +6,7 @@ STAMP := $(VENV)/.installed
 UV_VERSION := 0.13.9
 # Test processes: each runs whole test modules with a SparkSession of its own (conf/test.yaml).
 TEST_WORKERS ?= 2
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
 
 .PHONY: setup jars system-packages airflow test-airflow demo test test-unit test-fast oracle-contracts lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
