@@ -74,6 +74,7 @@ from spark_jobs.services.stream_state import (
     saved_windows,
 )
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
+from spark_jobs.stream_predict import command as predict_command
 from spark_jobs.validate import check_filters, read_reference
 
 # How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
@@ -691,6 +692,7 @@ def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamRes
 
 
 command.add_command(validate_command)
+command.add_command(predict_command)
 
 
 if __name__ == "__main__":
