@@ -13,12 +13,14 @@ bug, logged on the server; the client never sees a stack trace).
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import os
 import secrets
 import time
 from collections.abc import AsyncIterator, Callable
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -26,7 +28,6 @@ from typing import Any
 import pandas as pd
 from fastapi import FastAPI, Path, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from lakegate_config.redaction import redact
@@ -58,6 +59,7 @@ from udfs.errors import ModelUsageError
 from udfs.signature_frame import frame_problems
 
 log = logging.getLogger("lakegate.model_server")
+BLOCKING_THREADS = 8
 
 
 def _status_of(exc: LakegateError) -> tuple[int, str]:
@@ -96,6 +98,11 @@ class ServingState:
             on_call=lambda key, n: self.metrics.batch_requests.labels(*key).observe(n)
         )
         self.online = ServedStore(settings)
+        # Lookups and model loads run on threads that live as long as the server: the SQLite
+        # store keeps a connection per thread, and anyio's pool ends idle threads and starts
+        # new ones, each with a new connection that stays open (RSS grew 54 MB over 229k
+        # requests, 3.5 MB a minute, until this).
+        self.blocking = ThreadPoolExecutor(BLOCKING_THREADS, thread_name_prefix="lakegate-serve")
 
     @property
     def store(self) -> OnlineStore:
@@ -113,6 +120,7 @@ class ServingState:
 
     def close(self) -> None:
         """Stop refreshing aliases, drop loaded models, close the online store."""
+        self.blocking.shutdown(wait=False, cancel_futures=True)
         self.models.close()
         self.online.close()
 
@@ -203,7 +211,8 @@ async def _predictions(
 
     loaded = None if blocking else state.models.cached(name, reference)
     if loaded is None:  # may load the model or read the online store: not in the loop
-        model, prepared = await run_in_threadpool(resolve_and_prepare)
+        loop = asyncio.get_running_loop()
+        model, prepared = await loop.run_in_executor(state.blocking, resolve_and_prepare)
     else:  # parsing and checking a payload costs ~0.1 ms: less than a thread hop
         model = loaded
         labels[:] = [model.name, model.version]
