@@ -4,7 +4,8 @@ Every micro-batch is split by the suite as `lakegate validate` splits a table an
 `OUT/valid` and `OUT/quarantine` (Delta, written once per batch id: a replay adds nothing twice).
 Table-wide checks are judged on the batch and on everything committed so far (Deequ's states,
 merged batch by batch beside the checkpoint); a key an earlier batch committed is quarantined.
-`OUT/report.json` is rewritten after every batch.
+`OUT/report.json` (with the per-batch history) and `OUT/report.html` are rewritten after every
+batch; `--metrics-port` serves Prometheus metrics on 127.0.0.1 while the query runs.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
 from spark_jobs.services.command import JobContext, lakegate_command
+from spark_jobs.services.html_report import render_stream_report_html
 from spark_jobs.services.reporting import validation_summary
 from spark_jobs.services.stream_io import (
     FILE_COLUMN,
@@ -49,12 +51,14 @@ from spark_jobs.services.stream_io import (
     check_file_drift,
     parse_source,
     parse_trigger,
+    previous_report,
     query_id,
     read_stream,
     start_query,
     stream_schema,
     with_file_names,
 )
+from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
 from spark_jobs.services.stream_state import (
     FIRST_PREFIX,
     KeyBatch,
@@ -79,6 +83,7 @@ from spark_jobs.validate import check_filters, read_reference
 
 # How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
 _COMMIT_WAIT_SECONDS = 30.0
+HISTORY_LIMIT = 500  # batches kept in report.json's batch_history
 
 
 class StreamValidateSpec(BaseModel):
@@ -95,6 +100,7 @@ class StreamValidateSpec(BaseModel):
     kafka_bootstrap: str | None = None
     on_failure: Literal["continue", "stop"] = "continue"
     keep_history: bool = True
+    metrics_port: int | None = None
     quiet: bool = False
 
 
@@ -106,6 +112,8 @@ class StreamResult:
     exit_code: ExitCode
     report: dict[str, Any] | None
     stopped_by: str | None = None
+    metrics: StreamMetrics | None = None
+    metrics_port: int | None = None
 
 
 class _Stopped(Exception):
@@ -144,6 +152,8 @@ class _BatchProcessor:
     schema: Any
     malformed: str | None
     expiry: KeyExpiry = field(default_factory=KeyExpiry)
+    metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("lakegate_stream"))
+    history: list[dict[str, Any]] = field(default_factory=list)  # report.json's batch_history
     app_id: str | None = None
     stop_reason: str | None = None
     error: BaseException | None = None
@@ -347,11 +357,25 @@ class _BatchProcessor:
         total: TotalWindow,
         seconds: float,
     ) -> None:
-        """Rewrite OUT/report.json, print the progress line, decide whether to stop."""
+        """Rewrite OUT/report.json and .html, count the metrics, print the progress line.
+
+        Also decides whether to stop (`on_failure: stop`).
+        """
         failed = bool(outcome.failed(Level.ERROR) or total.outcome.failed(Level.ERROR))
         self.failed_any = self.failed_any or failed
         summary = total.summary
         key_sizes: dict[str, int] = summary["key_state"]
+        record = BatchRecord(
+            batch_id=batch_id,
+            rows_in=counts.rows_in,
+            rows_valid=counts.rows_valid,
+            rows_quarantined=counts.rows_quarantined,
+            duration_seconds=round(seconds, 3),
+            status=outcome.status,
+            finished_at=datetime.now(UTC).isoformat(),
+            state_rows=sum(key_sizes.values()) if key_sizes else None,
+        )
+        self.history = with_batch(self.history, record, HISTORY_LIMIT)
         self.report = {
             "suite": self.suite.name,
             "suite_file": str(self.suite.path),
@@ -359,7 +383,7 @@ class _BatchProcessor:
             "output": self.spec.output,
             "checkpoint": self.spec.checkpoint,
             "query_id": self.app_id,
-            "updated_at": datetime.now(UTC).isoformat(),
+            "updated_at": record.finished_at,
             "status": total.outcome.status,
             "counts": summary["counts"],
             "quarantine_reasons": summary["quarantine_reasons"],
@@ -374,10 +398,12 @@ class _BatchProcessor:
                 "quarantine_reasons": counts.reasons,
                 "constraints": [c.as_dict() for c in outcome.results],
             },
+            "batch_history": self.history,
         }
-        Storage(self.spark).write_text(
-            f"{self.spec.output.rstrip('/')}/report.json", _json(self.report)
-        )
+        storage, root = Storage(self.spark), self.spec.output.rstrip("/")
+        storage.write_text(f"{root}/report.json", _json(self.report))
+        storage.write_text(f"{root}/report.html", render_stream_report_html(self.report))
+        self.metrics.observe_batch(record)
         self.processed += 1
         self.last_batch_id = batch_id
         if not self.spec.quiet:
@@ -519,16 +545,20 @@ def run(
     check_sql_conditions(data, suite)
     expiry = key_expiry(suite.path)
     expiry.check(data.schema, str(suite.path))
-    processor = _BatchProcessor(
-        spark, settings, spec, suite, source, schema or frame.schema, malformed, expiry
-    )
     name = "lakegate_" + "".join(ch if ch.isalnum() else "_" for ch in suite.name)
+    metrics = StreamMetrics(name)
+    processor = _BatchProcessor(
+        spark, settings, spec, suite, source, schema or frame.schema, malformed, expiry,
+        metrics=metrics,
+        history=list(previous_report(spark, spec.output).get("batch_history") or []),
+    )  # fmt: skip
     if source.is_file_source:
         frame = with_file_names(frame)
-    query = start_query(frame, processor, spec.checkpoint, trigger, name)
-    stopped_by = _await(query, processor)
+    with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
+        query = start_query(frame, processor, spec.checkpoint, trigger, name)
+        stopped_by = _await(query, processor)
     code = ExitCode.CHECKS_FAILED if processor.failed_any else ExitCode.OK
-    return StreamResult(processor.processed, code, processor.report, stopped_by)
+    return StreamResult(processor.processed, code, processor.report, stopped_by, metrics, port)
 
 
 def _await(query: StreamingQuery, processor: _BatchProcessor) -> str | None:
@@ -626,6 +656,12 @@ def _options(pairs: tuple[str, ...]) -> dict[str, str]:
     "--on-failure", type=click.Choice(["continue", "stop"]), default="continue", show_default=True
 )
 @click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
+@click.option(
+    "--metrics-port",
+    type=click.IntRange(0, 65535),
+    default=None,
+    help="Serve Prometheus metrics on 127.0.0.1:PORT while the query runs (0: any free port).",
+)
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def validate_command(
     job: JobContext,
@@ -638,6 +674,7 @@ def validate_command(
     kafka_bootstrap: str | None,
     on_failure: Literal["continue", "stop"],
     no_history: bool,
+    metrics_port: int | None,
     quiet: bool,
 ) -> int:
     """Split every micro-batch of a stream by a suite; judge each batch and the running total."""
@@ -652,6 +689,7 @@ def validate_command(
         kafka_bootstrap=kafka_bootstrap,
         on_failure=on_failure,
         keep_history=not no_history,
+        metrics_port=metrics_port,
         quiet=quiet,
     )
     parse_source(source), parse_trigger(trigger)  # before Spark starts

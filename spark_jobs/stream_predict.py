@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -312,19 +311,12 @@ def scored_batch(
     return scored
 
 
-def _previous_report(spark: SparkSession, output: str) -> dict[str, Any]:
-    """OUT/report.json of an earlier run on this output (totals continue), else empty."""
-    from spark_jobs.services.table_io import Storage
+def _previous_history(spark: SparkSession, output: str) -> dict[str, Any]:
+    """OUT/report.json of an earlier predict run on this output (totals continue), else {}."""
+    from spark_jobs.services.stream_io import previous_report
 
-    storage = Storage(spark)
-    path = f"{output.rstrip('/')}/report.json"
-    if not storage.exists(path):
-        return {}
-    try:
-        found = json.loads(storage.read_text(path))
-    except ValueError:
-        return {}
-    return found if isinstance(found, dict) and "batch_history" in found else {}
+    found = previous_report(spark, output)
+    return found if "batch_history" in found else {}
 
 
 def _schema(spark: SparkSession, spec: StreamPredictSpec, source: StreamSource) -> Any:
@@ -405,16 +397,11 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     metrics = StreamMetrics(query_name)
     scorer = _BatchScorer(
         spark, settings, spec, source, schema, catalog, name, metrics,
-        report=_previous_report(spark, spec.output),
+        report=_previous_history(spark, spec.output),
     )  # fmt: skip
     if source.is_file_source:
         frame = with_file_names(frame)
-    with ExitStack() as serving:
-        port = serving.enter_context(metrics.serve(spec.metrics_port))
-        if port is not None:  # Spark's progress reports feed the backlog gauges
-            serving.enter_context(metrics.listening(spark))
-            if not spec.quiet:
-                print(f"metrics on http://127.0.0.1:{port}/metrics", file=sys.stderr, flush=True)
+    with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
         query = start_query(frame, scorer, spec.checkpoint, trigger, query_name)
         _await(query, scorer)
     return StreamPredictResult(scorer.processed, scorer.report or None, metrics, port)

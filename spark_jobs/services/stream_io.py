@@ -351,3 +351,16 @@ def start_query(
     """Start `process(batch, batch_id)` on every micro-batch of `frame`."""
     writer = frame.writeStream.queryName(name).foreachBatch(process)
     return writer.option("checkpointLocation", checkpoint).trigger(**dict(trigger)).start()
+
+
+def previous_report(spark: SparkSession, output: str) -> dict[str, Any]:
+    """OUT/report.json of an earlier run on this output (its batch history continues), else {}."""
+    storage = Storage(spark)
+    path = f"{output.rstrip('/')}/report.json"
+    if not storage.exists(path):
+        return {}
+    try:
+        found = json.loads(storage.read_text(path))
+    except ValueError:
+        return {}
+    return found if isinstance(found, dict) else {}

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -182,6 +183,26 @@ class StreamMetrics:
             server.shutdown()
             server.server_close()
             thread.join(timeout=10)
+
+    @contextmanager
+    def running(
+        self, spark: SparkSession, port: int | None, *, quiet: bool = False
+    ) -> Iterator[int | None]:
+        """`serve(port)` plus `listening(spark)` while a query runs; yields the bound port.
+
+        None serves nothing and listens to nothing. Unless `quiet`, prints where it serves.
+
+        Raises:
+            EnvironmentProblem: the port cannot be bound (exit 3).
+        """
+        with self.serve(port) as bound:
+            if bound is None:
+                yield None
+                return
+            if not quiet:
+                print(f"metrics on http://{HOST}:{bound}/metrics", file=sys.stderr, flush=True)
+            with self.listening(spark):  # Spark's progress reports feed the backlog gauges
+                yield bound
 
     @contextmanager
     def listening(self, spark: SparkSession) -> Iterator[None]:

@@ -1,0 +1,185 @@
+"""`lakegate stream validate --metrics-port`: the metrics, the batch history, report.html.
+
+A stream over three small parquet files (one per batch) runs in-process on an interval trigger
+with `--metrics-port`; the endpoint is scraped once the third batch is committed, then the query
+is stopped. A restart after a simulated crash replays the last batch.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from pyspark.sql import SparkSession
+
+from spark_jobs.cli import main
+
+SUITE = """\
+suite: orders
+checks:
+  - name: rows
+    level: error
+    constraints:
+      - isComplete: id
+      - isUnique: id
+      - isNonNegative: amount
+"""
+QUERY = "lakegate_orders"
+# Batch 0: one negative amount; batch 1: a null id; batch 2: id 1 again (a repeat of batch 0).
+BATCHES = [
+    [(1, 10.0), (2, -5.0), (3, 20.0)],
+    [(4, 30.0), (None, 5.0)],
+    [(5, 1.0), (1, 2.0), (6, 3.0), (7, 4.0)],
+]
+WAIT_SECONDS = 300
+
+
+def land(folder: Path, index: int, rows: list[tuple[int | None, float]]) -> None:
+    """One parquet file in the source folder, its mtime ordering it after the others."""
+    folder.mkdir(parents=True, exist_ok=True)
+    frame = pd.DataFrame(rows, columns=["id", "amount"]).astype({"id": "Int64"})
+    path = folder / f"part-{index:03d}.parquet"
+    frame.to_parquet(path, index=False)
+    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
+
+
+def stream(suite: Path, source: Path, output: Path, checkpoint: Path, *extra: str) -> int:
+    return main(
+        [
+            "stream", "validate", str(suite), "--source", f"parquet:{source}",
+            "--output", str(output), "--checkpoint", str(checkpoint),
+            "--option", "maxFilesPerTrigger=1", "--no-history", "--quiet", *extra,
+        ]
+    )  # fmt: skip
+
+
+def report(output: Path) -> dict:
+    return json.loads((output / "report.json").read_text())
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def scrape(port: int) -> str:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
+        return str(answer.read().decode())
+
+
+def sample(text: str, name: str) -> float:
+    """The value of the one series of `name` (with the query label) in an exposition."""
+    prefix = f'{name}{{query="{QUERY}"}} '
+    values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
+    assert len(values) == 1, f"{name} not in the scrape:\n{text}"
+    return values[0]
+
+
+def wait_for(condition: Callable[[], bool], what: str, ended: threading.Event) -> None:
+    deadline = time.monotonic() + WAIT_SECONDS
+    while not condition():
+        if time.monotonic() > deadline or ended.is_set():
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@dataclass
+class Runs:
+    output: Path
+    codes: tuple[int, int]
+    first_report: dict
+    scraped: str
+    port: int
+
+
+@pytest.fixture(scope="module")
+def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Runs]:
+    root = tmp_path_factory.mktemp("stream-metrics")
+    suite = root / "orders.yaml"
+    suite.write_text(SUITE)
+    source, output, checkpoint = root / "landing", root / "out", root / "checkpoint"
+    for i, rows in enumerate(BATCHES):
+        land(source, i, rows)
+    port = free_port()
+    scraped: list[str] = []
+    ended = threading.Event()
+
+    def scrape_then_stop() -> None:
+        def committed() -> bool:
+            queries = [q for q in spark.streams.active if q.name == QUERY]
+            return bool(queries) and int((queries[0].lastProgress or {}).get("batchId", -1)) >= 2
+
+        wait_for(committed, "batch 2 committed", ended)
+        scraped.append(scrape(port))  # while the query runs
+        for query in spark.streams.active:
+            if query.name == QUERY:
+                query.stop()
+
+    stopper = threading.Thread(target=scrape_then_stop, daemon=True)
+    stopper.start()
+    try:
+        first = stream(suite, source, output, checkpoint, "--trigger", "1s",
+                       "--metrics-port", str(port))  # fmt: skip
+    finally:
+        ended.set()
+    stopper.join(timeout=WAIT_SECONDS)
+    first_report = report(output)
+    # The crash: batch 2's outputs committed, Spark's checkpoint did not record the batch.
+    (checkpoint / "commits" / "2").unlink()
+    (checkpoint / "commits" / ".2.crc").unlink(missing_ok=True)
+    shutil.rmtree(checkpoint / "_lakegate" / "state" / "2")
+    second = stream(suite, source, output, checkpoint)
+    yield Runs(output, (first, second), first_report, scraped[0] if scraped else "", port)
+
+
+def test_metrics_endpoint_serves_each_batchs_counts_and_stops_with_the_query(runs: Runs) -> None:
+    text = runs.scraped
+    assert sample(text, "lakegate_stream_batches_total") == 3.0
+    assert sample(text, "lakegate_stream_rows_total") == 9.0
+    assert sample(text, "lakegate_stream_rows_valid_total") == 6.0
+    assert sample(text, "lakegate_stream_rows_quarantined_total") == 3.0
+    assert sample(text, "lakegate_stream_batch_duration_seconds_count") == 3.0
+    assert sample(text, "lakegate_stream_last_batch_id") == 2.0
+    assert sample(text, "lakegate_stream_state_rows") == 7.0  # ids 1 to 7, each held once
+    assert sample(text, "lakegate_stream_rows_per_second") > 0
+    with pytest.raises(urllib.error.URLError):
+        scrape(runs.port)
+
+
+def test_report_keeps_one_history_entry_per_batch(runs: Runs) -> None:
+    history = runs.first_report["batch_history"]
+    assert [
+        (b["batch_id"], b["rows_in"], b["rows_valid"], b["rows_quarantined"], b["status"])
+        for b in history
+    ] == [(0, 3, 2, 1, "failure"), (1, 2, 1, 1, "failure"), (2, 4, 3, 1, "success")]
+    assert all(b["duration_seconds"] > 0 and b["finished_at"] for b in history)
+    assert [b["state_rows"] for b in history] == [3, 4, 7]  # the keys held after each batch
+    assert sum(runs.first_report["key_state"].values()) == 7
+
+
+def test_a_replayed_batch_replaces_its_history_entry(runs: Runs) -> None:
+    assert runs.codes == (1, 1)  # error-level rules quarantined rows
+    final = report(runs.output)
+    assert [b["batch_id"] for b in final["batch_history"]] == [0, 1, 2]
+    assert final["batch_history"][:2] == runs.first_report["batch_history"][:2]
+    replayed, first = final["batch_history"][2], runs.first_report["batch_history"][2]
+    assert replayed["rows_in"] == 4
+    assert replayed["finished_at"] > first["finished_at"]  # the replay's entry, not the first's
+
+
+def test_report_html_lists_every_batch(runs: Runs) -> None:
+    html = (runs.output / "report.html").read_text()
+    table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]
+    assert table.count("<tr>") == 4  # the header and three batches
