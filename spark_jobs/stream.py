@@ -10,11 +10,8 @@ batch; `--metrics-port` serves Prometheus metrics on 127.0.0.1 while the query r
 
 from __future__ import annotations
 
-import logging
 import operator
-import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -26,10 +23,8 @@ from typing import Any, Literal
 
 import click
 from pydantic import BaseModel, ConfigDict
-from pyspark.errors import StreamingQueryException
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.streaming.query import StreamingQuery
 
 from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
 from checks.gate import ERRORS_COLUMN, Gate, apply_suite
@@ -38,17 +33,20 @@ from checks.suite import Level, Suite, check_against_schema, check_sql_condition
 from checks.suite_formats import load_suite
 from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
-from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
+from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.html_report import render_stream_report_html
 from spark_jobs.services.reporting import validation_summary
 from spark_jobs.services.stream_io import (
     FILE_COLUMN,
     StreamSource,
+    StreamStopped,
     append_once,
+    await_query,
     batch_files,
     check_delta_drift,
     check_file_drift,
+    parse_options,
     parse_source,
     parse_trigger,
     previous_report,
@@ -81,8 +79,6 @@ from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
 from spark_jobs.stream_predict import command as predict_command
 from spark_jobs.validate import check_filters, read_reference
 
-# How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
-_COMMIT_WAIT_SECONDS = 30.0
 HISTORY_LIMIT = 500  # batches kept in report.json's batch_history
 
 
@@ -114,10 +110,6 @@ class StreamResult:
     stopped_by: str | None = None
     metrics: StreamMetrics | None = None
     metrics_port: int | None = None
-
-
-class _Stopped(Exception):
-    """A batch began after a stop was asked for: it is left to the next run."""
 
 
 @dataclass
@@ -167,13 +159,18 @@ class _BatchProcessor:
         self.in_batch = True
         try:
             if self.stop_reason is not None:
-                raise _Stopped(self.stop_reason)
+                raise StreamStopped(self.stop_reason)
             self._process(batch, batch_id)
         except BaseException as exc:
             self.error = self.error or exc
             raise
         finally:
             self.in_batch = False
+
+    def check_source(self) -> None:
+        """The query failed before a batch began: a schema change of a Delta source?"""
+        if self.source.scheme == "delta":
+            check_delta_drift(self.spark, self.source, self.schema)
 
     @property
     def root(self) -> str:
@@ -556,83 +553,14 @@ def run(
         frame = with_file_names(frame)
     with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
         query = start_query(frame, processor, spec.checkpoint, trigger, name)
-        stopped_by = _await(query, processor)
+        stopped_by = await_query(query, processor, processor.check_source)
     code = ExitCode.CHECKS_FAILED if processor.failed_any else ExitCode.OK
     return StreamResult(processor.processed, code, processor.report, stopped_by, metrics, port)
-
-
-def _await(query: StreamingQuery, processor: _BatchProcessor) -> str | None:
-    """Wait for the query's end; stop it after the batch in flight on SIGTERM or a failure.
-
-    Returns why it was stopped (None: it ended by itself).
-
-    Raises:
-        The batch function's own error (a `LakegateError` keeps its exit code).
-    """
-    previous = None
-    # py4j logs the batch function's error with its trace; the error is raised here instead.
-    proxy_log = logging.getLogger("py4j.clientserver")
-    proxy_level = proxy_log.level
-    proxy_log.setLevel(logging.CRITICAL)
-    if threading.current_thread() is threading.main_thread():
-
-        def on_sigterm(signum: int, frame: Any) -> None:
-            processor.stop_reason = processor.stop_reason or "SIGTERM"
-
-        previous = signal.signal(signal.SIGTERM, on_sigterm)
-    try:
-        _wait(query, processor)
-        return processor.stop_reason
-    finally:
-        proxy_log.setLevel(proxy_level)
-        if previous is not None:
-            signal.signal(signal.SIGTERM, previous)
-
-
-def _wait(query: StreamingQuery, processor: _BatchProcessor) -> None:
-    """Poll the query until it ends, stopping it between batches when a stop was asked for."""
-    try:
-        while query.isActive:
-            if processor.stop_reason is not None and not processor.in_batch:
-                _wait_for_commit(query, processor.last_batch_id)
-                query.stop()
-                return
-            query.awaitTermination(1)
-        query.awaitTermination()  # raises the query's error, if it failed
-    except StreamingQueryException:
-        if isinstance(processor.error, _Stopped):
-            return
-        if isinstance(processor.error, LakegateError):
-            raise processor.error from None
-        if processor.error is None and processor.source.scheme == "delta":
-            # The source itself failed before a batch began: a schema change of the table?
-            check_delta_drift(processor.spark, processor.source, processor.schema)
-        raise
-
-
-def _wait_for_commit(query: StreamingQuery, batch_id: int) -> None:
-    """Give Spark a moment to record `batch_id` in the commit log (its progress comes after)."""
-    deadline = time.monotonic() + _COMMIT_WAIT_SECONDS
-    while batch_id >= 0 and time.monotonic() < deadline:
-        progress = query.lastProgress
-        if progress is not None and int(progress.get("batchId", -1)) >= batch_id:
-            return
-        time.sleep(0.1)
 
 
 @click.group("stream")
 def command() -> None:
     """Gate a stream (Delta table, folder of files, Kafka topic) batch by batch."""
-
-
-def _options(pairs: tuple[str, ...]) -> dict[str, str]:
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--option {pair!r}: give KEY=VALUE (for example maxFilesPerTrigger=1)")
-        options[key] = value
-    return options
 
 
 @lakegate_command("validate")
@@ -685,7 +613,7 @@ def validate_command(
         output=output,
         checkpoint=checkpoint,
         trigger=trigger,
-        options=_options(pairs),
+        options=parse_options(pairs),
         kafka_bootstrap=kafka_bootstrap,
         on_failure=on_failure,
         keep_history=not no_history,

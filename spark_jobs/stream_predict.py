@@ -27,14 +27,13 @@ from typing import TYPE_CHECKING, Any
 import click
 from pydantic import BaseModel, ConfigDict, Field
 
-from lakegate_errors import ExitCode, LakegateError, RowsLost, UserError
+from lakegate_errors import ExitCode, RowsLost, UserError
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.sql_catalog import preload_for
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
-    from pyspark.sql.streaming.query import StreamingQuery
     from pyspark.sql.types import StructType
 
     from checks.gate import Gate
@@ -74,6 +73,7 @@ class StreamPredictResult:
     report: dict[str, Any] | None
     metrics: StreamMetrics
     metrics_port: int | None = None
+    stopped_by: str | None = None
 
 
 @dataclass
@@ -93,13 +93,23 @@ class _BatchScorer:
     processed: int = 0
     error: BaseException | None = None
     fitting_version: str | None = None  # the last version whose output fits OUT/predictions
+    stop_reason: str | None = None  # set on SIGTERM: no batch starts after it
+    in_batch: bool = False
+    last_batch_id: int = -1
 
     def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        from spark_jobs.services.stream_io import StreamStopped
+
+        self.in_batch = True
         try:
+            if self.stop_reason is not None:
+                raise StreamStopped(self.stop_reason)
             self._process(batch, batch_id)
         except BaseException as exc:
             self.error = self.error or exc
             raise
+        finally:
+            self.in_batch = False
 
     def _process(self, batch: DataFrame, batch_id: int) -> None:
         from spark_jobs.services.stream_io import query_id
@@ -279,6 +289,7 @@ class _BatchScorer:
         html = render_stream_report_html({**self.report, "counts": table_counts})
         storage.write_text(f"{root}/report.html", html)
         self.processed += 1
+        self.last_batch_id = record.batch_id
         if not self.spec.quiet:
             gated = f", {record.rows_quarantined} gated" if self.spec.gate else ""
             print(
@@ -374,6 +385,7 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     """
     from spark_jobs.services.model_refresh import ModelCatalog
     from spark_jobs.services.stream_io import (
+        await_query,
         parse_source,
         parse_trigger,
         read_stream,
@@ -403,8 +415,8 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
         frame = with_file_names(frame)
     with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
         query = start_query(frame, scorer, spec.checkpoint, trigger, query_name)
-        _await(query, scorer)
-    return StreamPredictResult(scorer.processed, scorer.report or None, metrics, port)
+        stopped_by = await_query(query, scorer)
+    return StreamPredictResult(scorer.processed, scorer.report or None, metrics, port, stopped_by)
 
 
 def _check_stream(
@@ -425,40 +437,6 @@ def _check_stream(
     scored_batch(frame, function, spec, datetime.now(UTC))
     if spec.gate:
         check_against_schema(load_input_gate(function, settings), frame.schema)
-
-
-def _await(query: StreamingQuery, scorer: _BatchScorer) -> None:
-    """Wait for the query's end; a batch's `LakegateError` comes out with its exit code."""
-    import logging
-
-    from pyspark.errors import StreamingQueryException
-
-    proxy_log = logging.getLogger("py4j.clientserver")  # it logs the batch error's trace
-    level = proxy_log.level
-    proxy_log.setLevel(logging.CRITICAL)
-    try:
-        query.awaitTermination()
-    except StreamingQueryException:
-        if isinstance(scorer.error, LakegateError):
-            raise scorer.error from None
-        raise
-    finally:
-        proxy_log.setLevel(level)
-
-
-def _options(pairs: tuple[str, ...]) -> dict[str, str]:
-    """`--option KEY=VALUE` pairs (as `stream validate` reads them; see the lead's note).
-
-    Raises:
-        UserError: a pair without `=` or without a key.
-    """
-    options = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key:
-            raise UserError(f"--option {pair!r}: give KEY=VALUE (for example maxFilesPerTrigger=1)")
-        options[key] = value
-    return options
 
 
 @lakegate_command("predict")
@@ -506,7 +484,7 @@ def command(
     quiet: bool,
 ) -> int:
     """Score every micro-batch of a stream with a model; a moved alias scores the next batch."""
-    from spark_jobs.services.stream_io import parse_source, parse_trigger
+    from spark_jobs.services.stream_io import parse_options, parse_source, parse_trigger
 
     spec = StreamPredictSpec(
         model=model_uri,
@@ -516,7 +494,7 @@ def command(
         key=list(keys),
         gate=gate,
         trigger=trigger,
-        options=_options(pairs),
+        options=parse_options(pairs),
         kafka_bootstrap=kafka_bootstrap,
         schema_ddl=schema_ddl,
         metrics_port=metrics_port,

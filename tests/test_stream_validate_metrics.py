@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import socket
 import threading
 import time
@@ -21,8 +22,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from model_fixtures import train, users_frame
 from pyspark.sql import SparkSession
 
+from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 
 SUITE = """\
@@ -183,3 +186,53 @@ def test_report_html_lists_every_batch(runs: Runs) -> None:
     html = (runs.output / "report.html").read_text()
     table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]
     assert table.count("<tr>") == 4  # the header and three batches
+
+
+@pytest.mark.parametrize("command", ["validate", "predict"])
+def test_an_option_without_a_value_exits_2_naming_it_in_both_stream_commands(
+    command: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    first = [str(tmp_path / "suite.yaml")] if command == "validate" else ["--model", "models:/m/1"]
+    if command == "validate":
+        (tmp_path / "suite.yaml").write_text(SUITE)
+    code = main(
+        [
+            "stream", command, *first, "--source", f"parquet:{tmp_path}",
+            "--output", str(tmp_path / "out"), "--checkpoint", str(tmp_path / "cp"),
+            "--option", "maxFilesPerTrigger",
+        ]
+    )  # fmt: skip
+    assert code == 2
+    assert "--option 'maxFilesPerTrigger': give KEY=VALUE" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
+def test_sigterm_stops_stream_predict_after_the_batch_in_flight(
+    spark: SparkSession, settings: Settings, tmp_path: Path
+) -> None:
+    train(settings, "stream_sigterm")
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    source.mkdir()
+    users_frame(rows=12, seed=5)[["user_id", "feature_1", "feature_2", "feature_3"]].to_parquet(
+        source / "part-000.parquet", index=False
+    )
+
+    def terminate_after_first_report() -> None:
+        deadline = time.monotonic() + WAIT_SECONDS
+        while not (output / "report.json").exists() and time.monotonic() < deadline:
+            time.sleep(0.2)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    killer = threading.Thread(target=terminate_after_first_report, daemon=True)
+    killer.start()
+    code = main(
+        [
+            "stream", "predict", "--model", "models:/stream_sigterm/1",
+            "--source", f"parquet:{source}", "--output", str(output),
+            "--checkpoint", str(checkpoint), "--trigger", "1s", "--quiet",
+        ]
+    )  # fmt: skip
+    killer.join()
+    assert code == 0
+    assert report(output)["batches"] == {"count": 1, "last_batch_id": 0}
+    assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 from py4j.protocol import Py4JJavaError
 from pyspark.errors.exceptions.captured import CapturedException
@@ -364,3 +364,117 @@ def previous_report(spark: SparkSession, output: str) -> dict[str, Any]:
     except ValueError:
         return {}
     return found if isinstance(found, dict) else {}
+
+
+def parse_options(pairs: Sequence[str]) -> dict[str, str]:
+    """`--option KEY=VALUE` pairs as readStream options.
+
+    Raises:
+        UserError: a pair without `=` or without a key.
+    """
+    options = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UserError(f"--option {pair!r}: give KEY=VALUE (for example maxFilesPerTrigger=1)")
+        options[key] = value
+    return options
+
+
+# How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
+COMMIT_WAIT_SECONDS = 30.0
+
+
+class StreamStopped(Exception):
+    """A batch began after a stop was asked for: it is left to the next run."""
+
+
+class StoppableBatches(Protocol):
+    """A foreachBatch function `await_query` can stop between batches.
+
+    It sets `in_batch` while a batch runs, records `last_batch_id` once a batch is done and
+    `error` (the first one) when a batch fails, and raises `StreamStopped` instead of starting
+    a batch once `stop_reason` is set.
+    """
+
+    stop_reason: str | None
+    in_batch: bool
+    last_batch_id: int
+    error: BaseException | None
+
+
+def await_query(
+    query: StreamingQuery,
+    batches: StoppableBatches,
+    on_source_failure: Callable[[], None] | None = None,
+) -> str | None:
+    """Wait for the query's end; stop it after the batch in flight on SIGTERM or a stop asked for.
+
+    `on_source_failure` runs when the query failed before any batch did (the source itself);
+    it may raise a clearer error. Returns why the query was stopped (None: it ended by itself).
+
+    Raises:
+        The batch function's own error (a `LakegateError` keeps its exit code).
+    """
+    import logging
+    import signal
+    import threading
+
+    previous = None
+    # py4j logs the batch function's error with its trace; the error is raised here instead.
+    proxy_log = logging.getLogger("py4j.clientserver")
+    proxy_level = proxy_log.level
+    proxy_log.setLevel(logging.CRITICAL)
+    if threading.current_thread() is threading.main_thread():
+
+        def on_sigterm(signum: int, frame: Any) -> None:
+            batches.stop_reason = batches.stop_reason or "SIGTERM"
+
+        previous = signal.signal(signal.SIGTERM, on_sigterm)
+    try:
+        _wait(query, batches, on_source_failure)
+        return batches.stop_reason
+    finally:
+        proxy_log.setLevel(proxy_level)
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(
+    query: StreamingQuery,
+    batches: StoppableBatches,
+    on_source_failure: Callable[[], None] | None,
+) -> None:
+    """Poll the query until it ends, stopping it between batches when a stop was asked for."""
+    from pyspark.errors import StreamingQueryException
+
+    from lakegate_errors import LakegateError
+
+    try:
+        while query.isActive:
+            if batches.stop_reason is not None and not batches.in_batch:
+                _wait_for_commit(query, batches.last_batch_id)
+                query.stop()
+                return
+            query.awaitTermination(1)
+        query.awaitTermination()  # raises the query's error, if it failed
+    except StreamingQueryException:
+        if isinstance(batches.error, StreamStopped):
+            return
+        if isinstance(batches.error, LakegateError):
+            raise batches.error from None
+        if batches.error is None and on_source_failure is not None:
+            on_source_failure()
+        raise
+
+
+def _wait_for_commit(query: StreamingQuery, batch_id: int) -> None:
+    """Give Spark a moment to record `batch_id` in the commit log (its progress comes after)."""
+    import time
+
+    deadline = time.monotonic() + COMMIT_WAIT_SECONDS
+    while batch_id >= 0 and time.monotonic() < deadline:
+        progress = query.lastProgress
+        if progress is not None and int(progress.get("batchId", -1)) >= batch_id:
+            return
+        time.sleep(0.1)
