@@ -621,6 +621,7 @@ def validate_command(
         quiet=quiet,
     )
     parse_source(source), parse_trigger(trigger)  # before Spark starts
+    key_expiry(suite.path)  # a bad `stream:` section too
     result = run(job.spark, job.settings, spec, suite=suite)
     if not quiet:
         click.echo(_stream_summary(suite.name, spec, result))
