@@ -230,7 +230,10 @@ def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
         pytest.skip(f"scripts/airflow_venv.sh could not download Airflow: {made.stderr[-300:]}")
     assert made.returncode == 0, made.stderr
     home = tmp_path_factory.mktemp("airflow")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "LAKEGATE_"))}
+    # MLflow URIs an earlier test of this process may have exported stay out: each run below
+    # gets the registry of its own state folder.
+    leaving = ("AIRFLOW", "LAKEGATE_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(leaving)}
     env |= {
         "AIRFLOW_HOME": str(home),
         "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
@@ -278,6 +281,8 @@ def test_airflow_dags_test_writes_the_same_tables_as_lakegate_run(
 
     reference = write_pipeline(tmp_path, "users_ref", f"reference/{DAY}")
     monkeypatch.setenv("LAKEGATE_STATE_DIR", str(tmp_path / "reference-state"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # exported by earlier tests
+    monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     assert main(["run", str(reference), "--quiet"]) == 0
 
     spark = SparkSession.getActiveSession()
