@@ -17,6 +17,7 @@ from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 from spark_jobs.pipeline import StepFailed, load_pipeline, run_pipeline
 from spark_jobs.sample_data import synthetic_users, write_sample
+from spark_jobs.services.training import mlflow_stores
 
 
 def pipeline_file(tmp_path: Path, model: str = "pipeline_users", **changes: object) -> Path:
@@ -93,7 +94,8 @@ def test_pipeline_registers_a_champion_and_predicts_what_the_model_predicts(
 
     features = spark.read.format("delta").load(str(tmp_path / "out/features"))
     assert spark.sql("SELECT COUNT(*) AS n FROM features").first().n == features.count()
-    model = mlflow.pyfunc.load_model(f"models:/pipeline_users/{trained.version}")
+    with mlflow_stores(settings.tracking_uri, settings.registry_uri):
+        model = mlflow.pyfunc.load_model(f"models:/pipeline_users/{trained.version}")
     frame = features.toPandas()
     frame["expected"] = model.predict(frame[["feature_1", "feature_2", "feature_3"]])
     expected = spark.createDataFrame(frame[["user_id", "expected"]]).select(

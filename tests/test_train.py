@@ -8,6 +8,7 @@ import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 import yaml
@@ -21,6 +22,7 @@ from spark_jobs.services.training import (
     build_pipeline,
     fit_and_evaluate,
     load_train_config,
+    mlflow_stores,
     promote,
 )
 
@@ -65,7 +67,8 @@ def test_first_model_becomes_champion_and_logs_params_metrics_and_signature(sett
     model = client.get_model_version("train_promotion", "1")
     from mlflow.models import get_model_info
 
-    info = get_model_info(f"models:/train_promotion/{model.version}")
+    with mlflow_stores(settings.tracking_uri, settings.registry_uri):
+        info = get_model_info(f"models:/train_promotion/{model.version}")
     assert info.signature.inputs.input_names() == ["feature_1", "feature_2", "feature_3"]
     assert info.saved_input_example_info is not None
 
@@ -113,9 +116,13 @@ def test_training_leaves_the_processes_mlflow_environment_as_it_found_it(setting
     # notebook or server that trained once would send every later command to that store
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
+    before = (mlflow.get_tracking_uri(), mlflow.get_registry_uri())
     train(settings, "train_environment")
     assert "MLFLOW_TRACKING_URI" not in os.environ
     assert "MLFLOW_REGISTRY_URI" not in os.environ
+    # mlflow's own module-level URIs too: a later command that relies on them (a notebook's
+    # `mlflow.pyfunc.load_model("models:/...")`) must not find this training's store
+    assert (mlflow.get_tracking_uri(), mlflow.get_registry_uri()) == before
 
 
 def _write_config(tmp_path: Path, input_path: Path, **overrides: object) -> Path:

@@ -473,7 +473,7 @@ def log_register_promote(
     started = started if started is not None else time.perf_counter()
     tracking_uri = config.tracking_uri or settings.tracking_uri
     registry_uri = settings.registry_uri if config.tracking_uri is None else config.tracking_uri
-    with _mlflow_stores(tracking_uri, registry_uri):
+    with mlflow_stores(tracking_uri, registry_uri):
         try:
             client = MlflowClient(tracking_uri=tracking_uri, registry_uri=registry_uri)
             experiment_id = _experiment_id(config, settings)
@@ -507,21 +507,26 @@ def log_register_promote(
 
 
 @contextmanager
-def _mlflow_stores(tracking_uri: str, registry_uri: str) -> Iterator[None]:
-    """MLflow's fluent API pointed at these stores, and the process environment left as it was.
+def mlflow_stores(tracking_uri: str, registry_uri: str) -> Iterator[None]:
+    """MLflow's fluent API pointed at these stores, and the process left as it was.
 
     `mlflow.set_tracking_uri` also exports MLFLOW_TRACKING_URI (and the registry's), which
     outranks conf/ in `Settings`: without the restore, every later command in the same process
     (a notebook, a test run) would use this training's store.
     """
     import mlflow
+    from mlflow.tracking._model_registry import utils as registry_globals
+    from mlflow.tracking._tracking_service import utils as tracking_globals
 
     saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
+    saved_globals = (tracking_globals._tracking_uri, registry_globals._registry_uri)
     mlflow.set_tracking_uri(tracking_uri)
     mlflow.set_registry_uri(registry_uri)
     try:
         yield
     finally:
+        # mlflow keeps the URIs in module globals as well as in the environment
+        tracking_globals._tracking_uri, registry_globals._registry_uri = saved_globals
         for name, value in saved.items():
             if value is None:
                 os.environ.pop(name, None)
