@@ -8,7 +8,9 @@ UV_VERSION := 0.13.9
 # Three on two cores: the slow tiers mostly wait on servers and subprocess JVMs (the whole run
 # used 21 min of CPU in 30 min of wall time with two, 6 Dec).
 TEST_WORKERS ?= 3
-PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25
+# xdist hands out whole modules largest-count first unless told to keep collection order, which
+# tests/conftest.py sets to the longest modules first (LONGEST_FIRST).
+PYTEST := $(PY) -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=25
 
 .PHONY: setup jars system-packages airflow test-airflow demo test test-unit test-fast oracle-contracts lint format bench-validate bench-items bench-predict bench-sql bench-compiled bench-serving clean
 
