@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+import run_clock
 from pyspark import SparkContext
 from pyspark.sql import SparkSession
 
@@ -103,6 +104,7 @@ def pytest_configure(config: pytest.Config) -> None:
     trusting the lists above.
     """
     config.addinivalue_line("markers", UNIT_MARKER)
+    run_clock.install(config)
     if config.getoption("markexpr", "") == UNIT:
         home = Path(tempfile.mkdtemp(prefix="lakegate-no-jvm-"))
         java = home / "bin" / "java"
