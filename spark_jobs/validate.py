@@ -370,47 +370,47 @@ def _write_split(
     return judged, counts, samples
 
 
-@lakegate_command("validate")
-@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
-@click.option("--input", "source", required=True, help="Path (parquet, csv, json, delta) or table.")
+class ValidateCommandSpec(ValidateSpec):
+    """`lakegate validate SUITE_FILE --input ... --output ...`: a `ValidateSpec` and `--quiet`.
+
+    `--no-history` and `--no-html-report` clear `keep_history` and `html_report`.
+    """
+
+    quiet: bool = False
+
+
+def render(result: ValidationResult, spec: ValidateCommandSpec) -> int:
+    """Print the summary; the exit code is the verdict's (1 when an error-level check failed)."""
+    click.echo(validation_summary(result.to_report()))
+    return int(result.exit_code)
+
+
+@lakegate_command("validate", spec=ValidateCommandSpec, render=render)
+@click.argument("suite", metavar="SUITE_FILE", type=click.Path(dir_okay=False))
+@click.option("--input", required=True, help="Path (parquet, csv, json, delta) or table.")
 @click.option("--output", required=True, help="Folder for valid/, quarantine/ and report.json.")
-@click.option("--format", "fmt", default=None, help="Input format, when the suffix does not say.")
-@click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
-@click.option("--no-html-report", is_flag=True, help="Write report.json only, not report.html.")
+@click.option("--format", default=None, help="Input format, when the suffix does not say.")
+@click.option(
+    "--no-history", "keep_history", flag_value=False, default=True,
+    help="Do not append metrics to the repository.",
+)  # fmt: skip
+@click.option(
+    "--no-html-report", "html_report", flag_value=False, default=True,
+    help="Write report.json only, not report.html.",
+)  # fmt: skip
 @click.option("--schema-name", default=None, help="A data contract's schema object to check.")
 @click.option(
     "--allow-unexecutable", is_flag=True,
     help="Skip a data contract's rules that cannot run (listed in report.json); else refuse.",
 )  # fmt: skip
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def command(
-    job: JobContext,
-    suite_file: Path,
-    source: str,
-    output: str,
-    fmt: str | None,
-    no_history: bool,
-    no_html_report: bool,
-    schema_name: str | None,
-    allow_unexecutable: bool,
-    quiet: bool,
-) -> int:
+def command(job: JobContext, spec: ValidateCommandSpec) -> ValidationResult:
     """Check a table against a suite or ODCS v3 contract; split it into valid and quarantined."""
     # A bad suite or contract fails here, before Spark starts.
-    suite = load_suite(suite_file, schema_name=schema_name, allow_unexecutable=allow_unexecutable)
-    spec = ValidateSpec(
-        suite=str(suite_file),
-        input=source,
-        output=output,
-        format=fmt,
-        keep_history=not no_history,
-        html_report=not no_html_report,
-        schema_name=schema_name,
-        allow_unexecutable=allow_unexecutable,
+    suite = load_suite(
+        spec.suite, schema_name=spec.schema_name, allow_unexecutable=spec.allow_unexecutable
     )
-    result = run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=quiet))
-    click.echo(validation_summary(result.to_report()))
-    return int(result.exit_code)
+    return run(job.spark, job.settings, spec, suite=suite, progress=Progress(4, quiet=spec.quiet))
 
 
 if __name__ == "__main__":

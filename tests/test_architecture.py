@@ -599,10 +599,7 @@ COMMAND_SPECS = (
     "train", "materialize",
 )  # fmt: skip
 PENDING_COMMAND_SPECS: dict[str, str] = {
-    "validate": "issue 32: pending",
     "predict": "issue 32: pending",
-    "stream": "issue 32: pending",
-    "stream_predict": "issue 32: pending",
     "pipeline": "issue 32: pending",
     "serve": "issue 32: pending",
     "serve_sql": "issue 32: pending",
@@ -859,6 +856,23 @@ def commands_take_a_spec_and_return_a_result(project: Project) -> list[str]:
     return found
 
 
+def no_module_imports_a_private_name_of_another_room(project: Project) -> list[str]:
+    rule = (
+        "no module imports a private name (_x) of another room's module; the owner gives it a "
+        "public form"
+    )
+    found = []
+    for source in project.sources.values():
+        for imp in source.imports:
+            owner = project.owning_module(imp.target)
+            if owner is None or owner == imp.target or within(owner, source.package):
+                continue
+            name = imp.target[len(owner) + 1 :].split(".")[0]
+            if name.startswith("_") and not name.startswith("__"):
+                found.append(violation(source, imp.line, rule, f"{name} from {owner}"))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # The rules over this project
 
@@ -955,6 +969,10 @@ def test_commands_take_a_spec_and_return_a_frozen_result_but_those_pending(
     project: Project,
 ) -> None:
     fail_on(commands_take_a_spec_and_return_a_result(project))
+
+
+def test_no_module_imports_a_private_name_of_another_room(project: Project) -> None:
+    fail_on(no_module_imports_a_private_name_of_another_room(project))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1148,6 +1166,14 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
             "def run(settings, spec: S) -> R:\n    pass\n"
         },
         "stale allow-list entry serve",
+    ),
+    "a job imports a private helper of checks": (
+        no_module_imports_a_private_name_of_another_room,
+        {
+            "spark_jobs/services/stream_state.py": "from checks.gate import Gate, _rounds\n",
+            "checks/gate.py": "def _rounds():\n    pass\n",
+        },
+        "spark_jobs/services/stream_state.py:1:",
     ),
 }
 
