@@ -365,9 +365,23 @@ def _log_metrics(settings: Settings, report: PredictReport) -> None:
     )
 
 
-@lakegate_command("predict")
-@click.option("--model", "model_uri", required=True, help="models:/name@alias or /version.")
-@click.option("--input", "source", required=True, help="A parquet/csv/json path or a table.")
+def render(report: PredictReport, spec: PredictSpec) -> int:
+    """Print the scoring path (standard error), the summary line and the JSON report."""
+    gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
+    reason = f" ({report.scoring_fallback_reason})" if report.scoring_fallback_reason else ""
+    click.echo(f"scoring path: {report.scoring_path}{reason}", err=True)
+    click.echo(
+        f"scored {report.rows} rows with {report.model_name} version {report.model_version} -> "
+        f"{report.output} ({report.null_feature_rows} rows with a null feature got a null "
+        f"prediction{gated})"
+    )
+    click.echo(json.dumps(asdict(report), sort_keys=True))
+    return 0
+
+
+@lakegate_command("predict", spec=PredictSpec, render=render)
+@click.option("--model", required=True, help="models:/name@alias or /version.")
+@click.option("--input", required=True, help="A parquet/csv/json path or a table.")
 @click.option(
     "--input-format",
     type=click.Choice(["delta", "parquet", "csv", "json", "table"]),
@@ -377,12 +391,11 @@ def _log_metrics(settings: Settings, report: PredictReport) -> None:
 @click.option("--output", required=True, help="Where the predictions table goes.")
 @click.option(
     "--format",
-    "output_format",
     type=click.Choice(["delta", "parquet", "csv", "json"]),
     default=None,
     help="Output table format (default: outputs.format in conf, delta).",
 )
-@click.option("--key", "keys", multiple=True, help="A key column to carry over (repeatable).")
+@click.option("--key", multiple=True, help="A key column to carry over (repeatable).")
 @click.option(
     "--scored-at",
     type=click.DateTime(
@@ -398,39 +411,10 @@ def _log_metrics(settings: Settings, report: PredictReport) -> None:
     "to UTC, a time without one is taken as UTC; default: now.",
 )
 @click.option("--gate", is_flag=True, help="Apply the model's input gate before scoring.")
-def command(
-    job: JobContext,
-    model_uri: str,
-    source: str,
-    input_format: str | None,
-    output: str,
-    output_format: str | None,
-    keys: tuple[str, ...],
-    scored_at: datetime | None,
-    gate: bool,
-) -> None:
+def command(job: JobContext, spec: PredictSpec) -> PredictReport:
     """Score INPUT with MODEL and write keys, predictions, model version and scoring time."""
-    spec = PredictSpec(
-        model=model_uri,
-        input=source,
-        output=output,
-        key=list(keys),
-        input_format=input_format,
-        format=output_format,
-        scored_at=scored_at,
-        gate=gate,
-    )
-    preload_for(job.settings, {"model": model_uri})
-    report = run(job.spark, job.settings, spec)
-    gated = f", {report.rows_gated} stopped by the input gate" if report.gated else ""
-    reason = f" ({report.scoring_fallback_reason})" if report.scoring_fallback_reason else ""
-    click.echo(f"scoring path: {report.scoring_path}{reason}", err=True)
-    click.echo(
-        f"scored {report.rows} rows with {report.model_name} version {report.model_version} -> "
-        f"{report.output} ({report.null_feature_rows} rows with a null feature got a null "
-        f"prediction{gated})"
-    )
-    click.echo(json.dumps(asdict(report), sort_keys=True))
+    preload_for(job.settings, {"model": spec.model})
+    return run(job.spark, job.settings, spec)
 
 
 if __name__ == "__main__":
