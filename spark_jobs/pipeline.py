@@ -306,17 +306,17 @@ RUNNERS: dict[str, Callable[[SparkSession, Settings, Any], Any]] = {
 }
 
 
-def run_pipeline(
+def run(
     spark: SparkSession,
     settings: Settings,
-    config: PipelineConfig,
+    spec: PipelineConfig,
     *,
     quiet: bool = False,
     only: str | None = None,
 ) -> PipelineResult:
-    """Run every step in order (or the `only` step of that kind); return what they did.
+    """Run every step of the pipeline `spec` in order (or the `only` step of that kind).
 
-    A whole run also writes the result to `config.report`; a single step does not.
+    A whole run also writes the result to `spec.report`; a single step does not.
 
     Raises:
         StepFailed: naming the step; finished steps' outputs stay in place.
@@ -324,22 +324,22 @@ def run_pipeline(
     from spark_jobs.services.table_io import read_table
 
     started = time.monotonic()
-    steps = config.typed_steps()
+    steps = spec.typed_steps()
     if only is not None:
-        chosen = step_of(config, only)
+        chosen = step_of(spec, only)
     progress = Progress(len(steps) if only is None else 1, quiet=quiet)
-    if config.sample_data is not None and not settings.resolve(config.sample_data.path).exists():
+    if spec.sample_data is not None and not settings.resolve(spec.sample_data.path).exists():
         from spark_jobs.sample_data import write_sample
 
-        sample = config.sample_data
+        sample = spec.sample_data
         write_sample(settings.resolve(sample.path), sample.rows, sample.seed)
     results: dict[str, Any] = {}
-    for i, (kind, spec) in enumerate(steps, start=1):
-        if only is not None and spec is not chosen:
+    for i, (kind, step) in enumerate(steps, start=1):
+        if only is not None and step is not chosen:
             continue
         progress.step(f"step {i} {kind}")
         try:
-            results[kind] = RUNNERS[kind](spark, settings, _resolved(settings, kind, spec))
+            results[kind] = RUNNERS[kind](spark, settings, _resolved(settings, kind, step))
         except StepFailed:
             progress.done()
             raise
@@ -355,11 +355,11 @@ def run_pipeline(
             read_table(spark, predicted.output).limit(rows).toPandas().to_string(index=False)
         )
     result = PipelineResult(
-        pipeline=config.pipeline,
+        pipeline=spec.pipeline,
         seconds=round(time.monotonic() - started, 1),
         tracking_uri=redact(settings.tracking_uri),
         sample=sample_text,
-        report=str(settings.resolve(config.report)) if config.report and not only else None,
+        report=str(settings.resolve(spec.report)) if spec.report and not only else None,
         **results,
     )
     if result.report:
@@ -368,6 +368,10 @@ def run_pipeline(
         report = json.dumps(result.to_report(), indent=2, default=str)
         target.write_text(report + "\n", encoding="utf-8")
     return result
+
+
+# `run`'s name before the command was typed (the pipeline tests call it so).
+run_pipeline = run
 
 
 def pipeline_summary(result: PipelineResult) -> str:
@@ -409,11 +413,28 @@ def pipeline_summary(result: PipelineResult) -> str:
     return "\n".join(lines)
 
 
-@lakegate_command("run")
+class PipelineCommandSpec(BaseModel):
+    """`lakegate run PIPELINE_FILE [--step KIND [--step-spec JSON]] [--quiet]`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline_file: Path
+    quiet: bool = False
+    step: str | None = None
+    step_spec: str | None = None
+
+
+def render(result: PipelineResult, spec: PipelineCommandSpec) -> int:
+    """Print what each step did (`pipeline_summary`)."""
+    click.echo(pipeline_summary(result))
+    return 0
+
+
+@lakegate_command("run", spec=PipelineCommandSpec, render=render)
 @click.argument("pipeline_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 @click.option(
-    "--step", "step_kind", default=None, metavar="KIND",
+    "--step", default=None, metavar="KIND",
     help="Run only the step of this kind (validate, features, train, predict); the steps "
     "before it must have written its input.",
 )  # fmt: skip
@@ -422,24 +443,16 @@ def pipeline_summary(result: PipelineResult) -> str:
     help="With --step: the step's settings as a JSON object, instead of the file's "
     "(what `lakegate airflow-dag` passes, so Airflow renders templates in them).",
 )  # fmt: skip
-def command(
-    job: JobContext,
-    pipeline_file: Path,
-    quiet: bool,
-    step_kind: str | None,
-    step_spec: str | None,
-) -> int:
+def command(job: JobContext, spec: PipelineCommandSpec) -> PipelineResult:
     """Run a pipeline: validate, features, train, predict, as its config declares."""
-    config = load_pipeline(pipeline_file)  # a bad config fails here, before Spark starts
-    if step_spec is not None and step_kind is None:
+    config = load_pipeline(spec.pipeline_file)  # a bad config fails here, before Spark starts
+    if spec.step_spec is not None and spec.step is None:
         raise UserError("--step-spec needs --step KIND")
-    if step_kind is not None:
-        step_of(config, step_kind)
-        if step_spec is not None:
-            config = with_step_spec(config, step_kind, step_spec)
-    result = run_pipeline(job.spark, job.settings, config, quiet=quiet, only=step_kind)
-    click.echo(pipeline_summary(result))
-    return 0
+    if spec.step is not None:
+        step_of(config, spec.step)
+        if spec.step_spec is not None:
+            config = with_step_spec(config, spec.step, spec.step_spec)
+    return run(job.spark, job.settings, config, quiet=spec.quiet, only=spec.step)
 
 
 if __name__ == "__main__":

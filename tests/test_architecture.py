@@ -599,7 +599,6 @@ COMMAND_SPECS = (
     "train", "materialize",
 )  # fmt: skip
 PENDING_COMMAND_SPECS: dict[str, str] = {
-    "pipeline": "issue 32: pending",
     "serve": "issue 32: pending",
     "serve_sql": "issue 32: pending",
     "airflow_dag": "issue 32: pending (lands untyped with the Airflow work)",
