@@ -1,8 +1,10 @@
 """Two runs writing the same outputs at the same time: one commits, the other stops with exit 5.
 
-Each pair is two real `lakegate` processes. A small wrapper holds each process at its first
-claim of an output until both have reached it, so the two claims really race (without it, one
-JVM often starts so much later that the runs do not overlap at all); it changes no lakegate code.
+Each pair is two real OS processes: `lakegate` in a subprocess and `lakegate` run in-process
+on the test's session (`spark_jobs.cli.main`). `claim_barrier` holds each at its first claim of
+an output until both have reached it, so the two claims really race (without it, the JVM of the
+subprocess often starts so much later that the runs do not overlap at all); it changes no
+lakegate code. The subprocess is started first, so its JVM starts while the test prepares.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+import claim_barrier
 import pytest
 from delta.tables import DeltaTable
 from model_fixtures import train, users_frame
@@ -25,60 +28,65 @@ from checks.deequ_run import history_files
 from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode
 from spark_jobs.cli import main
+from spark_jobs.services.table_io import StagedOutputs
 
 pytestmark = pytest.mark.slow
 
 SUITE = "checks/examples/users_raw.yaml"
 TIMEOUT_SECONDS = 420
-# Runs `lakegate ARGS` after meeting the other process at the first claim of an output.
-TOGETHER = """
-import sys, time
-from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
-from spark_jobs.services import table_io
-barrier, me, parties = Path(sys.argv[1]), sys.argv[2], int(sys.argv[3])
-claim = table_io.StagedOutputs._claim
-met = []
-def claim_together(self, name):
-    if not met:
-        met.append(name)
-        (barrier / me).touch()
-        deadline = time.monotonic() + 300
-        while len(list(barrier.iterdir())) < parties:
-            if time.monotonic() > deadline:
-                sys.exit("the other run never reached its first write")
-            time.sleep(0.005)
-    claim(self, name)
-table_io.StagedOutputs._claim = claim_together
-from spark_jobs.cli import main
-sys.exit(main(sys.argv[4:]))
-"""
+PARTIES = 2
 
 
-def run_together(barrier: Path, *commands: list[str]) -> list[subprocess.CompletedProcess[str]]:
-    """Start one process per command, each held at its first claim until all reached theirs."""
+def start_held(barrier: Path, command: list[str]) -> subprocess.Popen[str]:
+    """`lakegate COMMAND` in a subprocess, held at its first claim until the other run came."""
     barrier.mkdir()
-    processes = [
-        subprocess.Popen(
-            [sys.executable, "-c", TOGETHER, str(barrier), str(i), str(len(commands)), *command],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
+    logs = barrier.parent
+    with (logs / "subprocess.out").open("w") as out, (logs / "subprocess.err").open("w") as err:
+        script = [sys.executable, claim_barrier.__file__, str(barrier), "subprocess"]
+        return subprocess.Popen(
+            [*script, str(PARTIES), *command],
+            stdout=out,
+            stderr=err,
             text=True,
             env={**os.environ, "PYTHONPATH": os.getcwd()},
         )
-        for i, command in enumerate(commands)
+
+
+def race(
+    process: subprocess.Popen[str],
+    barrier: Path,
+    command: list[str],
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> list[subprocess.CompletedProcess[str]]:
+    """Run `lakegate COMMAND` here, its first claim held until `process` reached its own.
+
+    Returns both runs' exit codes and output: this process's, then the subprocess's.
+    """
+    capsys.readouterr()
+    try:
+        with monkeypatch.context() as patch:
+            alive = lambda: process.poll() is None  # noqa: E731
+            patch.setattr(
+                StagedOutputs, "_claim", claim_barrier.held_claim(barrier, "here", PARTIES, alive)
+            )
+            code = main(command)
+        here = capsys.readouterr()
+        process.wait(timeout=TIMEOUT_SECONDS)
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+    logs = barrier.parent
+    return [
+        subprocess.CompletedProcess(["in-process", *command], code, here.out, here.err),
+        subprocess.CompletedProcess(
+            process.args,
+            process.returncode,
+            (logs / "subprocess.out").read_text(),
+            (logs / "subprocess.err").read_text(),
+        ),
     ]
-    done = []
-    deadline = time.monotonic() + TIMEOUT_SECONDS
-    for process in processes:
-        try:
-            out, err = process.communicate(timeout=max(1.0, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            for other in processes:
-                other.kill()
-            raise
-        done.append(subprocess.CompletedProcess(process.args, process.returncode, out, err))
-    return done
 
 
 def delta(spark: SparkSession, path: Path) -> DataFrame:
@@ -102,20 +110,26 @@ def the_loser(
 
 
 def test_two_validate_runs_into_one_output_commit_one_run_and_the_other_exits_5(
-    spark: SparkSession, settings: Settings, tmp_path: Path
+    spark: SparkSession,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     from spark_jobs.sample_data import synthetic_users
 
     table = tmp_path / "users.parquet"
     spark.createDataFrame(synthetic_users(3_000, seed=4)).repartition(2).write.parquet(str(table))
-    output, reference = tmp_path / "out", tmp_path / "reference"
+    output, barrier = tmp_path / "out", tmp_path / "barrier"
     arguments = ["validate", SUITE, "--input", str(table), "--quiet"]
-    assert main([*arguments, "--output", str(output), "--no-history"]) == 1  # a previous version
-    assert main([*arguments, "--output", str(reference), "--no-history"]) == 1  # one run alone
+    same = [*arguments, "--output", str(output)]
+    process = start_held(barrier, same)  # held before its first claim, so after the next run
+    # The previous version: what one run alone writes, as the race's runs have the same inputs.
+    assert main([*arguments, "--output", str(output), "--no-history"]) == 1
+    alone = json.loads((output / "report.json").read_text())
     runs_before = history_files(settings.metrics_repository_path)
 
-    same = [*arguments, "--output", str(output)]
-    runs = run_together(tmp_path / "barrier", same, same)
+    runs = race(process, barrier, same, monkeypatch, capsys)
 
     loser = the_loser(runs, {ExitCode.OK, ExitCode.CHECKS_FAILED})
     report = json.loads((output / "report.json").read_text())
@@ -124,19 +138,17 @@ def test_two_validate_runs_into_one_output_commit_one_run_and_the_other_exits_5(
     assert f"run {run_id} " in loser.stderr  # it met the run that committed, and said so
     assert "Traceback" not in loser.stderr
     # valid, quarantine and report.json are the winner's, each one new Delta version (no
-    # write, no restore by the loser), and hold what one run alone writes.
+    # write, no restore by the loser), and hold what one run alone writes: the previous
+    # version, still there to read.
     for name in ("valid", "quarantine"):
         assert last_commit(spark, output / name) == (1, "WRITE", f"lakegate run {run_id}")
         assert report["outputs"]["table_versions"][name] == 1
-        assertDataFrameEqual(delta(spark, output / name), delta(spark, reference / name))
-    expected = json.loads((reference / "report.json").read_text())
-    assert report["counts"] == expected["counts"]
-    assert report["quarantine_reasons"] == expected["quarantine_reasons"]
-    # The previous version is still there to read; the winner's metrics were saved, once.
-    assertDataFrameEqual(
-        spark.read.format("delta").option("versionAsOf", 0).load(str(output / "valid")),
-        delta(spark, reference / "valid"),
-    )
+        previous = spark.read.format("delta").option("versionAsOf", 0).load(str(output / name))
+        assertDataFrameEqual(delta(spark, output / name), previous)
+    assert run_id != alone["run_id"]
+    assert report["counts"] == alone["counts"]
+    assert report["quarantine_reasons"] == alone["quarantine_reasons"]
+    # The winner's metrics were saved, once.
     new_runs = [p for p in history_files(settings.metrics_repository_path) if p not in runs_before]
     assert len(new_runs) == 1 and run_id in new_runs[0].read_text()
     assert sorted(p.name for p in output.iterdir()) == [
@@ -148,19 +160,23 @@ def test_two_validate_runs_into_one_output_commit_one_run_and_the_other_exits_5(
 
 
 def test_two_predict_runs_into_one_output_commit_one_run_and_the_other_exits_5(
-    spark: SparkSession, settings: Settings, tmp_path: Path
+    spark: SparkSession,
+    settings: Settings,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
-    train(settings, "concurrent_users")
-    source = tmp_path / "users.parquet"
-    spark.createDataFrame(users_frame(rows=300, seed=3)).write.parquet(str(source))
+    source, barrier = tmp_path / "users.parquet", tmp_path / "barrier"
     output, reference = tmp_path / "scores", tmp_path / "reference"
     arguments = ["predict", "--model", "models:/concurrent_users@champion", "--input", str(source)]
     arguments += ["--key", "user_id"]
-    assert main([*arguments, "--output", str(reference)]) == 0
-
     same = [*arguments, "--output", str(output)]
-    runs = run_together(tmp_path / "barrier", same, same)
+    train(settings, "concurrent_users")
+    spark.createDataFrame(users_frame(rows=300, seed=3)).write.parquet(str(source))
+    process = start_held(barrier, same)  # its JVM starts while the reference is scored
+    assert main([*arguments, "--output", str(reference)]) == 0  # one run alone
 
+    runs = race(process, barrier, same, monkeypatch, capsys)
     loser = the_loser(runs, {ExitCode.OK})
     assert "is being written by another lakegate run" in loser.stderr
     assert "Traceback" not in loser.stderr
@@ -185,10 +201,13 @@ def test_a_delta_commit_refused_for_another_writers_is_a_conflict_and_never_rest
 
     table = tmp_path / "scores"
     spark.range(0, 10).write.format("delta").save(str(table))
+    theirs_committed = tmp_path / "theirs-committed"
 
     @F.udf("long")
-    def slowly(value: int) -> int:  # keeps lakegate's write open while the other one commits
-        time.sleep(25)
+    def held(value: int) -> int:  # keeps lakegate's write open until the other one committed
+        deadline = time.monotonic() + TIMEOUT_SECONDS
+        while not theirs_committed.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
         return value
 
     outputs = StagedOutputs(spark, str(tmp_path), "lakegate")
@@ -197,12 +216,16 @@ def test_a_delta_commit_refused_for_another_writers_is_a_conflict_and_never_rest
     def other_writer() -> None:  # not lakegate: no claim, only Delta's own check
         while not list(tmp_path.glob("_journal-lakegate.json")):
             time.sleep(0.05)
-        theirs.write.format("delta").mode("overwrite").save(str(table))
+        try:
+            theirs.write.format("delta").mode("overwrite").save(str(table))
+        finally:
+            theirs_committed.touch()
 
     with ThreadPoolExecutor(1) as pool:
         other = pool.submit(other_writer)
+        # One task: the session's other core is free for the other writer's job.
         with pytest.raises(OutputConflict, match="another writer committed to output"):
-            outputs.write_table("scores", spark.range(0, 2, 1, 2).select(slowly("id").alias("id")))
+            outputs.write_table("scores", spark.range(0, 2, 1, 1).select(held("id").alias("id")))
         other.result()
     outputs.abort()
 
