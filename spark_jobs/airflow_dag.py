@@ -11,12 +11,14 @@ passes them through untouched.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from pprint import pformat
 from typing import Any
 
 import click
+from pydantic import BaseModel, ConfigDict
 
 from lakegate_config.settings import Settings
 from spark_jobs.pipeline import PipelineConfig, load_pipeline, step_command
@@ -158,7 +160,49 @@ def render_dag(
     )
 
 
-@lakegate_command("airflow-dag")
+class AirflowDagSpec(BaseModel):
+    """`lakegate airflow-dag PIPELINE_FILE`: the pipeline and the DAG's own settings."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    pipeline_file: Path
+    schedule: str | None = None
+    conn_id: str = "spark_default"
+    dag_id: str | None = None
+    start_date: datetime = datetime(2026, 1, 1)
+
+
+@dataclass(frozen=True)
+class AirflowDag:
+    """The DAG file's text."""
+
+    text: str
+
+
+def run(settings: Settings, spec: AirflowDagSpec) -> AirflowDag:
+    """The DAG for `spec.pipeline_file` (`render_dag`).
+
+    Raises:
+        DocumentError: the pipeline config is invalid (file and line named).
+    """
+    text = render_dag(
+        spec.pipeline_file,
+        settings,
+        schedule=spec.schedule,
+        conn_id=spec.conn_id,
+        dag_id=spec.dag_id,
+        start_date=spec.start_date.date().isoformat(),
+    )
+    return AirflowDag(text)
+
+
+def render(result: AirflowDag, spec: AirflowDagSpec) -> int:
+    """Print the DAG file's text as it is."""
+    click.echo(result.text, nl=False)
+    return 0
+
+
+@lakegate_command("airflow-dag", spec=AirflowDagSpec, render=render)
 @click.argument("pipeline_file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option(
     "--schedule", default=None, help="Airflow schedule (@daily, a cron line); default: none."
@@ -175,25 +219,9 @@ def render_dag(
     show_default=True,
     help="The DAG's start date (YYYY-MM-DD).",
 )
-def command(
-    job: JobContext,
-    pipeline_file: Path,
-    schedule: str | None,
-    conn_id: str,
-    dag_id: str | None,
-    start_date: datetime,
-) -> int:
+def command(job: JobContext, spec: AirflowDagSpec) -> AirflowDag:
     """Print an Airflow DAG that runs PIPELINE_FILE's steps as spark-submit tasks."""
-    text = render_dag(
-        pipeline_file,
-        job.settings,
-        schedule=schedule,
-        conn_id=conn_id,
-        dag_id=dag_id,
-        start_date=start_date.date().isoformat(),
-    )
-    click.echo(text, nl=False)
-    return 0
+    return run(job.settings, spec)
 
 
 if __name__ == "__main__":

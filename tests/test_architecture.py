@@ -601,7 +601,6 @@ COMMAND_SPECS = (
 PENDING_COMMAND_SPECS: dict[str, str] = {
     "serve": "issue 32: pending",
     "serve_sql": "issue 32: pending",
-    "airflow_dag": "issue 32: pending (lands untyped with the Airflow work)",
 }
 
 
