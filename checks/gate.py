@@ -250,6 +250,29 @@ class Gate:
     _observed: dict[str, Any] | None = None
 
     @property
+    def analyzers(self) -> list[Any]:
+        """Every JVM Deequ analyzer the gate computes (the checks' and the extra ones), once."""
+        return list(self._analyzers)
+
+    @property
+    def compiled_checks(self) -> list[Any]:
+        """The suite's checks compiled for Deequ (pydeequ `Check`s), to judge other metrics."""
+        return list(self._checks)
+
+    @property
+    def deequ_schema(self) -> Any:
+        """The JVM schema of the table Deequ judged (its analyzers' preconditions read it)."""
+        return self._schema
+
+    def batch_state(self, analyzer: Any) -> Any:
+        """The JVM `Option` of `analyzer`'s state in this table (filled once `verdict` ran).
+
+        A grouping analyzer's state may hold only the duplicated keys plus generated count-1
+        rows (enough for this verdict, not for merging by key).
+        """
+        return self._provider.load(analyzer)
+
+    @property
     def analyzer_context(self) -> Any:
         """Deequ's JVM `AnalyzerContext` of every metric (available once `verdict` ran)."""
         if self._context is None:
@@ -392,18 +415,53 @@ def _metrics_from_states(
     spark: SparkSession, schema: Any, analyzers: Sequence[Any], provider: Any
 ) -> Any:
     """Deequ's AnalyzerContext computed from the persisted states, round by round."""
+    return _run_rounds(spark, schema, analyzers, [provider], None)
+
+
+def _run_rounds(
+    spark: SparkSession,
+    schema: Any,
+    analyzers: Sequence[Any],
+    loaders: Sequence[Any],
+    save_to: Any,
+) -> Any:
+    """`runOnAggregatedStates` over `loaders` (summed), round by round (None: no analyzer)."""
     jvm: Any = spark._jvm
     runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner
     none = jvm.scala.Option.empty()
+    save = none if save_to is None else jvm.scala.Option.apply(save_to)
     context = None
     for analyzers_of_round in _rounds(analyzers):
         analysis = jvm.com.amazon.deequ.analyzers.Analysis(_to_seq(spark, analyzers_of_round))
         storage_level = getattr(runner, "runOnAggregatedStates$default$5")()
-        loaders = _to_seq(spark, [provider])
         found = runner.runOnAggregatedStates(
-            schema, analysis, loaders, none, storage_level, none, none
+            schema, analysis, _to_seq(spark, loaders), save, storage_level, none, none
         )
         context = found if context is None else getattr(context, "$plus$plus")(found)
+    return context
+
+
+def metrics_of_states(
+    spark: SparkSession,
+    schema: Any,
+    analyzers: Sequence[Any],
+    loaders: Sequence[Any],
+    save_to: Any = None,
+) -> Any:
+    """Deequ's AnalyzerContext of `analyzers` from the states `loaders` hold, summed.
+
+    Deequ's state providers (`InMemoryStateProvider`, `HdfsStateProvider`) are merged as
+    `Gate.verdict` merges its own: round by round (`_rounds`), and an analyzer no loader has a
+    state of gets the metric Deequ gives an empty table. With `save_to` (a state provider) the
+    merged states are persisted there too.
+    """
+    empty = [a for a in analyzers if not any(p.load(a).isDefined() for p in loaders)]
+    stated = [a for a in analyzers if a not in empty]
+    context = _run_rounds(spark, schema, stated, loaders, save_to)
+    context = _with_empty_states(spark, context, empty)
+    if context is None:  # no analyzer at all
+        jvm: Any = spark._jvm
+        context = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext.empty()
     return context
 
 
@@ -438,6 +496,26 @@ def _classify(analyzers: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
         else:
             standalone.append(analyzer)
     return observable, grouping, standalone
+
+
+def scala_items(collection: Any) -> list[Any]:
+    """The items of a JVM Scala collection (an analyzer's `groupingColumns()`, ...)."""
+    return _scala_iter(collection)
+
+
+def frequency_count_column(spark: SparkSession) -> str:
+    """The name Deequ gives the count column of a frequencies table."""
+    return _count_column(spark)
+
+
+def key_columns(columns: Sequence[str]) -> list[str]:
+    """A key's columns, each once, as the gate groups them (`[d, d]` groups as `d`)."""
+    return _distinct(columns)
+
+
+def key_in_scope(columns: list[str], where: str | None) -> Column:
+    """True on the rows a key grouping counts: at least one non-null key, within `where`."""
+    return _in_scope(columns, where)
 
 
 def _option(value: Any) -> str | None:

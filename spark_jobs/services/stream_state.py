@@ -38,20 +38,14 @@ from pyspark.sql.types import DataType, DateType, StructType, TimestampNTZType, 
 
 from checks.arguments import unquote_column
 from checks.deequ_run import VerificationOutcome, history_files, read_results
-
-# Private helpers and fields (`_analyzers`, `_provider`, `_checks`, `_schema`) of the one-pass
-# gate, read as they are (the same rounds, sequences and empty-state metrics as `Gate.verdict`);
-# checks/gate.py belongs to the gate's owner and exposes no public form of them yet.
 from checks.gate import (
     COUNTS_ONLY,
     Gate,
-    _count_column,
-    _distinct,
-    _in_scope,
-    _rounds,
-    _scala_iter,
-    _to_seq,
-    _with_empty_states,
+    frequency_count_column,
+    key_columns,
+    key_in_scope,
+    metrics_of_states,
+    scala_items,
 )
 from checks.row_rules import column
 from checks.suite import Constraint, SuiteError
@@ -264,12 +258,12 @@ class KeyScope:
 
     def in_scope(self) -> Column:
         """True on the rows the grouping counts (a non-null key column, within the filter)."""
-        return _in_scope(list(self.columns), self.where)
+        return key_in_scope(list(self.columns), self.where)
 
     @staticmethod
     def of_constraint(constraint: Constraint) -> KeyScope:
         """The scope of a uniqueness rule (isUnique, isPrimaryKey, areUnique)."""
-        return KeyScope(tuple(_distinct(constraint.columns)), constraint.args.where)
+        return KeyScope(tuple(key_columns(constraint.columns)), constraint.args.where)
 
     @staticmethod
     def of_analyzer(analyzer: Any) -> KeyScope | None:
@@ -278,9 +272,9 @@ class KeyScope:
             columns = analyzer.groupingColumns()
         except Py4JError:  # not a grouping analyzer: it has no such method
             return None
-        names = [unquote_column(str(c)) for c in _scala_iter(columns)]
+        names = [unquote_column(str(c)) for c in scala_items(columns)]
         where = analyzer.filterCondition()
-        return KeyScope(tuple(_distinct(names)), where.get() if where.isDefined() else None)
+        return KeyScope(tuple(key_columns(names)), where.get() if where.isDefined() else None)
 
 
 @dataclass(frozen=True)
@@ -308,7 +302,7 @@ def counted_scopes(gate: Gate) -> dict[KeyScope, list[Any]]:
     Their running state is rebuilt from `KeyCounts`; other grouping analyzers are merged.
     """
     by_scope: dict[KeyScope, list[Any]] = {}
-    for analyzer in gate._analyzers:
+    for analyzer in gate.analyzers:
         scope = KeyScope.of_analyzer(analyzer)
         if scope is not None:
             by_scope.setdefault(scope, []).append(analyzer)
@@ -357,18 +351,20 @@ class RunningTotals:
         before = self.previous(batch_id)
         staged = f"{self.folder}/_staging-{batch_id}-{uuid.uuid4().hex[:8]}"
         by_counts = {id(a) for members, _, _ in counted.values() for a in members}
-        merged = [a for a in gate._analyzers if id(a) not in by_counts]
+        merged = [a for a in gate.analyzers if id(a) not in by_counts]
         loaders = [self._provider(f"{self.folder}/{before}")] if before is not None else []
         loaders.append(_batch_provider(self.spark, merged, gate, batch))
-        context = _merge(self.spark, gate._schema, merged, loaders, self._provider(staged))
+        context = metrics_of_states(
+            self.spark, gate.deequ_schema, merged, loaders, self._provider(staged)
+        )
         if counted:
             provider = _counts_provider(self.spark, counted)
             members = [a for analyzers, _, _ in counted.values() for a in analyzers]
-            found = _merge(self.spark, gate._schema, members, [provider], None)
+            found = metrics_of_states(self.spark, gate.deequ_schema, members, [provider])
             context = getattr(context, "$plus$plus")(found)
         outcome = read_results(
             gate.suite,
-            gate._checks,  # the gate's compiled checks, judged on the total
+            gate.compiled_checks,  # judged on the total
             lambda c: c._Check.evaluate(context),
         )
         return StagedTotals(batch_id, before, staged, context, outcome)
@@ -411,7 +407,7 @@ def _batch_provider(spark: SparkSession, analyzers: list[Any], gate: Gate, batch
         try:
             columns = analyzer.groupingColumns()
         except Py4JError:  # not a grouping analyzer: it has no such method
-            state = gate._provider.load(analyzer)
+            state = gate.batch_state(analyzer)
             if state.isDefined():
                 provider.persist(analyzer, state.get())
             continue
@@ -436,7 +432,7 @@ def _counts_provider(
     """
     jvm = jvm_of(spark)
     provider = jvm.com.amazon.deequ.analyzers.InMemoryStateProvider()
-    count = _count_column(spark)
+    count = frequency_count_column(spark)
     for members, counts, fields in counted.values():
         nulls = [F.lit(None).cast(kind).alias(name) for name, kind in fields]
         singles = spark.range(counts.singles).select(*nulls, F.lit(1).cast("long").alias(count))
@@ -449,30 +445,6 @@ def _counts_provider(
             )
             provider.persist(analyzer, state)
     return provider
-
-
-def _merge(
-    spark: SparkSession, schema: Any, analyzers: list[Any], loaders: list[Any], save_to: Any
-) -> Any:
-    """Deequ's metrics of the merged states (saved to `save_to` unless None), round by round."""
-    jvm = jvm_of(spark)
-    runner = jvm.com.amazon.deequ.analyzers.runners.AnalysisRunner
-    none = jvm.scala.Option.empty()
-    save = none if save_to is None else jvm.scala.Option.apply(save_to)
-    empty = [a for a in analyzers if not any(p.load(a).isDefined() for p in loaders)]
-    stated = [a for a in analyzers if a not in empty]
-    context = None
-    for analyzers_of_round in _rounds(stated):
-        analysis = jvm.com.amazon.deequ.analyzers.Analysis(_to_seq(spark, analyzers_of_round))
-        storage_level = getattr(runner, "runOnAggregatedStates$default$5")()
-        found = runner.runOnAggregatedStates(
-            schema, analysis, _to_seq(spark, loaders), save, storage_level, none, none
-        )
-        context = found if context is None else getattr(context, "$plus$plus")(found)
-    context = _with_empty_states(spark, context, empty)
-    if context is None:  # no analyzer at all
-        context = jvm.com.amazon.deequ.analyzers.runners.AnalyzerContext.empty()
-    return context
 
 
 def saved_windows(repository: Path, query_id: str, batch_id: int) -> set[str]:
