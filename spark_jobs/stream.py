@@ -18,16 +18,15 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import reduce
-from pathlib import Path
 from typing import Any, Literal
 
 import click
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
 from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
-from checks.gate import ERRORS_COLUMN, Gate, apply_suite
+from checks.gate import ERRORS_COLUMN, Gate, apply_suite, check_filters
 from checks.row_rules import FAILURE_TYPE, failure_struct
 from checks.suite import Level, Suite, check_against_schema, check_sql_conditions
 from checks.suite_formats import load_suite
@@ -38,15 +37,13 @@ from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.html_report import render_stream_report_html
 from spark_jobs.services.reporting import validation_summary
 from spark_jobs.services.stream_io import (
-    FILE_COLUMN,
+    GuardedBatches,
+    ReadOptions,
     StreamSource,
-    StreamStopped,
     append_once,
     await_query,
-    batch_files,
     check_delta_drift,
-    check_file_drift,
-    parse_options,
+    checked_batch,
     parse_source,
     parse_trigger,
     previous_report,
@@ -77,7 +74,7 @@ from spark_jobs.services.stream_state import (
 )
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
 from spark_jobs.stream_predict import command as predict_command
-from spark_jobs.validate import check_filters, read_reference
+from spark_jobs.validate import read_reference
 
 HISTORY_LIMIT = 500  # batches kept in report.json's batch_history
 
@@ -92,7 +89,7 @@ class StreamValidateSpec(BaseModel):
     output: str
     checkpoint: str
     trigger: str = "available-now"
-    options: dict[str, str] = {}
+    options: ReadOptions = Field(default_factory=dict)
     kafka_bootstrap: str | None = None
     on_failure: Literal["continue", "stop"] = "continue"
     keep_history: bool = True
@@ -100,7 +97,7 @@ class StreamValidateSpec(BaseModel):
     quiet: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamResult:
     """How the query ended: batches processed in this run, the last report, the exit code."""
 
@@ -110,6 +107,7 @@ class StreamResult:
     stopped_by: str | None = None
     metrics: StreamMetrics | None = None
     metrics_port: int | None = None
+    suite_name: str = ""
 
 
 @dataclass
@@ -133,7 +131,7 @@ class _Batch:
 
 
 @dataclass
-class _BatchProcessor:
+class _BatchProcessor(GuardedBatches):
     """The foreachBatch function: split, write once, judge both windows, report."""
 
     spark: SparkSession
@@ -155,18 +153,6 @@ class _BatchProcessor:
     report: dict[str, Any] | None = None
     in_batch: bool = field(default=False)
 
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        self.in_batch = True
-        try:
-            if self.stop_reason is not None:
-                raise StreamStopped(self.stop_reason)
-            self._process(batch, batch_id)
-        except BaseException as exc:
-            self.error = self.error or exc
-            raise
-        finally:
-            self.in_batch = False
-
     def check_source(self) -> None:
         """The query failed before a batch began: a schema change of a Delta source?"""
         if self.source.scheme == "delta":
@@ -182,17 +168,10 @@ class _BatchProcessor:
             self.app_id = query_id(self.spark, self.spec.checkpoint)
         persisted = batch.persist()
         try:
-            batch = self._checked(persisted)
+            batch = checked_batch(self.spark, self.source, persisted, self.schema)
             self._split_and_judge(batch, batch_id, clock)
         finally:
             persisted.unpersist()
-
-    def _checked(self, batch: DataFrame) -> DataFrame:
-        """The batch without its file column, once its files showed no schema drift."""
-        if not self.source.is_file_source:
-            return batch
-        check_file_drift(self.spark, self.source, batch_files(batch), self.schema)
-        return batch.drop(FILE_COLUMN)
 
     def _split_and_judge(self, batch: DataFrame, batch_id: int, clock: float) -> None:
         """Gate the batch, append both outputs once, record keys and totals, report."""
@@ -555,7 +534,9 @@ def run(
         query = start_query(frame, processor, spec.checkpoint, trigger, name)
         stopped_by = await_query(query, processor, processor.check_source)
     code = ExitCode.CHECKS_FAILED if processor.failed_any else ExitCode.OK
-    return StreamResult(processor.processed, code, processor.report, stopped_by, metrics, port)
+    return StreamResult(
+        processor.processed, code, processor.report, stopped_by, metrics, port, suite.name
+    )
 
 
 @click.group("stream")
@@ -563,8 +544,15 @@ def command() -> None:
     """Gate a stream (Delta table, folder of files, Kafka topic) batch by batch."""
 
 
-@lakegate_command("validate")
-@click.argument("suite_file", type=click.Path(dir_okay=False, path_type=Path))
+def render(result: StreamResult, spec: StreamValidateSpec) -> int:
+    """Print the running total (unless `--quiet`); the run's exit code (1: a check failed)."""
+    if not spec.quiet:
+        click.echo(_stream_summary(result.suite_name, spec, result))
+    return int(result.exit_code)
+
+
+@lakegate_command("validate", spec=StreamValidateSpec, render=render)
+@click.argument("suite", metavar="SUITE_FILE", type=click.Path(dir_okay=False))
 @click.option(
     "--source", required=True, help="delta:PATH, parquet:PATH, json:PATH, csv:PATH or kafka:TOPIC."
 )
@@ -577,13 +565,20 @@ def command() -> None:
     help="available-now, once or an interval (30s).",
 )
 @click.option(
-    "--option", "pairs", multiple=True, help="A readStream option KEY=VALUE (repeatable)."
+    "--option", "options", multiple=True, help="A readStream option KEY=VALUE (repeatable)."
 )
 @click.option("--kafka-bootstrap", default=None, help="Kafka bootstrap servers (kafka: sources).")
 @click.option(
     "--on-failure", type=click.Choice(["continue", "stop"]), default="continue", show_default=True
 )
-@click.option("--no-history", is_flag=True, help="Do not append metrics to the repository.")
+@click.option(
+    "--no-history",
+    "keep_history",
+    is_flag=True,
+    flag_value=False,
+    default=True,
+    help="Do not append metrics to the repository.",
+)
 @click.option(
     "--metrics-port",
     type=click.IntRange(0, 65535),
@@ -591,41 +586,12 @@ def command() -> None:
     help="Serve Prometheus metrics on 127.0.0.1:PORT while the query runs (0: any free port).",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def validate_command(
-    job: JobContext,
-    suite_file: Path,
-    source: str,
-    output: str,
-    checkpoint: str,
-    trigger: str,
-    pairs: tuple[str, ...],
-    kafka_bootstrap: str | None,
-    on_failure: Literal["continue", "stop"],
-    no_history: bool,
-    metrics_port: int | None,
-    quiet: bool,
-) -> int:
+def validate_command(job: JobContext, spec: StreamValidateSpec) -> StreamResult:
     """Split every micro-batch of a stream by a suite; judge each batch and the running total."""
-    suite = load_suite(suite_file)  # a bad suite fails here, before Spark starts
-    spec = StreamValidateSpec(
-        suite=str(suite_file),
-        source=source,
-        output=output,
-        checkpoint=checkpoint,
-        trigger=trigger,
-        options=parse_options(pairs),
-        kafka_bootstrap=kafka_bootstrap,
-        on_failure=on_failure,
-        keep_history=not no_history,
-        metrics_port=metrics_port,
-        quiet=quiet,
-    )
-    parse_source(source), parse_trigger(trigger)  # before Spark starts
+    suite = load_suite(spec.suite)  # a bad suite fails here, before Spark starts
+    parse_source(spec.source), parse_trigger(spec.trigger)  # before Spark starts
     key_expiry(suite.path)  # a bad `stream:` section too
-    result = run(job.spark, job.settings, spec, suite=suite)
-    if not quiet:
-        click.echo(_stream_summary(suite.name, spec, result))
-    return int(result.exit_code)
+    return run(job.spark, job.settings, spec, suite=suite)
 
 
 def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamResult) -> str:

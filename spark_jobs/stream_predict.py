@@ -30,6 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from lakegate_errors import ExitCode, RowsLost, UserError
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.sql_catalog import preload_for
+from spark_jobs.services.stream_io import GuardedBatches, ReadOptions
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
 
 if TYPE_CHECKING:
@@ -58,14 +59,14 @@ class StreamPredictSpec(BaseModel):
     key: list[str] = Field(default_factory=list)
     gate: bool = False
     trigger: str = "available-now"
-    options: dict[str, str] = Field(default_factory=dict)
+    options: ReadOptions = Field(default_factory=dict)
     kafka_bootstrap: str | None = None
     schema_ddl: str | None = None
     metrics_port: int | None = None
     quiet: bool = False
 
 
-@dataclass
+@dataclass(frozen=True)
 class StreamPredictResult:
     """How the query ended: batches scored in this run, the last report, the metrics."""
 
@@ -77,7 +78,7 @@ class StreamPredictResult:
 
 
 @dataclass
-class _BatchScorer:
+class _BatchScorer(GuardedBatches):
     """The foreachBatch function: re-resolve the model, check, score, append once, report."""
 
     spark: SparkSession
@@ -96,20 +97,6 @@ class _BatchScorer:
     stop_reason: str | None = None  # set on SIGTERM: no batch starts after it
     in_batch: bool = False
     last_batch_id: int = -1
-
-    def __call__(self, batch: DataFrame, batch_id: int) -> None:
-        from spark_jobs.services.stream_io import StreamStopped
-
-        self.in_batch = True
-        try:
-            if self.stop_reason is not None:
-                raise StreamStopped(self.stop_reason)
-            self._process(batch, batch_id)
-        except BaseException as exc:
-            self.error = self.error or exc
-            raise
-        finally:
-            self.in_batch = False
 
     def _process(self, batch: DataFrame, batch_id: int) -> None:
         from spark_jobs.services.stream_io import query_id
@@ -140,17 +127,12 @@ class _BatchScorer:
 
     def _checked(self, batch: DataFrame) -> DataFrame:
         """The batch's data columns, once its files (a file source) showed no schema drift."""
-        from spark_jobs.services.stream_io import (
-            FILE_COLUMN,
-            batch_files,
-            check_file_drift,
-        )
+        from spark_jobs.services.stream_io import checked_batch
         from spark_jobs.services.table_io import MALFORMED_COLUMN
 
         if self.source.is_file_source:
             assert self.schema is not None
-            check_file_drift(self.spark, self.source, batch_files(batch), self.schema)
-            batch = batch.drop(FILE_COLUMN)
+            batch = checked_batch(self.spark, self.source, batch, self.schema)
         return batch.drop(MALFORMED_COLUMN) if MALFORMED_COLUMN in batch.columns else batch
 
     def _score(
@@ -439,14 +421,26 @@ def _check_stream(
         check_against_schema(load_input_gate(function, settings), frame.schema)
 
 
-@lakegate_command("predict")
-@click.option("--model", "model_uri", required=True, help="models:/name@alias or /version.")
+def render(result: StreamPredictResult, spec: StreamPredictSpec) -> int:
+    """Print the batches of this run and the rows scored so far (unless `--quiet`)."""
+    if not spec.quiet:
+        counts = (result.report or {}).get("counts", {})
+        click.echo(
+            f"Stream predict {spec.model} on {spec.source}: {result.batches} batches this run; "
+            f"{counts.get('rows_scored', 0)} rows scored so far -> {spec.output.rstrip('/')}/"
+            f"{PREDICTIONS}"
+        )
+    return int(ExitCode.OK)
+
+
+@lakegate_command("predict", spec=StreamPredictSpec, render=render)
+@click.option("--model", "model", required=True, help="models:/name@alias or /version.")
 @click.option(
     "--source", required=True, help="delta:PATH, parquet:PATH, json:PATH, csv:PATH or kafka:TOPIC."
 )
 @click.option("--output", required=True, help="Folder for predictions/, report.json/.html.")
 @click.option("--checkpoint", required=True, help="The query's checkpoint folder.")
-@click.option("--key", "keys", multiple=True, help="A key column to carry over (repeatable).")
+@click.option("--key", "key", multiple=True, help="A key column to carry over (repeatable).")
 @click.option("--gate", is_flag=True, help="Apply the model's input gate before scoring.")
 @click.option(
     "--trigger",
@@ -455,7 +449,7 @@ def _check_stream(
     help="available-now, once or an interval (30s).",
 )
 @click.option(
-    "--option", "pairs", multiple=True, help="A readStream option KEY=VALUE (repeatable)."
+    "--option", "options", multiple=True, help="A readStream option KEY=VALUE (repeatable)."
 )
 @click.option("--kafka-bootstrap", default=None, help="Kafka bootstrap servers (kafka: sources).")
 @click.option(
@@ -468,46 +462,10 @@ def _check_stream(
     help="Serve Prometheus metrics on 127.0.0.1:PORT while the query runs (0: any free port).",
 )
 @click.option("--quiet", is_flag=True, help="No progress lines.")
-def command(
-    job: JobContext,
-    model_uri: str,
-    source: str,
-    output: str,
-    checkpoint: str,
-    keys: tuple[str, ...],
-    gate: bool,
-    trigger: str,
-    pairs: tuple[str, ...],
-    kafka_bootstrap: str | None,
-    schema_ddl: str | None,
-    metrics_port: int | None,
-    quiet: bool,
-) -> int:
+def command(job: JobContext, spec: StreamPredictSpec) -> StreamPredictResult:
     """Score every micro-batch of a stream with a model; a moved alias scores the next batch."""
-    from spark_jobs.services.stream_io import parse_options, parse_source, parse_trigger
+    from spark_jobs.services.stream_io import parse_source, parse_trigger
 
-    spec = StreamPredictSpec(
-        model=model_uri,
-        source=source,
-        output=output,
-        checkpoint=checkpoint,
-        key=list(keys),
-        gate=gate,
-        trigger=trigger,
-        options=parse_options(pairs),
-        kafka_bootstrap=kafka_bootstrap,
-        schema_ddl=schema_ddl,
-        metrics_port=metrics_port,
-        quiet=quiet,
-    )
-    parse_source(source), parse_trigger(trigger)  # before Spark starts
-    preload_for(job.settings, {"model": model_uri})
-    result = run(job.spark, job.settings, spec)
-    if not quiet:
-        counts = (result.report or {}).get("counts", {})
-        click.echo(
-            f"Stream predict {model_uri} on {spec.source}: {result.batches} batches this run; "
-            f"{counts.get('rows_scored', 0)} rows scored so far -> {output.rstrip('/')}/"
-            f"{PREDICTIONS}"
-        )
-    return int(ExitCode.OK)
+    parse_source(spec.source), parse_trigger(spec.trigger)  # before Spark starts
+    preload_for(job.settings, {"model": spec.model})
+    return run(job.spark, job.settings, spec)

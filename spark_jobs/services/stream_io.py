@@ -14,9 +14,10 @@ import json
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Annotated, Any, Protocol
 
 from py4j.protocol import Py4JJavaError
+from pydantic import BeforeValidator
 from pyspark.errors.exceptions.captured import CapturedException
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -381,6 +382,16 @@ def parse_options(pairs: Sequence[str]) -> dict[str, str]:
     return options
 
 
+def _option_pairs(value: Any) -> Any:
+    """`--option` values (a list or tuple of KEY=VALUE) as a mapping; a mapping as it is."""
+    return parse_options(value) if isinstance(value, list | tuple) else value
+
+
+# A command spec's readStream options: a mapping, or the `--option KEY=VALUE` pairs as given
+# (a pair without `=` raises `UserError` naming it, exit 2).
+ReadOptions = Annotated[dict[str, str], BeforeValidator(_option_pairs)]
+
+
 # How long a stop waits for Spark to record the last batch in the checkpoint's commit log.
 COMMIT_WAIT_SECONDS = 30.0
 
@@ -401,6 +412,53 @@ class StoppableBatches(Protocol):
     in_batch: bool
     last_batch_id: int
     error: BaseException | None
+
+
+class GuardedBatches:
+    """The guard of a foreachBatch function: one base for `stream validate` and `stream predict`.
+
+    Calling it runs `_process(batch, batch_id)` with `in_batch` set, raises `StreamStopped`
+    instead once `stop_reason` is set, and keeps the first error a batch raised in `error`
+    (re-raised, so Spark fails the query; `await_query` raises it again). A subclass (a
+    dataclass) declares the four fields of `StoppableBatches` with their defaults and sets
+    `last_batch_id` when a batch is done.
+    """
+
+    stop_reason: str | None
+    in_batch: bool
+    last_batch_id: int
+    error: BaseException | None
+
+    def __call__(self, batch: DataFrame, batch_id: int) -> None:
+        """Run one micro-batch (Spark's foreachBatch call), or refuse it after a stop."""
+        self.in_batch = True
+        try:
+            if self.stop_reason is not None:
+                raise StreamStopped(self.stop_reason)
+            self._process(batch, batch_id)
+        except BaseException as exc:
+            self.error = self.error or exc
+            raise
+        finally:
+            self.in_batch = False
+
+    def _process(self, batch: DataFrame, batch_id: int) -> None:
+        """The batch's work (a subclass's)."""
+        raise NotImplementedError
+
+
+def checked_batch(
+    spark: SparkSession, source: StreamSource, batch: DataFrame, schema: StructType
+) -> DataFrame:
+    """A micro-batch without its file column, once its files (a file source) showed no drift.
+
+    Raises:
+        SchemaDrift: a file of the batch has a column the stream lacks, or retypes one.
+    """
+    if not source.is_file_source:
+        return batch
+    check_file_drift(spark, source, batch_files(batch), schema)
+    return batch.drop(FILE_COLUMN)
 
 
 def await_query(
