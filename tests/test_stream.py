@@ -19,24 +19,19 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from pyspark.sql import DataFrame, Row, SparkSession
+from pyspark.sql import Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from stream_helpers import ORDERS_SUITE, delta, land, land_frame, report, stream
 
 from checks.deequ_run import history_files, verify
 from checks.suite_formats import load_suite
 from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 
-SUITE = """\
-suite: orders
-checks:
-  - name: rows
-    level: error
-    constraints:
-      - isComplete: id
-      - isUnique: id
-      - isNonNegative: amount
+SUITE = (
+    ORDERS_SUITE
+    + """\
   - name: table
     level: warning
     constraints:
@@ -44,6 +39,7 @@ checks:
       - hasMean: {column: amount, max: 100}
       - hasCompleteness: {column: amount, min: 0.5}
 """
+)
 
 # One file per batch: a negative amount, a null id, a key twice in one batch; then, after a
 # restart, id 3 again, two batches after its first row.
@@ -52,36 +48,6 @@ BATCHES = [
     [(4, 30.0), (None, 5.0), (5, None), (5, 7.0)],
 ]
 LATE_DUPLICATE = [(6, 4.0), (3, 6.0)]
-
-
-def land(folder: Path, index: int, rows: list[tuple[int | None, float | None]]) -> Path:
-    """Write one parquet file into the source folder, its mtime ordering it after the others."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=["id", "amount"]).astype(
-        {"id": "Int64", "amount": "float64"}
-    )
-    path = folder / f"part-{index:03d}.parquet"
-    frame.to_parquet(path, index=False)
-    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
-    return path
-
-
-def stream(suite: Path, source: str, output: Path, checkpoint: Path, *extra: str) -> int:
-    return main(
-        [
-            "stream", "validate", str(suite), "--source", source, "--output", str(output),
-            "--checkpoint", str(checkpoint), "--option", "maxFilesPerTrigger=1", "--quiet",
-            *extra,
-        ]
-    )  # fmt: skip
-
-
-def delta(spark: SparkSession, path: Path) -> DataFrame:
-    return spark.read.format("delta").load(str(path))
-
-
-def report(output: Path) -> dict:
-    return json.loads((output / "report.json").read_text())
 
 
 @pytest.fixture
@@ -301,12 +267,9 @@ checks:
 
 def land_events(folder: Path, index: int, rows: list[tuple[int, str]]) -> None:
     """One parquet file of (id, ts) rows, ordered after the others."""
-    folder.mkdir(parents=True, exist_ok=True)
     frame = pd.DataFrame(rows, columns=["id", "ts"]).astype({"id": "int64"})
     frame["ts"] = pd.to_datetime(frame["ts"]).astype("datetime64[us]")
-    path = folder / f"part-{index:03d}.parquet"
-    frame.to_parquet(path, index=False)
-    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
+    land_frame(folder, index, frame)
 
 
 def test_a_key_older_than_the_watermark_is_forgotten_and_the_key_state_shrinks(

@@ -8,15 +8,10 @@ sees the champion alias move, scores a fourth, and is scraped for its metrics be
 
 from __future__ import annotations
 
-import json
-import os
 import shutil
-import socket
 import threading
-import time
 import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -24,8 +19,18 @@ import pandas as pd
 import pytest
 from mlflow import MlflowClient
 from model_fixtures import train, train_config, users_frame
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
+from stream_helpers import (
+    WAIT_SECONDS,
+    delta,
+    free_port,
+    land_frame,
+    report,
+    sample,
+    scrape,
+    wait_for,
+)
 
 from checks.input_gate import derive_input_suite
 from lakegate_config.settings import Settings
@@ -38,16 +43,11 @@ MODEL = f"models:/{NAME}@champion"
 QUERY = f"lakegate_predict_{NAME}"
 FEATURES = ["feature_1", "feature_2", "feature_3"]
 COLUMNS = ["user_id", *FEATURES]
-WAIT_SECONDS = 300
 
 
 def land(folder: Path, index: int, rows: pd.DataFrame) -> Path:
-    """One parquet file in the source folder, its mtime ordering it after the others."""
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"part-{index:03d}.parquet"
-    rows[COLUMNS].to_parquet(path, index=False)
-    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
-    return path
+    """One parquet file of the model's columns in the source folder (see `land_frame`)."""
+    return land_frame(folder, index, rows[COLUMNS])
 
 
 def stream_predict(
@@ -69,48 +69,11 @@ def batch_predict(source: Path, output: Path, model: str = MODEL) -> int:
     )  # fmt: skip
 
 
-def delta(spark: SparkSession, path: Path) -> DataFrame:
-    return spark.read.format("delta").load(str(path))
-
-
-def report(output: Path) -> dict:
-    return json.loads((output / "report.json").read_text())
-
-
-def wait_for(
-    condition: Callable[[], bool], what: str, ended: threading.Event | None = None
-) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline or (ended is not None and ended.is_set()):
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
-
-
 def last_batch(output: Path) -> int:
     try:
         return int(report(output)["batches"]["last_batch_id"])
     except (FileNotFoundError, ValueError, KeyError):
         return -1
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        return str(answer.read().decode())
-
-
-def sample(text: str, name: str) -> float:
-    """The value of the one series of `name` (with the query label) in an exposition."""
-    prefix = f'{name}{{query="{QUERY}"}} '
-    values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
-    assert len(values) == 1, f"{name} not in the scrape:\n{text}"
-    return values[0]
 
 
 @pytest.fixture(scope="module")
@@ -228,12 +191,14 @@ def test_report_shows_running_totals_and_each_batch(runs: Runs) -> None:
 
 def test_metrics_endpoint_serves_the_runs_batches_and_stops_with_the_query(runs: Runs) -> None:
     text = runs.scraped
-    assert sample(text, "lakegate_stream_batches_total") == 2.0  # batches 2 and 3 of this run
-    assert sample(text, "lakegate_stream_rows_total") == 24.0
-    assert sample(text, "lakegate_stream_rows_quarantined_total") == 0.0
-    assert sample(text, "lakegate_stream_batch_duration_seconds_count") == 2.0
-    assert sample(text, "lakegate_stream_last_batch_id") == 3.0
-    assert sample(text, "lakegate_stream_rows_per_second") > 0
+    assert (
+        sample(text, "lakegate_stream_batches_total", QUERY) == 2.0
+    )  # batches 2 and 3 of this run
+    assert sample(text, "lakegate_stream_rows_total", QUERY) == 24.0
+    assert sample(text, "lakegate_stream_rows_quarantined_total", QUERY) == 0.0
+    assert sample(text, "lakegate_stream_batch_duration_seconds_count", QUERY) == 2.0
+    assert sample(text, "lakegate_stream_last_batch_id", QUERY) == 3.0
+    assert sample(text, "lakegate_stream_rows_per_second", QUERY) > 0
     with pytest.raises(urllib.error.URLError):
         scrape(runs.port)
 
@@ -367,7 +332,7 @@ def test_a_delta_source_is_scored_and_an_unreported_backlog_stays_absent_from_th
     ids = delta(spark, output / "predictions").select("user_id")
     assertDataFrameEqual(ids, spark.createDataFrame(users[["user_id"]]))
     text = result.metrics.exposition().decode()
-    assert sample(text, "lakegate_stream_batches_total") == 3.0
+    assert sample(text, "lakegate_stream_batches_total", QUERY) == 3.0
     # Delta 3.3's source reports no backlog under available-now: absent, not a made-up 0.
     assert "lakegate_stream_input_files_behind{" not in text
     assert "lakegate_stream_input_rows_behind{" not in text

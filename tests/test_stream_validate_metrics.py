@@ -7,37 +7,35 @@ is stopped. A restart after a simulated crash replays the last batch.
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
-import socket
 import threading
 import time
 import urllib.error
-import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from model_fixtures import train, users_frame
 from pyspark.sql import SparkSession
+from stream_helpers import (
+    ORDERS_SUITE,
+    WAIT_SECONDS,
+    free_port,
+    land,
+    report,
+    sample,
+    scrape,
+    stream,
+    wait_for,
+)
 
 from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 
-SUITE = """\
-suite: orders
-checks:
-  - name: rows
-    level: error
-    constraints:
-      - isComplete: id
-      - isUnique: id
-      - isNonNegative: amount
-"""
+SUITE = ORDERS_SUITE
 QUERY = "lakegate_orders"
 # Batch 0: one negative amount; batch 1: a null id; batch 2: id 1 again (a repeat of batch 0).
 BATCHES = [
@@ -45,57 +43,11 @@ BATCHES = [
     [(4, 30.0), (None, 5.0)],
     [(5, 1.0), (1, 2.0), (6, 3.0), (7, 4.0)],
 ]
-WAIT_SECONDS = 300
 
 
-def land(folder: Path, index: int, rows: list[tuple[int | None, float]]) -> None:
-    """One parquet file in the source folder, its mtime ordering it after the others."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=["id", "amount"]).astype({"id": "Int64"})
-    path = folder / f"part-{index:03d}.parquet"
-    frame.to_parquet(path, index=False)
-    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
-
-
-def stream(suite: Path, source: Path, output: Path, checkpoint: Path, *extra: str) -> int:
-    return main(
-        [
-            "stream", "validate", str(suite), "--source", f"parquet:{source}",
-            "--output", str(output), "--checkpoint", str(checkpoint),
-            "--option", "maxFilesPerTrigger=1", "--no-history", "--quiet", *extra,
-        ]
-    )  # fmt: skip
-
-
-def report(output: Path) -> dict:
-    return json.loads((output / "report.json").read_text())
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        return str(answer.read().decode())
-
-
-def sample(text: str, name: str) -> float:
-    """The value of the one series of `name` (with the query label) in an exposition."""
-    prefix = f'{name}{{query="{QUERY}"}} '
-    values = [float(line[len(prefix) :]) for line in text.splitlines() if line.startswith(prefix)]
-    assert len(values) == 1, f"{name} not in the scrape:\n{text}"
-    return values[0]
-
-
-def wait_for(condition: Callable[[], bool], what: str, ended: threading.Event) -> None:
-    deadline = time.monotonic() + WAIT_SECONDS
-    while not condition():
-        if time.monotonic() > deadline or ended.is_set():
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.2)
+def stream_validate(suite: Path, source: Path, output: Path, checkpoint: Path, *extra: str) -> int:
+    """The stream over the parquet folder `source`, without metrics history."""
+    return stream(suite, f"parquet:{source}", output, checkpoint, "--no-history", *extra)
 
 
 @dataclass
@@ -133,7 +85,7 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Itera
     stopper = threading.Thread(target=scrape_then_stop, daemon=True)
     stopper.start()
     try:
-        first = stream(suite, source, output, checkpoint, "--trigger", "1s",
+        first = stream_validate(suite, source, output, checkpoint, "--trigger", "1s",
                        "--metrics-port", str(port))  # fmt: skip
     finally:
         ended.set()
@@ -143,20 +95,20 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Itera
     (checkpoint / "commits" / "2").unlink()
     (checkpoint / "commits" / ".2.crc").unlink(missing_ok=True)
     shutil.rmtree(checkpoint / "_lakegate" / "state" / "2")
-    second = stream(suite, source, output, checkpoint)
+    second = stream_validate(suite, source, output, checkpoint)
     yield Runs(output, (first, second), first_report, scraped[0] if scraped else "", port)
 
 
 def test_metrics_endpoint_serves_each_batchs_counts_and_stops_with_the_query(runs: Runs) -> None:
     text = runs.scraped
-    assert sample(text, "lakegate_stream_batches_total") == 3.0
-    assert sample(text, "lakegate_stream_rows_total") == 9.0
-    assert sample(text, "lakegate_stream_rows_valid_total") == 6.0
-    assert sample(text, "lakegate_stream_rows_quarantined_total") == 3.0
-    assert sample(text, "lakegate_stream_batch_duration_seconds_count") == 3.0
-    assert sample(text, "lakegate_stream_last_batch_id") == 2.0
-    assert sample(text, "lakegate_stream_state_rows") == 7.0  # ids 1 to 7, each held once
-    assert sample(text, "lakegate_stream_rows_per_second") > 0
+    assert sample(text, "lakegate_stream_batches_total", QUERY) == 3.0
+    assert sample(text, "lakegate_stream_rows_total", QUERY) == 9.0
+    assert sample(text, "lakegate_stream_rows_valid_total", QUERY) == 6.0
+    assert sample(text, "lakegate_stream_rows_quarantined_total", QUERY) == 3.0
+    assert sample(text, "lakegate_stream_batch_duration_seconds_count", QUERY) == 3.0
+    assert sample(text, "lakegate_stream_last_batch_id", QUERY) == 2.0
+    assert sample(text, "lakegate_stream_state_rows", QUERY) == 7.0  # ids 1 to 7, each held once
+    assert sample(text, "lakegate_stream_rows_per_second", QUERY) > 0
     with pytest.raises(urllib.error.URLError):
         scrape(runs.port)
 
