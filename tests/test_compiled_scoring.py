@@ -419,17 +419,13 @@ def logit_udf(spark, settings, logit) -> ModelFunction:
     )
 
 
-def test_infinite_input_fails_the_query_as_the_udf_does(spark, logit, logit_udf):
-    query = "SELECT {}(CAST('Infinity' AS DOUBLE), 1D, 1D, 'north') AS p"
-    with pytest.raises(Exception, match="input 'f1' is infinite"):
-        spark.sql(query.format("predict_c_logit")).collect()
-    with pytest.raises(Exception, match="infinity"):
-        spark.sql(query.format("predict_c_logit_u")).collect()
-
-
 def test_compiled_false_keeps_the_udf_with_the_same_predictions(spark, logit, logit_udf):
     assert logit_udf.path == "udf" and logit_udf.fallback_reason is None
-    udf = spark.sql("SELECT id, predict_c_logit_u(struct(*)) AS p FROM compiled_rows")
+    # One task: one Python worker imports MLflow and loads the model (later udf queries of
+    # the module reuse it), not one per partition at once.
+    udf = spark.sql(
+        "SELECT /*+ COALESCE(1) */ id, predict_c_logit_u(struct(*)) AS p FROM compiled_rows"
+    )
     plan = udf._jdf.queryExecution().executedPlan().toString()
     assert "ArrowEvalPython" in plan
     compiled = spark.sql("SELECT id, predict_c_logit(struct(*)) AS p FROM compiled_rows")
@@ -752,3 +748,13 @@ def test_a_fallback_verdict_is_cached_too_and_the_cache_can_be_off(
     off = _register_uri(spark, settings, "predict_knn_off", uri)
     assert "should spare loading" in off.fallback_reason  # no cache: the model is loaded
     assert not list(verdicts.glob("predict_knn_off-*"))
+
+
+# Last in the module: the failing query ends the Python worker that held MLflow's imports (a
+# worker that raised is not reused), so no later test pays a fresh worker for it.
+def test_infinite_input_fails_the_query_as_the_udf_does(spark, logit, logit_udf):
+    query = "SELECT {}(CAST('Infinity' AS DOUBLE), 1D, 1D, 'north') AS p"
+    with pytest.raises(Exception, match="input 'f1' is infinite"):
+        spark.sql(query.format("predict_c_logit")).collect()
+    with pytest.raises(Exception, match="infinity"):
+        spark.sql(query.format("predict_c_logit_u")).collect()
