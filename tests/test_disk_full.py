@@ -12,6 +12,7 @@ import os
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from typing import NamedTuple
 
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -25,6 +26,9 @@ from spark_jobs.cli import main
 pytestmark = pytest.mark.slow
 
 SIZE_MB = 48
+# Rows of the large input: its valid table (~1.4 MB) and quarantine are each several times the
+# 256 KiB the test leaves beside the room it gives the failing table.
+LARGE_ROWS = 40_000
 SUITE = """\
 suite: disk_full
 checks:
@@ -81,32 +85,51 @@ def delta(spark: SparkSession, path: Path) -> DataFrame:
     return spark.read.format("delta").load(str(path))
 
 
+class Inputs(NamedTuple):
+    """The suite, a small and a large users table, and what validating the large one wrote."""
+
+    suite: Path
+    small: Path
+    large: Path
+    reference: Path
+
+
+def validate(suite: Path, source: Path, target: Path) -> int:
+    arguments = ["validate", str(suite), "--input", str(source), "--output", str(target)]
+    return main([*arguments, "--quiet", "--no-html-report"])
+
+
+@pytest.fixture(scope="module")
+def inputs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Inputs:
+    """The inputs both tests validate, and the large one's outputs written alone (a reference)."""
+    from spark_jobs.sample_data import synthetic_users
+
+    folder = tmp_path_factory.mktemp("disk-full")
+    suite = folder / "suite.yaml"
+    suite.write_text(SUITE)
+    small, large = folder / "small.parquet", folder / "large.parquet"
+    spark.createDataFrame(synthetic_users(2_000, seed=1)).write.parquet(str(small))
+    users = synthetic_users(LARGE_ROWS, seed=2)
+    spark.createDataFrame(users).repartition(2).write.parquet(str(large))
+    reference = folder / "reference"
+    assert validate(suite, large, reference) == ExitCode.CHECKS_FAILED
+    return Inputs(suite, small, large, reference)
+
+
 @pytest.mark.parametrize("failing", ["valid", "quarantine"])
 def test_a_disk_that_fills_up_during_a_write_exits_3_and_leaves_the_previous_outputs(
     spark: SparkSession,
     settings: Settings,
+    inputs: Inputs,
     small_disk: Path,
-    tmp_path: Path,
     failing: str,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
     from delta.tables import DeltaTable
 
-    from spark_jobs.sample_data import synthetic_users
-
-    suite = tmp_path / "suite.yaml"
-    suite.write_text(SUITE)
-    small, large = tmp_path / "small.parquet", tmp_path / "large.parquet"
-    spark.createDataFrame(synthetic_users(2_000, seed=1)).write.parquet(str(small))
-    spark.createDataFrame(synthetic_users(120_000, seed=2)).repartition(2).write.parquet(str(large))
-    reference, output = tmp_path / "reference", small_disk / "out"
-
-    def validate(source: Path, target: Path) -> int:
-        arguments = ["validate", str(suite), "--input", str(source), "--output", str(target)]
-        return main([*arguments, "--quiet", "--no-html-report"])
-
-    assert validate(large, reference) == ExitCode.CHECKS_FAILED  # what the large run writes
-    assert validate(small, output) == ExitCode.CHECKS_FAILED  # the previous outputs
+    suite, small, large, reference = inputs
+    output = small_disk / "out"
+    assert validate(suite, small, output) == ExitCode.CHECKS_FAILED  # the previous outputs
     before = {name: delta(spark, output / name).collect() for name in ("valid", "quarantine")}
     report_before = (output / "report.json").read_text()
     runs_before = history_files(settings.metrics_repository_path)
@@ -118,7 +141,7 @@ def test_a_disk_that_fills_up_during_a_write_exits_3_and_leaves_the_previous_out
     filler.write_bytes(b"\0" * (free_bytes(small_disk) - room - 256 * 1024))
     capsys.readouterr()
 
-    assert validate(large, output) == ExitCode.ENVIRONMENT
+    assert validate(suite, large, output) == ExitCode.ENVIRONMENT
 
     error = capsys.readouterr().err
     assert f"no space left on the file system holding '{output / failing}'" in error
@@ -140,7 +163,7 @@ def test_a_disk_that_fills_up_during_a_write_exits_3_and_leaves_the_previous_out
     assert history_files(settings.metrics_repository_path) == runs_before  # no metrics saved
 
     filler.unlink()  # space freed: the next run finds nothing to undo and commits
-    assert validate(large, output) == ExitCode.CHECKS_FAILED
+    assert validate(suite, large, output) == ExitCode.CHECKS_FAILED
     for name in ("valid", "quarantine"):
         assertDataFrameEqual(delta(spark, output / name), delta(spark, reference / name))
     assert (
