@@ -1,8 +1,10 @@
 """`lakegate airflow-dag`: the generated DAG's tasks, and (tier `airflow`) a real Airflow run of it.
 
 The fast tests read the generated file's task list (no Airflow needed). The slow ones create
-Airflow's own virtualenv (scripts/airflow_venv.sh), run `airflow dags test` on a SQLite metadata
-DB in a temporary AIRFLOW_HOME, and compare the tables with a `lakegate run` of the same pipeline.
+Airflow's own virtualenv (scripts/airflow_venv.sh), migrate one SQLite metadata DB, start
+`airflow dags test` of two generated DAGs together (each in a temporary AIRFLOW_HOME with a copy
+of that DB), and compare the tables of the good one with a `lakegate run` of the same pipeline
+made in this process meanwhile.
 """
 
 from __future__ import annotations
@@ -10,10 +12,13 @@ from __future__ import annotations
 import ast
 import json
 import os
+import shutil
+import signal
 import sqlite3
 import subprocess
 import time
 import zipfile
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -181,6 +186,7 @@ def test_tasks_ship_the_projects_code_and_submit_its_job_files(
 AIRFLOW_VENV_SCRIPT = ROOT / "scripts" / "airflow_venv.sh"
 CONNECTION = "lakegate_spark"
 MASTER = "local[2]"
+STEPS = ("validate", "features", "train", "predict")
 
 
 def airflow_tier(test: Any) -> Any:
@@ -194,102 +200,166 @@ def airflow_tier(test: Any) -> Any:
 
 
 @dataclass(frozen=True)
-class AirflowHome:
-    """An AIRFLOW_HOME with a migrated SQLite metadata DB, and how to run `airflow` in it."""
+class DagTest:
+    """A running `airflow dags test` of one generated DAG, in an AIRFLOW_HOME of its own."""
 
-    venv: Path
+    dag_id: str
     home: Path
-    dags: Path
     state: Path  # the tasks' LAKEGATE_STATE_DIR (their MLflow store, metrics, code zip)
-    env: dict[str, str]
+    process: subprocess.Popen[bytes]
+    log: Path
+    started: float
 
-    def airflow(self, *args: str, timeout: float) -> subprocess.CompletedProcess[str]:
-        """Run the venv's `airflow` with this home; its output goes to a log file beside it."""
-        log = self.home / f"airflow-{time.monotonic_ns()}.log"
-        with log.open("w") as out:
-            done = subprocess.run(
-                [str(self.venv / "bin" / "airflow"), *args],
-                env=self.env, cwd=self.home, stdout=out, stderr=subprocess.STDOUT,
-                text=True, timeout=timeout, check=False,
-            )  # fmt: skip
-        return subprocess.CompletedProcess(done.args, done.returncode, log.read_text(), "")
+    def wait(self, timeout: float) -> tuple[int, str]:
+        """The run's exit code and output, once it ended (killed after `timeout` s)."""
+        try:
+            code = self.process.wait(timeout=max(1.0, self.started + timeout - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            self.stop()
+            raise AssertionError(f"airflow dags test {self.dag_id} took over {timeout} s") from None
+        return code, self.log.read_text()
 
-    def task_states(self, dag_id: str) -> dict[str, tuple[str, int]]:
+    def stop(self) -> None:
+        """End the run and its spark-submits (their own process group) if it still runs."""
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+
+    def task_states(self) -> dict[str, tuple[str, int]]:
         """Task id -> (state, try number) of the DAG's run, read from the metadata DB."""
         query = "SELECT task_id, state, try_number FROM task_instance WHERE dag_id = ?"
         with sqlite3.connect(self.home / "airflow.db") as db:
-            return {task: (state, tries) for task, state, tries in db.execute(query, (dag_id,))}
+            return {task: (state, n) for task, state, n in db.execute(query, (self.dag_id,))}
+
+
+@dataclass(frozen=True)
+class Airflow:
+    """Airflow's virtualenv and a metadata DB migrated once, copied into each run's home."""
+
+    venv: Path
+    migrated_db: Path
+
+    def env(self, home: Path) -> dict[str, str]:
+        """The environment of an `airflow` command with `home` as AIRFLOW_HOME."""
+        # MLflow URIs an earlier test of this process may have exported stay out: each run
+        # gets the registry of its own state folder.
+        leaving = ("AIRFLOW", "LAKEGATE_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
+        env = {k: v for k, v in os.environ.items() if not k.startswith(leaving)}
+        return env | {
+            "AIRFLOW_HOME": str(home),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+            "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
+            f"AIRFLOW_CONN_{CONNECTION.upper()}": json.dumps(
+                {"conn_type": "spark", "host": MASTER}
+            ),
+            "LAKEGATE_ENV": "test",
+            "LAKEGATE_STATE_DIR": str(home / "lakegate-state"),
+        }
+
+    def start(self, home: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
+        """Start the venv's `airflow` in `home` (own process group); output to a log file."""
+        log = home / f"airflow-{time.monotonic_ns()}.log"
+        with log.open("wb") as out:
+            process = subprocess.Popen(
+                [str(self.venv / "bin" / "airflow"), *args],
+                env=self.env(home), cwd=home, stdout=out, stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
+        return process, log
+
+    def dags_test(self, home: Path, pipeline: Path) -> DagTest:
+        """Generate the pipeline's DAG into a new home as its tasks' settings see it, and
+        start `airflow dags test` of it for DAY."""
+        state = home / "lakegate-state"
+        (home / "dags").mkdir(parents=True)
+        shutil.copyfile(self.migrated_db, home / "airflow.db")
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("LAKEGATE_STATE_DIR", str(state))
+            text = render_dag(
+                pipeline, load_settings("test"), schedule="@daily", conn_id=CONNECTION
+            )
+        (home / "dags" / f"{pipeline.stem}.py").write_text(text)
+        dag_id = f"lakegate_{pipeline.stem}"
+        started = time.monotonic()
+        process, log = self.start(home, "dags", "test", dag_id, DAY)
+        return DagTest(dag_id, home, state, process, log, started)
 
 
 @pytest.fixture(scope="module")
-def airflow_home(tmp_path_factory: pytest.TempPathFactory) -> AirflowHome:
+def airflow(tmp_path_factory: pytest.TempPathFactory) -> Airflow:
     made = subprocess.run(
         ["bash", str(AIRFLOW_VENV_SCRIPT)], capture_output=True, text=True, timeout=1800
     )
     if made.returncode == 3:  # the script's code for "no network to the package index"
         pytest.skip(f"scripts/airflow_venv.sh could not download Airflow: {made.stderr[-300:]}")
     assert made.returncode == 0, made.stderr
-    home = tmp_path_factory.mktemp("airflow")
-    # MLflow URIs an earlier test of this process may have exported stay out: each run below
-    # gets the registry of its own state folder.
-    leaving = ("AIRFLOW", "LAKEGATE_", "MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
-    env = {k: v for k, v in os.environ.items() if not k.startswith(leaving)}
-    env |= {
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{home / 'airflow.db'}",
-        f"AIRFLOW_CONN_{CONNECTION.upper()}": json.dumps(
-            {"conn_type": "spark", "host": "local[2]"}
-        ),
-        "LAKEGATE_ENV": "test",
-        "LAKEGATE_STATE_DIR": str(home / "lakegate-state"),
-    }
-    venv = Path(made.stdout.strip().splitlines()[-1])
-    found = AirflowHome(venv, home, home / "dags", home / "lakegate-state", env)
-    found.dags.mkdir()
-    migrated = found.airflow("db", "migrate", timeout=600)
-    assert migrated.returncode == 0, migrated.stdout[-3000:]
+    home = tmp_path_factory.mktemp("airflow-migrated")
+    found = Airflow(Path(made.stdout.strip().splitlines()[-1]), home / "airflow.db")
+    process, log = found.start(home, "db", "migrate")
+    assert process.wait(timeout=600) == 0, log.read_text()[-3000:]
     return found
 
 
-def write_dag(airflow: AirflowHome, pipeline: Path, monkeypatch: pytest.MonkeyPatch) -> str:
-    """Generate the pipeline's DAG into the DAG folder as the tasks' settings see it."""
-    monkeypatch.setenv("LAKEGATE_STATE_DIR", str(airflow.state))
-    text = render_dag(pipeline, load_settings("test"), schedule="@daily", conn_id=CONNECTION)
-    (airflow.dags / f"{pipeline.stem}.py").write_text(text)
-    return f"lakegate_{pipeline.stem}"
+@pytest.fixture(scope="module")
+def dag_tests(
+    airflow: Airflow, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[dict[str, DagTest]]:
+    """This module's two DAG runs, started together (each in its own home) so they overlap.
+
+    Each is minutes of spark-submits, most of it JVM and Python start-up rather than work on
+    2 cores; the runs share nothing but the migrated metadata DB they start from.
+    """
+    folder = tmp_path_factory.mktemp("pipelines")
+    pipelines = [
+        write_pipeline(folder, "users_daily", "airflow/{{ ds }}", retries=1),
+        # 10 rows break the suite's hasSize >= 1000: a table-wide error-level failure, exit 1
+        write_pipeline(folder, "users_broken", "broken/{{ ds }}", rows=10, retries=2),
+    ]
+    runs: dict[str, DagTest] = {}
+    try:
+        for pipeline in pipelines:
+            runs[pipeline.stem] = airflow.dags_test(folder / f"home-{pipeline.stem}", pipeline)
+        yield runs
+    finally:
+        for run in runs.values():
+            run.stop()
 
 
 @airflow_tier
-@pytest.mark.usefixtures("spark")
 def test_airflow_dags_test_writes_the_same_tables_as_lakegate_run(
-    airflow_home: AirflowHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dag_tests: dict[str, DagTest],
+    request: pytest.FixtureRequest,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     from pyspark.sql import SparkSession
     from pyspark.testing import assertDataFrameEqual
 
-    scheduled = write_pipeline(tmp_path, "users_daily", "airflow/{{ ds }}", retries=1)
-    dag_id = write_dag(airflow_home, scheduled, monkeypatch)
-    started = time.monotonic()
-    run = airflow_home.airflow("dags", "test", dag_id, DAY, timeout=2000)
-    took = time.monotonic() - started
-    states = airflow_home.task_states(dag_id)
-    assert run.returncode == 0, run.stdout[-5000:]
-    assert states == {k: ("success", 1) for k in ("validate", "features", "train", "predict")}
-    print(f"airflow dags test: {took:.0f} s")  # the runtime, for the report
-
+    scheduled = dag_tests["users_daily"]
+    # The reference run goes on in this process while Airflow's tasks run in their own JVMs.
+    request.getfixturevalue("spark")  # the session after Airflow started: their starts overlap
     reference = write_pipeline(tmp_path, "users_ref", f"reference/{DAY}")
     monkeypatch.setenv("LAKEGATE_STATE_DIR", str(tmp_path / "reference-state"))
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)  # exported by earlier tests
     monkeypatch.delenv("MLFLOW_REGISTRY_URI", raising=False)
     assert main(["run", str(reference), "--quiet"]) == 0
 
+    code, log = scheduled.wait(timeout=2000)
+    print(f"airflow dags test: {time.monotonic() - scheduled.started:.0f} s")  # for the report
+    assert code == 0, log[-5000:]
+    assert scheduled.task_states() == {k: ("success", 1) for k in STEPS}
+
     spark = SparkSession.getActiveSession()
     assert spark is not None
-    assert not (tmp_path / "airflow" / "{{ ds }}").exists()  # rendered by Airflow, not lakegate
+    outputs = scheduled.home.parent / "airflow"
+    assert not (outputs / "{{ ds }}").exists()  # rendered by Airflow, not lakegate
     for table in ("validated/valid", "validated/quarantine", "features", "predictions"):
-        scheduled_rows = spark.read.format("delta").load(f"{tmp_path}/airflow/{DAY}/{table}")
+        scheduled_rows = spark.read.format("delta").load(f"{outputs}/{DAY}/{table}")
         reference_rows = spark.read.format("delta").load(f"{tmp_path}/reference/{DAY}/{table}")
         assert reference_rows.count() > 0
         assertDataFrameEqual(scheduled_rows, reference_rows)
@@ -297,21 +367,18 @@ def test_airflow_dags_test_writes_the_same_tables_as_lakegate_run(
 
 @airflow_tier
 def test_a_table_wide_failure_fails_validate_once_and_train_and_predict_never_run(
-    airflow_home: AirflowHome, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    dag_tests: dict[str, DagTest],
 ) -> None:
-    # 10 rows break the suite's hasSize >= 1000: a table-wide error-level failure, exit 1
-    broken = write_pipeline(tmp_path, "users_broken", "airflow/{{ ds }}", rows=10, retries=2)
-    dag_id = write_dag(airflow_home, broken, monkeypatch)
-    run = airflow_home.airflow("dags", "test", dag_id, DAY, timeout=1200)
-    states = airflow_home.task_states(dag_id)
-    assert states["validate"] == ("failed", 1), run.stdout[-5000:]  # retries: 2, yet one try
-    assert {k: states[k][0] for k in ("features", "train", "predict")} == dict.fromkeys(
-        ("features", "train", "predict"), "upstream_failed"
-    )
-    assert "lakegate exited 1 (an error-level check failed): not retried" in run.stdout
-    assert "hasSize" in run.stdout
-    assert not (tmp_path / "airflow" / DAY / "predictions").exists()
-    assert_provider_ran_lakegate_submits_command(run.stdout, broken, airflow_home.state)
+    broken = dag_tests["users_broken"]
+    _, log = broken.wait(timeout=1200)
+    states = broken.task_states()
+    assert states["validate"] == ("failed", 1), log[-5000:]  # retries: 2, yet one try
+    assert {k: states[k][0] for k in STEPS[1:]} == dict.fromkeys(STEPS[1:], "upstream_failed")
+    assert "lakegate exited 1 (an error-level check failed): not retried" in log
+    assert "hasSize" in log
+    folder = broken.home.parent
+    assert not (folder / "broken" / DAY / "predictions").exists()
+    assert_provider_ran_lakegate_submits_command(log, folder / "users_broken.yaml", broken.state)
 
 
 def assert_provider_ran_lakegate_submits_command(log: str, pipeline: Path, state: Path) -> None:
