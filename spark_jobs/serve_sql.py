@@ -13,9 +13,13 @@ from __future__ import annotations
 
 import signal
 import threading
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import click
+from pydantic import BaseModel, ConfigDict
+
+from spark_jobs.services.command import JobContext, lakegate_command
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -23,7 +27,84 @@ if TYPE_CHECKING:
     from lakegate_config.settings import Settings
 
 
-@click.command(name="serve-sql")
+class ServeSqlSpec(BaseModel):
+    """Where to listen, extra models and views, the refresh interval; None: from conf."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    host: str | None = None
+    port: int | None = None
+    models: tuple[str, ...] = ()
+    tables: tuple[str, ...] = ()
+    refresh_interval: float | None = None
+
+
+@dataclass(frozen=True)
+class ServeSqlPlan:
+    """The spec checked before Spark starts: address, refresh interval, views and models."""
+
+    host: str
+    port: int
+    interval: float
+    views: dict[str, str]
+    extra_models: dict[str, str]
+
+
+@dataclass(frozen=True)
+class ServeSqlResult:
+    """What was served until the stop: the JDBC URL, the functions and the views."""
+
+    jdbc_url: str
+    functions: tuple[str, ...]
+    views: tuple[str, ...]
+
+
+def plan_serving(settings: Settings, spec: ServeSqlSpec) -> ServeSqlPlan:
+    """Check the options against the server's settings, before any session starts.
+
+    Raises:
+        UserError: a bad NAME=VALUE, or a bind beyond loopback without authentication.
+        EnvironmentProblem: the port is taken.
+    """
+    from lakegate_config.endpoints import check_port_free
+    from spark_jobs.services.sql_catalog import configured_views, parse_assignments
+    from spark_jobs.services.thrift_server import check_bind
+
+    extra_models = parse_assignments(spec.models, "--model")
+    server = settings.sql_server
+    host = spec.host or server.host
+    port = server.port if spec.port is None else spec.port
+    interval = (
+        server.refresh_interval_seconds if spec.refresh_interval is None else spec.refresh_interval
+    )
+    views = configured_views(settings, parse_assignments(spec.tables, "--table"))
+    check_bind(host, dict(server.hive_conf))  # before paying for Spark
+    check_port_free(host, port)
+    return ServeSqlPlan(host, port, interval, views, extra_models)
+
+
+def run(
+    spark: SparkSession,
+    settings: Settings,
+    spec: ServeSqlSpec,
+    *,
+    plan: ServeSqlPlan | None = None,
+    stop: threading.Event | None = None,
+) -> ServeSqlResult:
+    """Register views and functions, serve until `stop` is set (default: SIGTERM or SIGINT).
+
+    `settings` are the server's (`thrift_server.server_settings`), as the session's were.
+    """
+    plan = plan or plan_serving(settings, spec)
+    return _serve(spark, settings, plan, stop or _stop_on_signals())
+
+
+def render(result: ServeSqlResult, spec: ServeSqlSpec) -> int:
+    """Nothing more to print: the server's lines went to standard error while it ran."""
+    return 0
+
+
+@lakegate_command("serve-sql", spec=ServeSqlSpec, render=render)
 @click.option("--host", default=None, help="Bind address [conf sql_server.host: 127.0.0.1].")
 @click.option(
     "--port", type=click.IntRange(1, 65535), default=None, help="[conf sql_server.port: 10000]"
@@ -36,35 +117,16 @@ if TYPE_CHECKING:
     default=None,
     help="Seconds between alias re-resolutions, 0 for never [conf: 60].",
 )
-@click.option("--env", default=None, help="Configuration environment (conf/<env>.yaml).")
-def command(
-    host: str | None,
-    port: int | None,
-    models: tuple[str, ...],
-    tables: tuple[str, ...],
-    refresh_interval: float | None,
-    env: str | None,
-) -> None:
+def command(job: JobContext, spec: ServeSqlSpec) -> ServeSqlResult:
     """Serve SQL over JDBC/ODBC with the configured models as predict_<name> functions."""
-    from lakegate_config.endpoints import check_port_free
-    from lakegate_config.settings import load_settings
-    from spark_jobs.services.session import spark_session
-    from spark_jobs.services.sql_catalog import configured_views, parse_assignments, preload_for
-    from spark_jobs.services.thrift_server import check_bind, server_settings
+    from spark_jobs.services.sql_catalog import preload_for
+    from spark_jobs.services.thrift_server import server_settings
 
-    extra_models = parse_assignments(models, "--model")
-    settings = server_settings(load_settings(env))
-    server = settings.sql_server
-    host = host or server.host
-    port = server.port if port is None else port
-    interval = server.refresh_interval_seconds if refresh_interval is None else refresh_interval
-    views = configured_views(settings, parse_assignments(tables, "--table"))
-    check_bind(host, dict(server.hive_conf))  # before paying for Spark
-    check_port_free(host, port)
+    job.settings = server_settings(job.settings)  # the session is built from these
+    plan = plan_serving(job.settings, spec)  # bad options or a taken port fail before Spark
     stop = _stop_on_signals()
-    preload_for(settings, {**settings.models, **extra_models})
-    with spark_session(settings, "lakegate-serve-sql") as spark:
-        _serve(spark, settings, views, extra_models, host, port, interval, stop)
+    preload_for(job.settings, {**job.settings.models, **plan.extra_models})
+    return run(job.spark, job.settings, spec, plan=plan, stop=stop)
 
 
 def _stop_on_signals() -> threading.Event:
@@ -80,23 +142,17 @@ def _stop_on_signals() -> threading.Event:
 
 
 def _serve(
-    spark: SparkSession,
-    settings: Settings,
-    views: dict[str, str],
-    extra_models: dict[str, str],
-    host: str,
-    port: int,
-    interval: float,
-    stop: threading.Event,
-) -> None:
+    spark: SparkSession, settings: Settings, plan: ServeSqlPlan, stop: threading.Event
+) -> ServeSqlResult:
     """Register views and functions, serve until `stop` is set, then close the port."""
     from spark_jobs.services.model_refresh import prepare_sql_session
     from spark_jobs.services.thrift_server import start_thrift_server
 
-    catalog, lines = prepare_sql_session(spark, settings, views, extra_models)
+    views, interval = plan.views, plan.interval
+    catalog, lines = prepare_sql_session(spark, settings, views, plan.extra_models)
     for line in lines:
         click.echo(line, err=True)
-    server = start_thrift_server(spark, host, port, dict(settings.sql_server.hive_conf))
+    server = start_thrift_server(spark, plan.host, plan.port, dict(settings.sql_server.hive_conf))
     catalog.start_refreshing(interval)
     names = ", ".join(f"predict_{name}" for name in catalog.functions) or "none"
     click.echo(
@@ -112,6 +168,8 @@ def _serve(
         click.echo("stopping: closing the JDBC port, then Spark", err=True)
         catalog.stop_refreshing()
         server.stop()
+    functions = tuple(f"predict_{name}" for name in catalog.functions)
+    return ServeSqlResult(server.jdbc_url, functions, tuple(views))
 
 
 if __name__ == "__main__":
