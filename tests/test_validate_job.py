@@ -8,6 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import claim_barrier
 import pandas as pd
 import pytest
 from pyspark.sql import DataFrame, SparkSession
@@ -171,14 +172,18 @@ def test_corrupt_parquet_exits_2_and_writes_nothing(
     assert not output.exists()
 
 
+MESSY_ROWS = 6_000
+
+
 def _messy_table(spark: SparkSession, path: Path) -> DataFrame:
-    """20k rows over 6 files: duplicated ids across partitions, nulls, negatives."""
-    ids = [i if i % 997 else i - 1 for i in range(20_000)]  # every 997th id repeats its neighbour
+    """6k rows over 6 files: duplicated ids across partitions, nulls, negatives."""
+    rows = range(MESSY_ROWS)
+    ids = [i if i % 997 else i - 1 for i in rows]  # every 997th id repeats its neighbour
     frame = pd.DataFrame(
         {
             "id": ids,
-            "name": [None if i % 501 == 0 else f"n{i}" for i in range(20_000)],
-            "amount": [-1.0 if i % 733 == 0 else float(i % 50) for i in range(20_000)],
+            "name": [None if i % 501 == 0 else f"n{i}" for i in rows],
+            "amount": [-1.0 if i % 733 == 0 else float(i % 50) for i in rows],
         }
     )
     spark.createDataFrame(frame).repartition(6).write.parquet(str(path))
@@ -213,7 +218,7 @@ def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
     assertDataFrameEqual(valid, spark.createDataFrame(pdf[~bad]))
     counts = result.counts
     assert (counts.rows_in, counts.rows_valid, counts.rows_quarantined) == (
-        20_000,
+        MESSY_ROWS,
         int((~bad).sum()),
         int(bad.sum()),
     )
@@ -225,8 +230,8 @@ def test_rerun_replaces_the_outputs_instead_of_adding_rows(
 ) -> None:
     output = tmp_path / "out"
     args = ["validate", ITEMS, "--input", str(items_csv), "--output", str(output), "--quiet"]
-    main(args)
-    main(args)
+    args.append("--no-history")
+    assert main(args) == main(args) == 1
     assert spark.read.format("delta").load(str(output / "valid")).count() == 4
     assert spark.read.format("delta").load(str(output / "quarantine")).count() == 1
     assert sorted(p.name for p in output.iterdir()) == [
@@ -238,7 +243,7 @@ def test_rerun_replaces_the_outputs_instead_of_adding_rows(
 
 
 def test_job_script_runs_as_a_program_with_the_same_arguments(
-    items_csv: Path, tmp_path: Path
+    state_dir: Path, items_csv: Path, tmp_path: Path
 ) -> None:
     output = tmp_path / "out"
     done = subprocess.run(
@@ -328,43 +333,44 @@ def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_compl
 
     table = tmp_path / "users.parquet"
     spark.createDataFrame(synthetic_users(20_000, seed=9)).repartition(4).write.parquet(str(table))
-    output = tmp_path / "out"
-    args = [
-        sys.executable,
-        "-m",
-        "spark_jobs.cli",
-        "validate",
-        "checks/examples/users_raw.yaml",
-        "--input",
-        str(table),
-        "--output",
-        str(output),
-        "--quiet",
-        "--no-history",
-    ]
+    output, barrier = tmp_path / "out", tmp_path / "barrier"
+    arguments = ["validate", "checks/examples/users_raw.yaml", "--input", str(table)]
+    arguments += ["--output", str(output), "--quiet", "--no-history"]
     spec = ValidateSpec(
         suite="checks/examples/users_raw.yaml",
         input=str(table),
         output=str(output),
         keep_history=False,
     )
-    run(spark, settings, spec)
-    before = read_report(output)
-    valid_before = spark.read.format("delta").load(str(output / "valid"))
-    quarantine_before = spark.read.format("delta").load(str(output / "quarantine"))
-    valid_rows, quarantine_rows = valid_before.collect(), quarantine_before.collect()
-
-    # Killed after the valid rows were committed, in the middle of writing the quarantine.
+    # The job to kill starts first: its JVM starts while this session writes the previous
+    # output, and claim_barrier holds it before its first write until that output is there.
+    barrier.mkdir()
     job = subprocess.Popen(
-        args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True
+        [sys.executable, claim_barrier.__file__, str(barrier), "job", "2", *arguments],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+        env={**os.environ, "PYTHONPATH": os.getcwd()},
     )
-    valid_committed = output / "valid/_delta_log/00000000000000000001.json"
-    deadline = time.monotonic() + 240
-    while not valid_committed.exists():
-        assert time.monotonic() < deadline and job.poll() is None, "the job never wrote"
-        time.sleep(0.02)
-    os.killpg(job.pid, signal.SIGKILL)  # the driver and its JVM
-    job.wait()
+    try:
+        run(spark, settings, spec)
+        before = read_report(output)
+        valid_before = spark.read.format("delta").load(str(output / "valid"))
+        quarantine_before = spark.read.format("delta").load(str(output / "quarantine"))
+        valid_rows, quarantine_rows = valid_before.collect(), quarantine_before.collect()
+        (barrier / "previous output written").touch()
+
+        # Killed after the valid rows were committed, in the middle of writing the quarantine.
+        valid_committed = output / "valid/_delta_log/00000000000000000001.json"
+        deadline = time.monotonic() + 240
+        while not valid_committed.exists():
+            assert time.monotonic() < deadline and job.poll() is None, "the job never wrote"
+            time.sleep(0.02)
+        os.killpg(job.pid, signal.SIGKILL)  # the driver and its JVM
+    finally:
+        if job.poll() is None:
+            os.killpg(job.pid, signal.SIGKILL)
+        job.wait()
     assert read_report(output) == before
     assert any(p.name.startswith("_journal-") for p in output.iterdir())
     assertDataFrameEqual(
@@ -553,14 +559,14 @@ def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
     tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from spark_jobs.services.html_report import history_records
+    from checks.deequ_run import history_files
     from spark_jobs.services.table_io import StagedOutputs
 
     output = tmp_path / "out"
     spec = ValidateSpec(suite=ITEMS, input=str(items_csv), output=str(output))
     first = run(spark, settings, spec)
     valid_before = spark.read.format("delta").load(str(output / "valid")).collect()
-    runs_before = history_records(spark, settings.metrics_repository_path, first.suite)
+    runs_before = history_files(settings.metrics_repository_path)  # a file per saved run
     write_table = StagedOutputs.write_table
 
     def disk_full_after_the_quarantine(self: StagedOutputs, name: str, df: DataFrame) -> None:
@@ -573,8 +579,7 @@ def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
         run(spark, settings, spec)
 
     assertDataFrameEqual(spark.read.format("delta").load(str(output / "valid")), valid_before)
-    runs_after = history_records(spark, settings.metrics_repository_path, first.suite)
-    assert runs_after == runs_before
+    assert history_files(settings.metrics_repository_path) == runs_before
     assert read_report(output)["run_id"] == first.run_id
 
 
