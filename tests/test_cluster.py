@@ -2,6 +2,11 @@
 
 Outputs through `lakegate submit` equal the local run's, also when an executor is killed in the
 middle of the job.
+
+Two cluster jobs serve every test (each job pays a driver JVM, two executor JVMs and their
+Python workers): one `lakegate run` pipeline that validates, trains and predicts (an executor
+is killed while the predict step scores), and one `lakegate sql` over the model it trained.
+The local reference is the same pipeline run in this process's session.
 """
 
 from __future__ import annotations
@@ -13,18 +18,25 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psutil
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+import yaml
+from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+from lakegate_config.settings import Settings
 from spark_jobs.submit import spark_submit_path
 
 pytestmark = pytest.mark.slow
 SPARK_CLASS = spark_submit_path().parent / "spark-class"
+MODEL = "models:/cluster_users@champion"
+USERS = 6_000  # the suite wants at least 1000 rows
+PREDICT_TASKS = 6  # files of the scored table: three tasks per executor, so a kill lands mid-job
 
 
 def _free_port() -> int:
@@ -33,7 +45,7 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _wait_for(predicate, seconds: float, what: str) -> None:
+def _wait_for(predicate: Callable[[], object], seconds: float, what: str) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
         if predicate():
@@ -42,79 +54,84 @@ def _wait_for(predicate, seconds: float, what: str) -> None:
     raise TimeoutError(f"timed out waiting for {what}")
 
 
+@dataclass
+class Cluster:
+    """A standalone master and two one-core workers started by this module."""
+
+    url: str
+    master_log: Path
+    processes: list[subprocess.Popen[bytes]]
+
+    def wait_ready(self) -> None:
+        """Wait until both workers registered with the master."""
+        _wait_for(
+            lambda: self.master_log.read_text().count("Registering worker") >= 2,
+            180,
+            "two workers registered with the master",
+        )
+
+    def executors(self) -> list[psutil.Process]:
+        """The executor JVMs our workers run now (never another cluster's)."""
+        found = []
+        for worker in self.processes[1:]:
+            try:
+                found += psutil.Process(worker.pid).children()
+            except psutil.Error:
+                continue
+        return found
+
+
+def _spark_class(
+    main: str, args: list[str], log: Path, env: dict[str, str]
+) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [str(SPARK_CLASS), main, *args],
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        env=env,
+        start_new_session=True,
+    )
+
+
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
+    """Start the master and the workers at once; users call `wait_ready` when they need them.
+
+    The JVMs start while the local reference runs (a worker that finds no master yet retries
+    its registration).
+    """
     logs = tmp_path_factory.mktemp("cluster")
     env = dict(os.environ, SPARK_LOCAL_IP="127.0.0.1", SPARK_HOME=str(SPARK_CLASS.parent.parent))
     port = _free_port()
+    url = f"spark://127.0.0.1:{port}"
+    master_args = ["--host", "127.0.0.1", "--port", str(port), "--webui-port", str(_free_port())]
     master_log = logs / "master.log"
     processes = [
-        subprocess.Popen(
-            [
-                str(SPARK_CLASS),
-                "org.apache.spark.deploy.master.Master",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--webui-port",
-                str(_free_port()),
-            ],
-            stdout=master_log.open("w"),
-            stderr=subprocess.STDOUT,
-            env=env,
-            start_new_session=True,
-        )
+        _spark_class("org.apache.spark.deploy.master.Master", master_args, master_log, env)
     ]
-    url = f"spark://127.0.0.1:{port}"
     try:
-        _wait_for(lambda: "I have been elected leader" in master_log.read_text(), 60, "the master")
         for i in range(2):
+            worker_args = [url, "--host", "127.0.0.1", "--cores", "1", "--memory", "1g"]
+            worker_args += ["--webui-port", str(_free_port()), "--work-dir", str(logs / f"w{i}")]
             processes.append(
-                subprocess.Popen(
-                    [
-                        str(SPARK_CLASS),
-                        "org.apache.spark.deploy.worker.Worker",
-                        url,
-                        "--host",
-                        "127.0.0.1",
-                        "--cores",
-                        "1",
-                        "--memory",
-                        "1g",
-                        "--webui-port",
-                        str(_free_port()),
-                        "--work-dir",
-                        str(logs / f"work{i}"),
-                    ],
-                    stdout=(logs / f"worker{i}.log").open("w"),
-                    stderr=subprocess.STDOUT,
-                    env=env,
-                    start_new_session=True,
+                _spark_class(
+                    "org.apache.spark.deploy.worker.Worker",
+                    worker_args,
+                    logs / f"worker{i}.log",
+                    env,
                 )
             )
-        _wait_for(
-            lambda: master_log.read_text().count("Registering worker") >= 2, 60, "two workers"
-        )
-        yield url
+        yield Cluster(url, master_log, processes)
     finally:
         for process in processes:
-            for child in psutil.Process(process.pid).children(recursive=True):
+            try:
+                children = psutil.Process(process.pid).children(recursive=True)
+            except psutil.Error:
+                children = []
+            for child in children:
                 child.kill()
             process.kill()
             process.wait()
-
-
-def executor_processes() -> list[psutil.Process]:
-    """The Spark executor JVMs running now."""
-    found = []
-    for process in psutil.process_iter(["cmdline"]):
-        try:
-            if "CoarseGrainedExecutorBackend" in " ".join(process.info["cmdline"] or []):
-                found.append(process)
-        except psutil.Error:
-            continue
-    return found
 
 
 def _kill_mid_job(executor: psutil.Process, job: subprocess.Popen[str]) -> None:
@@ -131,18 +148,9 @@ def submit(
     env = dict(os.environ, LAKEGATE_STATE_DIR=str(state))
     if conf_dir is not None:
         env["LAKEGATE_CONF_DIR"] = str(conf_dir)
+    command = [sys.executable, "-m", "spark_jobs.cli", "submit", "--master", url, "--env", "local"]
     return subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "spark_jobs.cli",
-            "submit",
-            "--master",
-            url,
-            "--env",
-            "local",
-            *args,
-        ],
+        [*command, *args],
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
@@ -150,266 +158,215 @@ def submit(
     )
 
 
-@pytest.fixture(scope="module")
-def users_table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def _write_tables(spark: SparkSession, folder: Path) -> tuple[Path, Path]:
+    """The raw users to validate, and the features to train on and score."""
     from spark_jobs.sample_data import synthetic_users
 
-    path = tmp_path_factory.mktemp("users") / "users.parquet"
-    spark.createDataFrame(synthetic_users(60_000, seed=3)).repartition(6).write.parquet(str(path))
-    return path
-
-
-def _assert_same_rows(left: DataFrame, right: DataFrame) -> None:
-    """Require the same schema and the same multiset of rows, compared by Spark.
-
-    `assertDataFrameEqual` collects and sorts both frames in Python: 35 s for 1.5M rows here,
-    against 6 s for the two `exceptAll`s. The rows either side lacks are shown on failure.
-    """
-    assert left.schema == right.schema
-    for extra in (left.exceptAll(right), right.exceptAll(left)):
-        assertDataFrameEqual(extra.limit(20), extra.limit(0))
-
-
-def _validate_args(table: Path, output: Path) -> list[str]:
-    return [
-        "validate",
-        "checks/examples/users_raw.yaml",
-        "--input",
-        str(table),
-        "--output",
-        str(output),
-        "--quiet",
-        "--no-history",
-    ]
-
-
-def _assert_same_outputs(spark: SparkSession, left: Path, right: Path) -> None:
-    for name in ("valid", "quarantine"):
-        assertDataFrameEqual(
-            spark.read.format("delta").load(str(left / name)),
-            spark.read.format("delta").load(str(right / name)),
-        )
-
-
-@pytest.fixture(scope="module")
-def local_run(
-    spark: SparkSession, settings, users_table: Path, tmp_path_factory: pytest.TempPathFactory
-) -> Path:
-    from spark_jobs.validate import ValidateSpec, run
-
-    output = tmp_path_factory.mktemp("local") / "out"
-    spec = ValidateSpec(
-        suite="checks/examples/users_raw.yaml",
-        input=str(users_table),
-        output=str(output),
-        keep_history=False,
-    )
-    assert run(spark, settings, spec).exit_code == 1  # the sample data has injected defects
-    return output
-
-
-def test_validate_on_the_cluster_equals_the_local_run_with_an_executor_killed(
-    spark: SparkSession, cluster: str, users_table: Path, local_run: Path, tmp_path: Path
-) -> None:
-    """A lost executor's tasks run again elsewhere: the outputs are still the local run's."""
-    output = tmp_path / "out"
-    job = submit(cluster, *_validate_args(users_table, output), state=tmp_path / "state")
-
-    _wait_for(lambda: len(executor_processes()) >= 2, 120, "the job's executors")
-    time.sleep(3)  # into the Deequ scan
-    _kill_mid_job(executor_processes()[0], job)
-    stdout, stderr = job.communicate(timeout=300)
-    assert job.returncode == 1, stderr
-    assert "Rows: 60000 in" in stdout
-    _assert_same_outputs(spark, output, local_run)
-
-
-@pytest.fixture(scope="module")
-def features_table(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from spark_jobs.sample_data import synthetic_users
-
-    path = tmp_path_factory.mktemp("features") / "features.parquet"
-    users = (
-        spark.createDataFrame(synthetic_users(20_000, seed=4)).dropna().dropDuplicates(["user_id"])
-    )
-    users.selectExpr(
+    users = folder / "users.parquet"
+    spark.createDataFrame(synthetic_users(USERS, seed=3)).repartition(2).write.parquet(str(users))
+    features = folder / "features.parquet"
+    spark.createDataFrame(synthetic_users(20_000, seed=4)).dropna().dropDuplicates(
+        ["user_id"]
+    ).selectExpr(
         "user_id", "feature_1", "feature_2", "feature_1 * feature_1 AS feature_3", "target"
-    ).repartition(4).write.parquet(str(path))
-    return path
+    ).repartition(PREDICT_TASKS).write.parquet(str(features))
+    return users, features
 
 
-def test_train_predict_and_sql_on_the_cluster_equal_the_local_run(
-    spark: SparkSession,
-    settings,
-    cluster: str,
-    features_table: Path,
-    tmp_path: Path,
-) -> None:
-    import yaml
-
-    from spark_jobs import predict
-    from spark_jobs import train as train_job
-    from spark_jobs.predict import PredictSpec
-    from spark_jobs.train import TrainSpec
-
+def _pipeline(folder: Path, users: Path, features: Path) -> Path:
+    """A validate + train + predict pipeline writing under `folder`; its file."""
     train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
-    train.update(model_name="cluster_users", input=str(features_table), derived_features={})
-    config_path = tmp_path / "train.yaml"
-    config_path.write_text(yaml.safe_dump(train))
-    state = tmp_path / "state"
-
-    def run(*args: str) -> str:
-        job = submit(cluster, *args, state=state)
-        stdout, stderr = job.communicate(timeout=300)
-        assert job.returncode == 0, (stdout + stderr)[-4000:]
-        return stdout
-
-    # Train and predict as one pipeline (`lakegate run`): one driver, executors started once.
+    train.update(model_name="cluster_users", input=str(features), derived_features={})
+    folder.mkdir(parents=True)
+    (folder / "train.yaml").write_text(yaml.safe_dump(train))
+    suite = Path("checks/examples/users_raw.yaml").resolve()  # not the conf copy's root
+    validate = {"suite": str(suite), "input": str(users)}
+    predict = {"model": MODEL, "input": str(features), "key": ["user_id"], "gate": False}
     pipeline = {
         "pipeline": "cluster",
-        "report": str(tmp_path / "pipeline.json"),
+        "report": str(folder / "pipeline.json"),
         "steps": [
-            {"train": {"config": str(config_path)}},
-            {
-                "predict": {
-                    "model": "models:/cluster_users@champion",
-                    "input": str(features_table),
-                    "output": str(tmp_path / "predictions"),
-                    "key": ["user_id"],
-                    "gate": False,
-                }
-            },
+            {"validate": {**validate, "output": str(folder / "validated"), "keep_history": False}},
+            {"train": {"config": str(folder / "train.yaml")}},
+            {"predict": {**predict, "output": str(folder / "predictions")}},
         ],
     }
-    (tmp_path / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
-    run("run", str(tmp_path / "pipeline.yaml"), "--quiet")
-    trained = json.loads((tmp_path / "pipeline.json").read_text())["steps"]["train"]
-    local = train_job.run(spark, settings, TrainSpec(config=str(config_path)))
-    assert trained["score"] == pytest.approx(local.score, abs=1e-12)
+    (folder / "pipeline.yaml").write_text(yaml.safe_dump(pipeline))
+    return folder / "pipeline.yaml"
 
-    local_predictions = predict.run(
-        spark,
-        settings,
-        PredictSpec(
-            model=f"models:/cluster_users/{local.version}",
-            input=str(features_table),
-            output=str(tmp_path / "local_predictions"),
-            key=["user_id"],
-        ),
+
+def _cluster_conf(folder: Path, events: Path) -> Path:
+    """conf/ with local.yaml scoring on the pandas UDF and keeping Spark's event log.
+
+    The pandas UDF's Python workers die with their executor (a compiled model runs in the JVM
+    only, and would leave no Python worker to find); the event log shows which tasks were lost
+    and where they ran again.
+    """
+    conf = folder / "conf"
+    shutil.copytree("conf", conf)
+    local = yaml.safe_load((conf / "local.yaml").read_text())
+    local["scoring"] = {"compiled": False}
+    events.mkdir()
+    local["spark"]["conf"].update(
+        {"spark.eventLog.enabled": True, "spark.eventLog.dir": events.as_uri()}
     )
-    expected = (
-        spark.read.format("delta").load(local_predictions.output).select("user_id", "prediction")
-    )
-    assertDataFrameEqual(
-        spark.read.format("delta")
-        .load(str(tmp_path / "predictions"))
-        .select("user_id", "prediction"),
-        expected,
-    )
-
-    run(
-        "sql",
-        "--model",
-        "users=models:/cluster_users@champion",
-        "--table",
-        f"features={features_table}",
-        "-e",
-        "SELECT user_id, predict_users(struct(*)) AS prediction FROM features",
-        "--output",
-        str(tmp_path / "sql"),
-    )
-    assertDataFrameEqual(spark.read.format("delta").load(str(tmp_path / "sql")), expected)
+    (conf / "local.yaml").write_text(yaml.safe_dump(local))
+    return conf
 
 
-def test_predict_survives_a_killed_executor(
-    spark: SparkSession,
-    settings,
-    cluster: str,
-    features_table: Path,
-    tmp_path: Path,
-) -> None:
-    import yaml
+@dataclass(frozen=True)
+class Runs:
+    """The cluster pipeline (an executor killed mid-predict) and the same pipeline run locally."""
 
-    from spark_jobs import predict
-    from spark_jobs import train as train_job
-    from spark_jobs.predict import PredictSpec
-    from spark_jobs.train import TrainSpec
+    cluster: Path
+    local: Path
+    features: Path
+    state: Path
+    stderr: str
+    killed_executor: str
+    events: Path
 
-    scoring = tmp_path / "scoring.parquet"
-    spark.range(0, 1_500_000, 1, 6).selectExpr(
-        "CAST(id AS STRING) AS user_id", "randn(1) AS feature_1", "randn(2) AS feature_2"
-    ).selectExpr("*", "feature_1 * feature_1 AS feature_3").write.parquet(str(scoring))
-    state = tmp_path / "state"
-    state.mkdir()
-    train = yaml.safe_load(Path("conf/jobs/train_users.yaml").read_text())
-    train.update(model_name="kill_users", input=str(features_table), derived_features={})
-    same_store = settings.model_copy(
-        update={
-            "mlflow": settings.mlflow.model_copy(
-                update={"tracking_uri": f"sqlite:///{state / 'mlflow.db'}"}
-            )
-        }
-    )
-    # Trained here, in the store the cluster job reads (training on the cluster is tested above).
-    (tmp_path / "train.yaml").write_text(yaml.safe_dump(train))
-    train_job.run(spark, same_store, TrainSpec(config=str(tmp_path / "train.yaml")))
-    model = "models:/kill_users@champion"
-    # The pandas UDF path, whose Python workers die with the executor (a compiled model runs
-    # in the JVM only, and would leave no Python worker to find).
-    conf_dir = tmp_path / "conf"
-    shutil.copytree("conf", conf_dir)
-    local_conf = yaml.safe_load((conf_dir / "local.yaml").read_text())
-    local_conf["scoring"] = {"compiled": False}
-    (conf_dir / "local.yaml").write_text(yaml.safe_dump(local_conf))
 
-    job = submit(
-        cluster,
-        "predict",
-        "--model",
-        model,
-        "--input",
-        str(scoring),
-        "--output",
-        str(tmp_path / "predictions"),
-        "--key",
-        "user_id",
-        state=state,
-        conf_dir=conf_dir,
-    )
+def _executor_id(process: psutil.Process) -> str:
+    command = process.cmdline()
+    return command[command.index("--executor-id") + 1]
 
-    def executors_scoring() -> list[psutil.Process]:
-        found = []
-        for process in executor_processes():
+
+def _run_killing_an_executor(cluster: Cluster, job: subprocess.Popen[str]) -> str:
+    """Kill an executor once its Python workers score; the killed executor's id."""
+    victims: list[psutil.Process] = []
+
+    def scoring() -> bool:
+        for executor in cluster.executors():
             try:
-                children = [" ".join(c.cmdline()) for c in process.children(recursive=True)]
+                children = [" ".join(c.cmdline()) for c in executor.children(recursive=True)]
             except psutil.Error:  # a process that ended (or is a zombie) meanwhile
                 continue
             if any("pyspark" in child for child in children):
-                found.append(process)
-        return found
+                victims.append(executor)
+                return True
+        return job.poll() is not None
 
-    victims: list[psutil.Process] = []
-
-    def scoring_started() -> bool:
-        victims[:] = executors_scoring()
-        return bool(victims)
-
-    _wait_for(scoring_started, 240, "Python workers scoring")
+    # Validate and train run no Python on the executors: the first Python worker is predict's.
+    _wait_for(scoring, 600, "Python workers scoring")
+    if not victims:
+        stdout, stderr = job.communicate()
+        pytest.fail(f"the job ended before its executors ran Python: {(stdout + stderr)[-3000:]}")
+    executor_id = _executor_id(victims[0])
     _kill_mid_job(victims[0], job)
-    stdout, stderr = job.communicate(timeout=300)
-    assert job.returncode == 0, (stdout + stderr)[-3000:]
-    assert "Lost executor" in stderr, "the driver never saw an executor lost"
+    return executor_id
 
-    local = predict.run(
-        spark,
-        same_store,
-        PredictSpec(
-            model=model, input=str(scoring), output=str(tmp_path / "local"), key=["user_id"]
-        ),
+
+@pytest.fixture(scope="module")
+def runs(
+    spark: SparkSession,
+    settings: Settings,
+    cluster: Cluster,
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Runs:
+    """Run the pipeline locally (while the cluster starts), then on the cluster with a kill."""
+    from spark_jobs.pipeline import load_pipeline, run_pipeline
+
+    root = tmp_path_factory.mktemp("runs")
+    users, features = _write_tables(spark, root)
+    local = _pipeline(root / "local", users, features)
+    run_pipeline(spark, settings, load_pipeline(local), quiet=True)
+
+    cluster.wait_ready()
+    conf = _cluster_conf(root, root / "events")
+    state = root / "state"
+    job = submit(
+        cluster.url, "run", str(_pipeline(root / "cluster", users, features)), "--quiet",
+        state=state, conf_dir=conf,
+    )  # fmt: skip
+    killed = _run_killing_an_executor(cluster, job)
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, (stdout + stderr)[-4000:]
+    return Runs(root / "cluster", root / "local", features, state, stderr, killed, root / "events")
+
+
+def _report(folder: Path) -> dict[str, Any]:
+    steps: dict[str, Any] = json.loads((folder / "pipeline.json").read_text())["steps"]
+    return steps
+
+
+def _delta(spark: SparkSession, path: Path | str, *columns: str) -> Any:
+    frame = spark.read.format("delta").load(str(path))
+    return frame.select(*columns) if columns else frame
+
+
+def test_validate_on_the_cluster_equals_the_local_run(spark: SparkSession, runs: Runs) -> None:
+    cluster, local = _report(runs.cluster)["validate"], _report(runs.local)["validate"]
+    assert cluster["counts"] == local["counts"]
+    assert cluster["counts"]["rows_in"] == USERS
+    assert cluster["counts"]["rows_quarantined"] > 0  # the sample data has injected defects
+    for name in ("valid", "quarantine"):
+        assertDataFrameEqual(
+            _delta(spark, runs.cluster / "validated" / name),
+            _delta(spark, runs.local / "validated" / name),
+        )
+
+
+def test_train_and_predict_on_the_cluster_equal_the_local_run(
+    spark: SparkSession, runs: Runs
+) -> None:
+    cluster, local = _report(runs.cluster), _report(runs.local)
+    assert cluster["train"]["score"] == pytest.approx(local["train"]["score"], abs=1e-12)
+    assert cluster["predict"]["rows"] == local["predict"]["rows"] > 0
+    assertDataFrameEqual(
+        _delta(spark, runs.cluster / "predictions", "user_id", "prediction"),
+        _delta(spark, runs.local / "predictions", "user_id", "prediction"),
     )
-    _assert_same_rows(
-        spark.read.format("delta")
-        .load(str(tmp_path / "predictions"))
-        .select("user_id", "prediction"),
-        spark.read.format("delta").load(local.output).select("user_id", "prediction"),
+
+
+def _task_ends(events: Path) -> list[dict[str, Any]]:
+    (log,) = events.iterdir()  # one application: the pipeline's driver
+    lines = (json.loads(line) for line in log.read_text().splitlines())
+    return [event for event in lines if event["Event"] == "SparkListenerTaskEnd"]
+
+
+def test_a_job_survives_an_executor_killed_mid_job(spark: SparkSession, runs: Runs) -> None:
+    """The killed executor's running tasks ran again on another executor; nothing was lost.
+
+    The outputs equal the local run's (`test_train_and_predict_on_the_cluster_equal_the_local_run`
+    compares the predictions of this same run).
+    """
+    assert "Lost executor" in runs.stderr, "the driver never saw an executor lost"
+    ends = _task_ends(runs.events)
+    lost = [
+        (e["Stage ID"], e["Task Info"]["Index"])
+        for e in ends
+        if e["Task End Reason"]["Reason"] == "ExecutorLostFailure"
+        and e["Task Info"]["Executor ID"] == runs.killed_executor
+    ]
+    assert lost, "no task was running on the killed executor"
+    redone = {
+        (e["Stage ID"], e["Task Info"]["Index"])
+        for e in ends
+        if e["Task End Reason"]["Reason"] == "Success"
+        and e["Task Info"]["Executor ID"] != runs.killed_executor
+    }
+    assert set(lost) <= redone, f"lost tasks {lost} never succeeded on another executor"
+    report = _report(runs.cluster)["predict"]
+    assert report["scoring_path"] == "udf"  # the pandas UDF, in the killed Python workers
+    rows = spark.read.parquet(str(runs.features)).count()
+    assert report["rows"] == _delta(spark, runs.cluster / "predictions").count() == rows
+
+
+def test_sql_on_the_cluster_scores_like_the_local_pipeline(
+    spark: SparkSession, cluster: Cluster, runs: Runs
+) -> None:
+    """`lakegate sql` with the cluster-trained model (compiled scoring, in the executors' JVM)."""
+    output = runs.state.parent / "sql"
+    job = submit(
+        cluster.url, "sql", "--model", f"users={MODEL}",
+        "--table", f"features={runs.features}",
+        "-e", "SELECT user_id, predict_users(struct(*)) AS prediction FROM features",
+        "--output", str(output),
+        state=runs.state,
+    )  # fmt: skip
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, (stdout + stderr)[-4000:]
+    assertDataFrameEqual(
+        _delta(spark, output), _delta(spark, runs.local / "predictions", "user_id", "prediction")
     )
