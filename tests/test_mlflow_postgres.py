@@ -135,6 +135,10 @@ def mlflow_server(postgres_url: str, tmp_path_factory: pytest.TempPathFactory) -
         stdout=log,
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # MLflow's server-side job execution (on by default over a database store) starts a
+        # job runner and seven huey consumers, each a Python importing MLflow: no test here
+        # runs a job, so the server is one process instead of ten.
+        env={**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"},
     )
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + SERVER_START_SECONDS
