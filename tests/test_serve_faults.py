@@ -30,6 +30,7 @@ from lakegate_config.settings import Settings
 from model_server.app import create_app
 from model_server.models import REGISTRY_CLIENT_DEFAULTS
 from online_store import open_online_store
+from spark_jobs.services.training import mlflow_stores
 
 pytestmark = pytest.mark.slow
 
@@ -40,14 +41,23 @@ REFRESH = 1.0
 CLIENTS = 16
 
 
+# MLflow's server-side job execution (on by default over a database store) starts a job runner
+# and seven huey consumers, each a Python importing MLflow, at every start: no test here runs
+# a job, so each start (there are two) is one process instead of ten.
+NO_SERVER_JOBS = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
+
+
 @pytest.fixture(scope="module")
 def tracking(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Process]:
     server = tracking_server(tmp_path_factory.mktemp("tracking"))
-    try:  # a fresh store runs MLflow's migrations: minutes on a loaded machine
-        server.start(300)
-        yield server
-    finally:
-        server.stop()
+    with pytest.MonkeyPatch.context() as env:  # the restart in a test inherits it too
+        for variable, value in NO_SERVER_JOBS.items():
+            env.setenv(variable, value)
+        try:  # a fresh store runs MLflow's migrations: minutes on a loaded machine
+            server.start(300)
+            yield server
+        finally:
+            server.stop()
 
 
 @pytest.fixture(scope="module")
@@ -83,9 +93,10 @@ def users() -> pd.DataFrame:
 def expected(registry: Settings, versions: dict[str, str], users: pd.DataFrame) -> dict:
     """Each version's own predictions for every user row."""
     own = {}
-    for version in versions.values():
-        model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
-        own[version] = pd.Series(model.predict(users[FEATURES])).tolist()
+    with mlflow_stores(registry.tracking_uri, registry.registry_uri):  # train leaves no URI set
+        for version in versions.values():
+            model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{version}")
+            own[version] = pd.Series(model.predict(users[FEATURES])).tolist()
     return own
 
 
