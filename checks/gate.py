@@ -248,6 +248,15 @@ class Gate:
     _judged_at: int = 0
     _counted: list[_Grouping] = field(default_factory=list)
     _observed: dict[str, Any] | None = None
+    _unobserved_valid: DataFrame | None = None
+
+    def valid_without_metrics(self) -> DataFrame:
+        """The valid rows as `valid` selects them, without the metrics' observation.
+
+        For a second pass over (a part of) the valid rows after `valid` was written: a pass
+        over `valid` itself computes every metric of the table again.
+        """
+        return self._unobserved_valid if self._unobserved_valid is not None else self.valid
 
     @property
     def analyzers(self) -> list[Any]:
@@ -738,6 +747,7 @@ def apply_suite(
     if malformed_column is not None:
         failures = F.concat(malformed_line_failure(malformed_column), failures)
     valid = observed.where(~quarantined).select(*[column(c) for c in original])
+    unobserved_valid = annotated.where(~quarantined).select(*[column(c) for c in original])
     quarantine = annotated.where(quarantined).select(
         *[column(c) for c in original], failures.alias(ERRORS_COLUMN)
     )
@@ -759,6 +769,7 @@ def apply_suite(
         _cached=[g.cached for g in groupings if g.cached is not None],
         _counted=counted,
         _standalone=standalone,
+        _unobserved_valid=unobserved_valid,
     )
 
 

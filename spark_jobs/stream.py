@@ -272,7 +272,7 @@ class _BatchProcessor(GuardedBatches):
         Returns the rows written, the rows held back as repeats of earlier keys, the verdict.
         """
         assert self.app_id is not None
-        valid, repeated = _without_repeats(gate.valid, keys)
+        valid, repeated = _without_repeats(gate.valid, gate.valid_without_metrics(), keys)
         observation = Observation(f"lakegate_stream_valid_{batch_id}")
         valid = valid.observe(observation, F.count(F.lit(1)).alias("rows"))
         path = f"{self.spec.output.rstrip('/')}/valid"
@@ -446,18 +446,23 @@ def _any_repeat(keys: list[KeyRule]) -> Column:
     return reduce(operator.or_, [F.col(k.flag).isNotNull() for k in keys])
 
 
-def _without_repeats(valid: DataFrame, keys: list[KeyRule]) -> tuple[DataFrame, DataFrame | None]:
-    """The gate's valid rows split: still valid, and those whose key an earlier batch holds."""
+def _without_repeats(
+    valid: DataFrame, unobserved: DataFrame, keys: list[KeyRule]
+) -> tuple[DataFrame, DataFrame | None]:
+    """The gate's valid rows split: still valid, and those whose key an earlier batch holds.
+
+    The repeats are taken from `unobserved` (the same rows without the metrics' observation):
+    the quarantine's write reads them, and must not compute every metric of the batch again.
+    """
     if not keys:
         return valid, None
     columns = valid.columns
-    flagged = valid
+    flagged, repeats = valid, unobserved
     for state in keys:
-        flagged = state.flag_repeats(flagged)
+        flagged, repeats = state.flag_repeats(flagged), state.flag_repeats(repeats)
     repeated = _any_repeat(keys)
-    return flagged.where(~repeated).select(*[F.col(f"`{c}`") for c in columns]), flagged.where(
-        repeated
-    )
+    kept = flagged.where(~repeated).select(*[F.col(f"`{c}`") for c in columns])
+    return kept, repeats.where(repeated)
 
 
 def _quarantine_with_repeats(
