@@ -45,6 +45,7 @@ LONGEST_FIRST = (
 )
 
 UNIT = "unit"
+MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 # Fixtures that start the driver's JVM (pytest lists a test's fixtures transitively).
 JVM_FIXTURES = frozenset({"spark"})
 # Fixtures that start a server or a Spark process, or take many seconds, by (module, fixture).
@@ -137,6 +138,25 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(UNIT)
     rank = {name: i for i, name in enumerate(LONGEST_FIRST)}
     items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _mlflow_uris_as_each_module_found_them() -> Iterator[None]:
+    """A module that points MLflow at its own store (a tracking server it stops at its end, a
+    sandbox registry) leaves MLflow's process-wide URIs, globals and MLFLOW_* variables, as it
+    found them: the next module of the same test process must not call a server that is gone."""
+    from mlflow.tracking._model_registry import utils as registry_globals
+    from mlflow.tracking._tracking_service import utils as tracking_globals
+
+    saved = (tracking_globals._tracking_uri, registry_globals._registry_uri)
+    variables = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
+    yield
+    tracking_globals._tracking_uri, registry_globals._registry_uri = saved
+    for name, value in variables.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
 
 
 @pytest.fixture(autouse=True)
