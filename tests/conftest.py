@@ -45,7 +45,6 @@ LONGEST_FIRST = (
 )
 
 UNIT = "unit"
-MLFLOW_URI_VARIABLES = ("MLFLOW_TRACKING_URI", "MLFLOW_REGISTRY_URI")
 # Fixtures that start the driver's JVM (pytest lists a test's fixtures transitively).
 JVM_FIXTURES = frozenset({"spark"})
 # Fixtures that start a server or a Spark process, or take many seconds, by (module, fixture).
@@ -145,18 +144,10 @@ def _mlflow_uris_as_each_module_found_them() -> Iterator[None]:
     """A module that points MLflow at its own store (a tracking server it stops at its end, a
     sandbox registry) leaves MLflow's process-wide URIs, globals and MLFLOW_* variables, as it
     found them: the next module of the same test process must not call a server that is gone."""
-    from mlflow.tracking._model_registry import utils as registry_globals
-    from mlflow.tracking._tracking_service import utils as tracking_globals
+    from spark_jobs.services.training import mlflow_uris_kept
 
-    saved = (tracking_globals._tracking_uri, registry_globals._registry_uri)
-    variables = {name: os.environ.get(name) for name in MLFLOW_URI_VARIABLES}
-    yield
-    tracking_globals._tracking_uri, registry_globals._registry_uri = saved
-    for name, value in variables.items():
-        if value is None:
-            os.environ.pop(name, None)
-        else:
-            os.environ[name] = value
+    with mlflow_uris_kept():
+        yield
 
 
 @pytest.fixture(autouse=True)

@@ -515,13 +515,21 @@ def mlflow_stores(tracking_uri: str, registry_uri: str) -> Iterator[None]:
     (a notebook, a test run) would use this training's store.
     """
     import mlflow
+
+    with mlflow_uris_kept():
+        mlflow.set_tracking_uri(tracking_uri)
+        mlflow.set_registry_uri(registry_uri)
+        yield
+
+
+@contextmanager
+def mlflow_uris_kept() -> Iterator[None]:
+    """MLflow's process-wide URIs (module globals and MLFLOW_* variables) restored on exit."""
     from mlflow.tracking._model_registry import utils as registry_globals
     from mlflow.tracking._tracking_service import utils as tracking_globals
 
     saved = {name: os.environ.get(name) for name in _MLFLOW_URI_VARIABLES}
     saved_globals = (tracking_globals._tracking_uri, registry_globals._registry_uri)
-    mlflow.set_tracking_uri(tracking_uri)
-    mlflow.set_registry_uri(registry_uri)
     try:
         yield
     finally:
