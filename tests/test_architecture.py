@@ -599,7 +599,7 @@ TABLE_JOBS = ("validate", "features", "train", "predict", "materialize")
 COMMAND_SPECS = (
     "history", "suggest", "convert", "sample_data", "sql", "submit", "contract", "features",
     "train", "materialize", "validate", "predict", "pipeline", "airflow_dag", "serve",
-    "serve_sql",
+    "serve_sql", "stream", "stream_predict",
 )  # fmt: skip
 PENDING_COMMAND_SPECS: dict[str, str] = {}
 
