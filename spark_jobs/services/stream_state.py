@@ -112,6 +112,7 @@ class _KeyStateDoc(BaseModel):
 class _StreamDoc(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
     key_state: _KeyStateDoc = _KeyStateDoc()
+    window: dict[str, Any] | None = None  # parsed by stream_windows.window_config
 
 
 @dataclass(frozen=True)
