@@ -63,6 +63,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--phases", default="compare,mixed")
     parser.add_argument("--timeout", type=float, default=10.0, help="seconds per request")
     parser.add_argument(
+        "--max-requests",
+        type=int,
+        default=0,
+        help="end a phase after this many requests to a server as well (0: time only); a soak",
+    )
+    parser.add_argument(
         "--lakegate-args", default="", help="extra `lakegate serve` arguments, space separated"
     )
     parser.add_argument("--mlflow-workers", type=int, default=1)
@@ -186,8 +192,10 @@ async def drive(
     timeout: float,
     tally: Tally,
     first: int = 0,
+    quota: int = 0,
 ) -> None:
-    """`clients` loops, each on its own connection, until `seconds` have passed."""
+    """`clients` loops, each on its own connection, until `seconds` have passed or each has
+    sent `quota` requests (0: no count bound)."""
     kinds = [kind for kind, weight in mix.items() for _ in range(weight)]
     deadline = time.perf_counter() + seconds
 
@@ -196,7 +204,9 @@ async def drive(
         connector = aiohttp.TCPConnector(limit=1, force_close=False)
         limits = aiohttp.ClientTimeout(total=timeout)
         async with aiohttp.ClientSession(connector=connector, timeout=limits) as session:
-            while time.perf_counter() < deadline:
+            sent = 0
+            while time.perf_counter() < deadline and (not quota or sent < quota):
+                sent += 1
                 kind = rng.choice(kinds)
                 await one_request(session, target, kind, rng.choice(payloads[kind]), tally)
 
@@ -213,9 +223,10 @@ def _drive_here(
     clients: int,
     timeout: float,
     first: int,
+    quota: int = 0,
 ) -> Tally:
     tally = Tally()
-    asyncio.run(drive(target, payloads, mix, seconds, clients, timeout, tally, first))
+    asyncio.run(drive(target, payloads, mix, seconds, clients, timeout, tally, first, quota))
     return tally
 
 
@@ -229,13 +240,16 @@ def drive_processes(
     clients: int,
     timeout: float,
     tally: Tally,
+    max_requests: int = 0,
 ) -> None:
     """`drive` in `processes` client processes (one Python thread cannot keep up with 16
-    connections on a loaded machine), their tallies merged into `tally`."""
+    connections on a loaded machine), their tallies merged into `tally`; `max_requests`
+    (0: none) is shared evenly between the clients."""
     shares = [clients // processes + (i < clients % processes) for i in range(processes)]
     starts = [sum(shares[:i]) for i in range(processes)]
+    quota = -(-max_requests // clients) if max_requests else 0
     futures = [
-        pool.submit(_drive_here, target, payloads, mix, seconds, share, timeout, start)
+        pool.submit(_drive_here, target, payloads, mix, seconds, share, timeout, start, quota)
         for share, start in zip(shares, starts, strict=True)
         if share
     ]
@@ -444,6 +458,7 @@ async def run_phases(
             args.clients,
             args.timeout,
             tally,
+            args.max_requests,
         )
         tally.server_cpu_seconds = samplers["lakegate"].cpu_seconds() - cpu
         results["mixed"] = {"lakegate": tally.summary()}
