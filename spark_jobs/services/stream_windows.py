@@ -286,11 +286,11 @@ class EventWindows:
         before = self._read(before_id)
         slices = self._slices(gate, scan, self.config.watermark_of(before.max_event))
         staging = f"{self.folder}/_staging-{batch_id}-{uuid.uuid4().hex[:8]}"
-        contexts = self._merge(gate, before, slices, staging)
         after = _advanced(before, slices, batch_id)
         watermark = self.config.watermark_of(after.max_event)
         size = self.config.size_micros
         closing = sorted(s for s in after.open if watermark is not None and s + size <= watermark)
+        contexts = self._merge(gate, before, slices, staging, set(closing))
         judged = {s: self._judge(gate, s, contexts.get(s), after.open[s].folder) for s in closing}
         closed = [
             ClosedWindow(s, s + size, after.open[s].rows, after.open[s].batches, batch_id, outcome)
@@ -355,16 +355,19 @@ class EventWindows:
         return found
 
     def _merge(
-        self, gate: Gate, before: _Index, slices: _BatchSlices, staging: str
+        self, gate: Gate, before: _Index, slices: _BatchSlices, staging: str, closing: set[int]
     ) -> dict[int, Any]:
-        """Each touched window's states merged with its earlier ones into `staging`."""
+        """Each touched window's metrics from its states merged with its earlier ones.
+
+        The merged states are saved into `staging`, but for the windows `closing` now.
+        """
         contexts = {}
         for window, provider in slices.states.items():
             earlier = before.open.get(window)
             loaders = [provider]
             if earlier is not None:
                 loaders.insert(0, self._provider(self._path(earlier.folder, window)))
-            save_to = self._provider(f"{staging}/w{window}")
+            save_to = None if window in closing else self._provider(f"{staging}/w{window}")
             contexts[window] = metrics_of_states(
                 self.spark, gate.deequ_schema, gate.analyzers, loaders, save_to
             )
