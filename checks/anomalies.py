@@ -522,8 +522,14 @@ def load_metric_history(
     *,
     exclude_run_id: str | None = None,
     before: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    exclude_tags: Mapping[str, str] | None = None,
 ) -> list[HistoryPoint]:
-    """The suite's earlier values of the entry's metric in the repository, oldest first."""
+    """The suite's earlier values of the entry's metric in the repository, oldest first.
+
+    Only runs carrying every one of `tags` besides the suite's (a stream's `window: batch`
+    and `query_id`) count; a run carrying all of `exclude_tags` is left out.
+    """
     from pydeequ.scala_utils import to_scala_map, to_scala_seq
 
     from checks.deequ_run import history_files, history_repository
@@ -535,18 +541,23 @@ def load_metric_history(
     loader = (
         history_repository(spark, repository)
         .repository.load()
-        .withTagValues(to_scala_map(spark, {"suite": suite_name}))
+        .withTagValues(to_scala_map(spark, {**(tags or {}), "suite": suite_name}))
         .forAnalyzers(to_scala_seq(jvm, [analyzer]))
     )
     results = jvm.scala.collection.JavaConverters.seqAsJavaList(loader.get())
     points = []
     for result in results:
         key = result.resultKey()
-        tags = jvm.scala.collection.JavaConverters.mapAsJavaMap(key.tags())
-        run_id = tags.get("run_id")
+        saved = jvm.scala.collection.JavaConverters.mapAsJavaMap(key.tags())
+        run_id = saved.get("run_id")
         moment = int(key.dataSetDate())
-        if (exclude_run_id is not None and run_id == exclude_run_id) or (
-            before is not None and moment >= before
+        excluded = bool(exclude_tags) and all(
+            saved.get(k) == v for k, v in (exclude_tags or {}).items()
+        )
+        if (
+            excluded
+            or (exclude_run_id is not None and run_id == exclude_run_id)
+            or (before is not None and moment >= before)
         ):
             continue
         value = _double(result.analyzerContext().metricMap().get(analyzer))
@@ -723,6 +734,8 @@ def evaluate_anomalies(
     *,
     run_id: str | None = None,
     now: int | None = None,
+    tags: Mapping[str, str] | None = None,
+    exclude_tags: Mapping[str, str] | None = None,
 ) -> list[AnomalyResult]:
     """Judge each entry's current metric against the suite's history with Deequ's detector.
 
@@ -736,12 +749,16 @@ def evaluate_anomalies(
         run_id: this run's `run_id` tag, left out of the history when the run's metrics were
             saved already.
         now: this run's time in ms (default: now); only earlier points are history.
+        tags: further tags the history's runs must carry (a stream: `window: batch`, its
+            `query_id`).
+        exclude_tags: a run carrying all of these is no history (a stream: this batch's id).
     """
     moment = now if now is not None else int(time.time() * 1000)
     results = []
     for entry in entries:
         history = load_metric_history(
-            spark, repository, suite_name, entry, exclude_run_id=run_id, before=moment
-        )
+            spark, repository, suite_name, entry, exclude_run_id=run_id, before=moment,
+            tags=tags, exclude_tags=exclude_tags,
+        )  # fmt: skip
         results.append(_judge(spark, entry, history, current.get(entry.key), moment, suite_name))
     return results

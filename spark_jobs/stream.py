@@ -25,6 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
+from checks.anomalies import AnomalyResult, anomaly_analyzers
 from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
 from checks.gate import ERRORS_COLUMN, Gate, apply_suite, check_filters
 from checks.row_rules import FAILURE_TYPE, failure_struct
@@ -34,7 +35,6 @@ from lakegate_config.redaction import redact
 from lakegate_config.settings import Settings
 from lakegate_errors import ExitCode, RowsLost
 from spark_jobs.services.command import JobContext, lakegate_command
-from spark_jobs.services.html_report import render_stream_report_html
 from spark_jobs.services.reporting import validation_summary
 from spark_jobs.services.stream_io import (
     GuardedBatches,
@@ -54,6 +54,16 @@ from spark_jobs.services.stream_io import (
     with_file_names,
 )
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
+from spark_jobs.services.stream_report import (
+    BatchesSeen,
+    LastBatch,
+    StreamCounts,
+    StreamReport,
+    WindowVerdict,
+    batch_anomalies,
+    batch_records,
+    worsened_status,
+)
 from spark_jobs.services.stream_state import (
     FIRST_PREFIX,
     KeyBatch,
@@ -103,7 +113,7 @@ class StreamResult:
 
     batches: int
     exit_code: ExitCode
-    report: dict[str, Any] | None
+    report: StreamReport | None  # after the last batch (None: no batch yet)
     stopped_by: str | None = None
     metrics: StreamMetrics | None = None
     metrics_port: int | None = None
@@ -143,14 +153,14 @@ class _BatchProcessor(GuardedBatches):
     malformed: str | None
     expiry: KeyExpiry = field(default_factory=KeyExpiry)
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("lakegate_stream"))
-    history: list[dict[str, Any]] = field(default_factory=list)  # report.json's batch_history
+    history: tuple[BatchRecord, ...] = ()  # report.json's batch_history
     app_id: str | None = None
     stop_reason: str | None = None
     error: BaseException | None = None
     failed_any: bool = False
     processed: int = 0
     last_batch_id: int = -1
-    report: dict[str, Any] | None = None
+    report: StreamReport | None = None
     in_batch: bool = field(default=False)
 
     def check_source(self) -> None:
@@ -184,6 +194,7 @@ class _BatchProcessor(GuardedBatches):
             repository=self.settings.metrics_repository_path if self.spec.keep_history else None,
             tags=self._tags("batch", batch_id),
             malformed_column=self.malformed,
+            extra_analyzers=anomaly_analyzers(self.spark, self.suite.anomalies),
             reference_reader=read_reference,
         )
         totals = RunningTotals(self.spark, self.root)
@@ -261,8 +272,10 @@ class _BatchProcessor(GuardedBatches):
             [k.latest for k in keysets.values()],
         )
         total = totals.commit(staged, summary)
+        repository = self.settings.metrics_repository_path
+        anomalies = batch_anomalies(self.spark, self.suite, gate, repository, self.app_id, batch_id)
         self._save_history(gate, total, batch_id, replay)
-        self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock)
+        self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock, anomalies)
 
     def _write_valid(
         self, gate: Gate, keys: list[KeyRule], batch_id: int, replay: bool
@@ -332,53 +345,43 @@ class _BatchProcessor(GuardedBatches):
         outcome: VerificationOutcome,
         total: TotalWindow,
         seconds: float,
+        anomalies: tuple[AnomalyResult, ...] = (),
     ) -> None:
         """Rewrite OUT/report.json and .html, count the metrics, print the progress line.
 
-        Also decides whether to stop (`on_failure: stop`).
+        Also decides whether to stop (`on_failure: stop`): an error-level constraint failed on
+        the batch or the total, or an error-level anomaly check on the batch.
         """
-        failed = bool(outcome.failed(Level.ERROR) or total.outcome.failed(Level.ERROR))
+        batch_counts = StreamCounts(counts.rows_in, counts.rows_valid, counts.rows_quarantined)
+        last = LastBatch(
+            batch_id,
+            round(seconds, 3),
+            WindowVerdict(
+                worsened_status(outcome.status, anomalies),
+                batch_counts,
+                dict(counts.reasons),
+                tuple(outcome.results),
+            ),
+            anomalies,
+        )
+        failed = last.failed() or bool(total.outcome.failed(Level.ERROR))
         self.failed_any = self.failed_any or failed
-        summary = total.summary
-        key_sizes: dict[str, int] = summary["key_state"]
+        key_sizes: dict[str, int] = total.summary["key_state"]
         record = BatchRecord(
             batch_id=batch_id,
             rows_in=counts.rows_in,
             rows_valid=counts.rows_valid,
             rows_quarantined=counts.rows_quarantined,
-            duration_seconds=round(seconds, 3),
-            status=outcome.status,
+            duration_seconds=last.duration_seconds,
+            status=last.status,
             finished_at=datetime.now(UTC).isoformat(),
             state_rows=sum(key_sizes.values()) if key_sizes else None,
         )
         self.history = with_batch(self.history, record, HISTORY_LIMIT)
-        self.report = {
-            "suite": self.suite.name,
-            "suite_file": str(self.suite.path),
-            "source": redact(str(self.source)),
-            "output": self.spec.output,
-            "checkpoint": self.spec.checkpoint,
-            "query_id": self.app_id,
-            "updated_at": record.finished_at,
-            "status": total.outcome.status,
-            "counts": summary["counts"],
-            "quarantine_reasons": summary["quarantine_reasons"],
-            "constraints": [c.as_dict() for c in total.outcome.results],
-            "batches": summary["batches"],
-            "key_state": key_sizes,  # keys held per uniqueness rule
-            "last_batch": {
-                "batch_id": batch_id,
-                "status": outcome.status,
-                "duration_seconds": round(seconds, 3),
-                "counts": _counts_dict(counts),
-                "quarantine_reasons": counts.reasons,
-                "constraints": [c.as_dict() for c in outcome.results],
-            },
-            "batch_history": self.history,
-        }
+        self.report = report = self._typed_report(total, last, record)
         storage, root = Storage(self.spark), self.spec.output.rstrip("/")
-        storage.write_text(f"{root}/report.json", _json(self.report))
-        storage.write_text(f"{root}/report.html", render_stream_report_html(self.report))
+        storage.write_text(f"{root}/report.json", _json(report.as_dict()))
+        storage.write_text(f"{root}/report.html", report.html())
         self.metrics.observe_batch(record)
         self.processed += 1
         self.last_batch_id = batch_id
@@ -386,13 +389,38 @@ class _BatchProcessor(GuardedBatches):
             keys = f"; {sum(key_sizes.values())} keys held" if key_sizes else ""
             print(
                 f"batch {batch_id}: {counts.rows_in} rows in, {counts.rows_valid} valid, "
-                f"{counts.rows_quarantined} quarantined; batch {outcome.status}, total "
+                f"{counts.rows_quarantined} quarantined; batch {last.status}, total "
                 f"{total.outcome.status}{keys}; {seconds:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )
         if failed and self.spec.on_failure == "stop":
             self.stop_reason = f"an error-level check failed in batch {batch_id}"
+
+    def _typed_report(
+        self, total: TotalWindow, last: LastBatch, record: BatchRecord
+    ) -> StreamReport:
+        """The report after a batch: the total window's verdict and running counts, the batch."""
+        summary = total.summary
+        return StreamReport(
+            suite=self.suite.name,
+            suite_file=str(self.suite.path),
+            source=redact(str(self.source)),
+            output=self.spec.output,
+            checkpoint=self.spec.checkpoint,
+            query_id=self.app_id,
+            updated_at=record.finished_at,
+            total=WindowVerdict(
+                total.outcome.status,
+                StreamCounts.of(summary["counts"]),
+                dict(summary["quarantine_reasons"]),
+                tuple(total.outcome.results),
+            ),
+            batches=BatchesSeen(**summary["batches"]),
+            key_state=dict(summary["key_state"]),
+            last_batch=last,
+            batch_history=self.history,
+        )
 
 
 def _json(data: dict[str, Any]) -> str:
@@ -531,7 +559,7 @@ def run(
     processor = _BatchProcessor(
         spark, settings, spec, suite, source, schema or frame.schema, malformed, expiry,
         metrics=metrics,
-        history=list(previous_report(spark, spec.output).get("batch_history") or []),
+        history=batch_records(previous_report(spark, spec.output).get("batch_history")),
     )  # fmt: skip
     if source.is_file_source:
         frame = with_file_names(frame)
@@ -602,15 +630,14 @@ def validate_command(job: JobContext, spec: StreamValidateSpec) -> StreamResult:
 def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamResult) -> str:
     """The running total as `lakegate validate` prints a table's, with the stream's own lines."""
     report = result.report
-    if not report:
+    if report is None:
         return (
             f"Stream {suite_name} on {redact(spec.source)}: no data yet ({result.batches} batches)"
         )
-    batches = report.get("batches", {})
     output = spec.output.rstrip("/")
     summary = validation_summary(
         {
-            **report,
+            **report.summary_fields(),
             "input": redact(spec.source),
             "outputs": {
                 "valid": f"{output}/valid",
@@ -621,8 +648,8 @@ def _stream_summary(suite_name: str, spec: StreamValidateSpec, result: StreamRes
     )
     lines = [
         summary.replace("Rows: ", "Rows so far: ", 1),
-        f"Batches: {result.batches} this run, {batches.get('count', 0)} in all "
-        f"(last batch id {batches.get('last_batch_id')})",
+        f"Batches: {result.batches} this run, {report.batches.count} in all "
+        f"(last batch id {report.batches.last_batch_id})",
     ]
     if result.stopped_by:
         lines.append(f"Stopped: {result.stopped_by}")

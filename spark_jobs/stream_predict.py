@@ -32,6 +32,12 @@ from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.sql_catalog import preload_for
 from spark_jobs.services.stream_io import GuardedBatches, ReadOptions
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
+from spark_jobs.services.stream_report import (
+    BatchesSeen,
+    PredictCounts,
+    StreamPredictReport,
+    batch_records,
+)
 
 if TYPE_CHECKING:
     from pyspark.sql import DataFrame, SparkSession
@@ -71,7 +77,7 @@ class StreamPredictResult:
     """How the query ended: batches scored in this run, the last report, the metrics."""
 
     batches: int
-    report: dict[str, Any] | None
+    report: StreamPredictReport | None  # after the last batch (None: no batch yet)
     metrics: StreamMetrics
     metrics_port: int | None = None
     stopped_by: str | None = None
@@ -89,7 +95,10 @@ class _BatchScorer(GuardedBatches):
     catalog: ModelCatalog
     model_name: str
     metrics: StreamMetrics
-    report: dict[str, Any] = field(default_factory=dict)
+    counts: PredictCounts = field(default_factory=PredictCounts)  # the output's batches so far
+    batch_count: int = 0
+    history: tuple[BatchRecord, ...] = ()  # report.json's batch_history
+    report: StreamPredictReport | None = None
     app_id: str | None = None
     processed: int = 0
     error: BaseException | None = None
@@ -230,49 +239,26 @@ class _BatchScorer(GuardedBatches):
 
     def _report(self, record: BatchRecord, function: ModelFunction) -> None:
         """Totals, report.json + report.html, metrics, the progress line."""
-        from lakegate_config.redaction import redact
-        from spark_jobs.services.html_report import render_stream_report_html
         from spark_jobs.services.table_io import Storage
 
-        before = list(self.report.get("batch_history") or [])
-        replaced = [b for b in before if b.get("batch_id") == record.batch_id]
-        totals = dict(self.report.get("counts") or dict.fromkeys(_COUNT_NAMES, 0))
-        for name, key in zip(_COUNT_NAMES, _RECORD_FIELDS, strict=True):
-            undo = sum(int(b.get(key) or 0) for b in replaced)
-            totals[name] = int(totals.get(name, 0)) - undo + int(getattr(record, key))
-        model = function.model
-        count = int((self.report.get("batches") or {}).get("count", 0)) + (0 if replaced else 1)
-        self.report = {
-            "title": "Stream predict",
-            "model_uri": redact(self.spec.model),
-            "model_name": model.model_name,
-            "model_version": model.model_version,
-            "scoring_path": function.path,
-            "source": redact(self.spec.source),
-            "output": self._path(PREDICTIONS),
-            "quarantine": self._path(QUARANTINE) if self.spec.gate else None,
-            "checkpoint": self.spec.checkpoint,
-            "query_id": self.app_id,
-            "updated_at": record.finished_at,
-            "status": "success",
-            "counts": totals,
-            "batches": {"count": count, "last_batch_id": record.batch_id},
-            "last_batch": record.as_dict(),
-            "batch_history": with_batch(before, record, HISTORY_LIMIT),
-        }
+        replaced = [b for b in self.history if b.batch_id == record.batch_id]
+        for earlier in replaced:  # a replayed batch counts once
+            self.counts = self.counts.plus(earlier, -1)
+        self.counts = self.counts.plus(record)
+        self.batch_count += 0 if replaced else 1
+        self.history = with_batch(self.history, record, HISTORY_LIMIT)
+        self.report = report = self._typed_report(record, function)
         self.metrics.observe_batch(record)
         storage = Storage(self.spark)
         root = self.spec.output.rstrip("/")
-        storage.write_text(f"{root}/report.json", json.dumps(self.report, indent=2, default=str))
-        # report.html's counts table names them as a table's validation does.
-        table_counts = {
-            key: totals[name] for name, key in zip(_COUNT_NAMES, _RECORD_FIELDS, strict=True)
-        }
-        html = render_stream_report_html({**self.report, "counts": table_counts})
-        storage.write_text(f"{root}/report.html", html)
+        storage.write_text(
+            f"{root}/report.json", json.dumps(report.as_dict(), indent=2, default=str)
+        )
+        storage.write_text(f"{root}/report.html", report.html())
         self.processed += 1
         self.last_batch_id = record.batch_id
         if not self.spec.quiet:
+            model = function.model
             gated = f", {record.rows_quarantined} gated" if self.spec.gate else ""
             print(
                 f"batch {record.batch_id}: {record.rows_in} rows in, {record.rows_valid} scored"
@@ -282,10 +268,27 @@ class _BatchScorer(GuardedBatches):
                 flush=True,
             )
 
+    def _typed_report(self, record: BatchRecord, function: ModelFunction) -> StreamPredictReport:
+        """The report after `record`'s batch: the model that scored it, the running totals."""
+        from lakegate_config.redaction import redact
 
-# report.json's counts and the BatchRecord fields they sum.
-_COUNT_NAMES = ("rows_in", "rows_scored", "rows_gated")
-_RECORD_FIELDS = ("rows_in", "rows_valid", "rows_quarantined")
+        model = function.model
+        return StreamPredictReport(
+            model_uri=redact(self.spec.model),
+            model_name=model.model_name,
+            model_version=model.model_version,
+            scoring_path=function.path,
+            source=redact(self.spec.source),
+            output=self._path(PREDICTIONS),
+            quarantine=self._path(QUARANTINE) if self.spec.gate else None,
+            checkpoint=self.spec.checkpoint,
+            query_id=self.app_id,
+            updated_at=record.finished_at,
+            counts=self.counts,
+            batches=BatchesSeen(self.batch_count, record.batch_id),
+            last_batch=record,
+            batch_history=self.history,
+        )
 
 
 def scored_batch(
@@ -304,12 +307,20 @@ def scored_batch(
     return scored
 
 
-def _previous_history(spark: SparkSession, output: str) -> dict[str, Any]:
-    """OUT/report.json of an earlier predict run on this output (totals continue), else {}."""
+def _previous_totals(
+    spark: SparkSession, output: str
+) -> tuple[PredictCounts, int, tuple[BatchRecord, ...]]:
+    """An earlier predict run's counts, batch count and history on this output, else zeros.
+
+    A run on an output that has a report continues its totals.
+    """
     from spark_jobs.services.stream_io import previous_report
 
     found = previous_report(spark, output)
-    return found if "batch_history" in found else {}
+    if "batch_history" not in found:
+        return PredictCounts(), 0, ()
+    batches = int((found.get("batches") or {}).get("count", 0))
+    return PredictCounts.of(found.get("counts")), batches, batch_records(found["batch_history"])
 
 
 def _schema(spark: SparkSession, spec: StreamPredictSpec, source: StreamSource) -> Any:
@@ -389,16 +400,17 @@ def run(spark: SparkSession, settings: Settings, spec: StreamPredictSpec) -> Str
     _check_stream(frame.drop(MALFORMED_COLUMN), catalog.functions[name], spec, settings)
     query_name = "lakegate_predict_" + "".join(ch if ch.isalnum() else "_" for ch in name)
     metrics = StreamMetrics(query_name)
+    counts, batches, history = _previous_totals(spark, spec.output)
     scorer = _BatchScorer(
         spark, settings, spec, source, schema, catalog, name, metrics,
-        report=_previous_history(spark, spec.output),
+        counts=counts, batch_count=batches, history=history,
     )  # fmt: skip
     if source.is_file_source:
         frame = with_file_names(frame)
     with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
         query = start_query(frame, scorer, spec.checkpoint, trigger, query_name)
         stopped_by = await_query(query, scorer)
-    return StreamPredictResult(scorer.processed, scorer.report or None, metrics, port, stopped_by)
+    return StreamPredictResult(scorer.processed, scorer.report, metrics, port, stopped_by)
 
 
 def _check_stream(
@@ -424,11 +436,10 @@ def _check_stream(
 def render(result: StreamPredictResult, spec: StreamPredictSpec) -> int:
     """Print the batches of this run and the rows scored so far (unless `--quiet`)."""
     if not spec.quiet:
-        counts = (result.report or {}).get("counts", {})
+        scored = result.report.counts.rows_scored if result.report is not None else 0
         click.echo(
             f"Stream predict {spec.model} on {spec.source}: {result.batches} batches this run; "
-            f"{counts.get('rows_scored', 0)} rows scored so far -> {spec.output.rstrip('/')}/"
-            f"{PREDICTIONS}"
+            f"{scored} rows scored so far -> {spec.output.rstrip('/')}/{PREDICTIONS}"
         )
     return int(ExitCode.OK)
 

@@ -118,12 +118,12 @@ def test_kafka_offsets_behind_and_delta_files_outstanding_become_backlog_gauges(
 
 
 def test_a_replayed_batch_replaces_its_history_entry_and_the_history_is_bounded() -> None:
-    history: list[dict] = []
+    history: tuple[BatchRecord, ...] = ()
     for batch_id in range(5):
         history = with_batch(history, record(batch_id), limit=3)
-    assert [b["batch_id"] for b in history] == [2, 3, 4]
+    assert [b.batch_id for b in history] == [2, 3, 4]
     history = with_batch(history, record(4, rows_in=7, quarantined=0), limit=3)
-    assert [(b["batch_id"], b["rows_in"]) for b in history] == [(2, 100), (3, 100), (4, 7)]
+    assert [(b.batch_id, b.rows_in) for b in history] == [(2, 100), (3, 100), (4, 7)]
 
 
 def test_report_html_of_a_stream_lists_each_batch() -> None:

@@ -25,9 +25,9 @@ import json
 import logging
 import sys
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
@@ -65,15 +65,26 @@ class BatchRecord:
         """The record as JSON-ready data (report.json's `batch_history` entries)."""
         return asdict(self)
 
+    @classmethod
+    def of(cls, entry: Any) -> BatchRecord | None:
+        """A `batch_history` entry of report.json as a record (None: not one lakegate wrote)."""
+        if not isinstance(entry, Mapping):
+            return None
+        names = {f.name for f in fields(cls)}
+        try:
+            return cls(**{k: v for k, v in entry.items() if k in names})
+        except TypeError:  # a required field missing
+            return None
+
 
 def with_batch(
-    history: list[dict[str, Any]], record: BatchRecord, limit: int
-) -> list[dict[str, Any]]:
+    history: Sequence[BatchRecord], record: BatchRecord, limit: int
+) -> tuple[BatchRecord, ...]:
     """`history` with `record` in it (a replayed batch id replaces its entry), the last `limit`."""
-    kept = [entry for entry in history if entry.get("batch_id") != record.batch_id]
-    kept.append(record.as_dict())
-    kept.sort(key=lambda entry: int(entry.get("batch_id", -1)))
-    return kept[-limit:]
+    kept = [entry for entry in history if entry.batch_id != record.batch_id]
+    kept.append(record)
+    kept.sort(key=lambda entry: entry.batch_id)
+    return tuple(kept[-limit:])
 
 
 class StreamMetrics:

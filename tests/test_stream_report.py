@@ -1,0 +1,254 @@
+"""The typed stream reports: report.json's document and report.html come from the frozen value.
+
+No JVM: the reports are built from constraint results, anomaly results and batch records as
+the stream commands build them after a batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+
+import pytest
+
+from checks.anomalies import AnomalyResult, Bounds, HistoryPoint
+from checks.deequ_run import ConstraintResult
+from checks.suite import Level
+from checks.suite_formats import load_suite
+from spark_jobs.services.stream_metrics import BatchRecord
+from spark_jobs.services.stream_report import (
+    BatchesSeen,
+    LastBatch,
+    PredictCounts,
+    StreamCounts,
+    StreamPredictReport,
+    StreamReport,
+    WindowVerdict,
+    batch_records,
+    worsened_status,
+)
+
+SUITE = """\
+suite: orders
+checks:
+  - name: rows
+    level: error
+    constraints:
+      - isComplete: id
+anomalies:
+  - Size: {strategy: RelativeRateOfChange, maxRateIncrease: 2.0}
+"""
+
+COMPLETE = ConstraintResult(
+    check="rows",
+    level=Level.ERROR,
+    constraint="isComplete(id)",
+    kind="isComplete",
+    columns=["id"],
+    expectation="no null",
+    status="failure",
+    metric=0.75,
+    message="Value: 0.75 does not meet the constraint requirement!",
+    deequ_constraint="CompletenessConstraint(Completeness(id,None,None))",
+    blames_rows=True,
+)
+COMPLETE_JSON = {
+    "check": "rows",
+    "level": "error",
+    "constraint": "isComplete(id)",
+    "type": "isComplete",
+    "columns": ["id"],
+    "expectation": "no null",
+    "status": "failure",
+    "metric": 0.75,
+    "message": "Value: 0.75 does not meet the constraint requirement!",
+    "deequ_constraint": "CompletenessConstraint(Completeness(id,None,None))",
+    "row_level": True,
+}
+RECORDS = (
+    BatchRecord(0, 3, 3, 0, 1.5, "success", "2026-12-07T04:00:00+00:00", state_rows=3),
+    BatchRecord(1, 4, 3, 1, 2.25, "failure", "2026-12-07T04:00:05+00:00", state_rows=6),
+)
+
+
+def stream_report(anomalies: tuple[AnomalyResult, ...] = ()) -> StreamReport:
+    last = LastBatch(
+        1,
+        2.25,
+        WindowVerdict("failure", StreamCounts(4, 3, 1), {"isComplete(id)": 1}, (COMPLETE,)),
+        anomalies,
+    )
+    total = WindowVerdict(
+        "failure", StreamCounts.of({"rows_in": 7, "rows_valid": 6, "rows_quarantined": 1}),
+        {"isComplete(id)": 1}, (COMPLETE,),
+    )  # fmt: skip
+    return StreamReport(
+        suite="orders",
+        suite_file="/suites/orders.yaml",
+        source="parquet:/landing",
+        output="/out",
+        checkpoint="/out-checkpoint",
+        query_id="q-1",
+        updated_at="2026-12-07T04:00:05+00:00",
+        total=total,
+        batches=BatchesSeen(2, 1),
+        key_state={"isUnique(id)": 6},
+        last_batch=last,
+        batch_history=RECORDS,
+    )
+
+
+def size_anomaly(tmp_path: Path, status: str) -> AnomalyResult:
+    path = tmp_path / "orders.yaml"
+    path.write_text(SUITE)
+    (entry,) = load_suite(path).anomalies
+    history = (HistoryPoint(1, 3.0), HistoryPoint(2, 3.0))
+    message = "Size = 30 is an anomaly" if status == "failure" else "Size = 3 is within"
+    return AnomalyResult(entry, status, 30.0, history, Bounds(None, 6.0), message)
+
+
+def test_stream_validate_report_json_keeps_every_key_and_value_of_the_dict_it_replaced() -> None:
+    document = stream_report().as_dict()
+    assert document == {
+        "suite": "orders",
+        "suite_file": "/suites/orders.yaml",
+        "source": "parquet:/landing",
+        "output": "/out",
+        "checkpoint": "/out-checkpoint",
+        "query_id": "q-1",
+        "updated_at": "2026-12-07T04:00:05+00:00",
+        "status": "failure",
+        "counts": {"rows_in": 7, "rows_valid": 6, "rows_quarantined": 1},
+        "quarantine_reasons": {"isComplete(id)": 1},
+        "constraints": [COMPLETE_JSON],
+        "batches": {"count": 2, "last_batch_id": 1},
+        "key_state": {"isUnique(id)": 6},
+        "last_batch": {
+            "batch_id": 1,
+            "status": "failure",
+            "duration_seconds": 2.25,
+            "counts": {"rows_in": 4, "rows_valid": 3, "rows_quarantined": 1},
+            "quarantine_reasons": {"isComplete(id)": 1},
+            "constraints": [COMPLETE_JSON],
+        },
+        "batch_history": [
+            {"batch_id": 0, "rows_in": 3, "rows_valid": 3, "rows_quarantined": 0,
+             "duration_seconds": 1.5, "status": "success",
+             "finished_at": "2026-12-07T04:00:00+00:00", "model_version": None, "state_rows": 3},
+            {"batch_id": 1, "rows_in": 4, "rows_valid": 3, "rows_quarantined": 1,
+             "duration_seconds": 2.25, "status": "failure",
+             "finished_at": "2026-12-07T04:00:05+00:00", "model_version": None, "state_rows": 6},
+        ],
+    }  # fmt: skip
+    assert list(document) == [
+        "suite", "suite_file", "source", "output", "checkpoint", "query_id", "updated_at",
+        "status", "counts", "quarantine_reasons", "constraints", "batches", "key_state",
+        "last_batch", "batch_history",
+    ]  # fmt: skip
+    assert json.loads(json.dumps(document)) == document  # JSON-ready as it stands
+
+
+def test_the_stream_report_is_frozen() -> None:
+    report = stream_report()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        report.suite = "other"  # type: ignore[misc]
+
+
+def test_anomalies_appear_in_the_last_batch_only_when_the_suite_has_them(tmp_path: Path) -> None:
+    anomaly = size_anomaly(tmp_path, "failure")
+    document = stream_report((anomaly,)).as_dict()
+    assert document["last_batch"]["anomalies"] == [anomaly.as_dict()]
+    assert document["last_batch"]["anomalies"][0]["history"] == [
+        {"time": 1, "value": 3.0},
+        {"time": 2, "value": 3.0},
+    ]
+    assert "anomalies" not in document  # the total window has none
+    assert "anomalies" not in stream_report().as_dict()["last_batch"]
+
+
+def test_an_error_level_anomaly_fails_the_batch_a_passing_one_does_not(tmp_path: Path) -> None:
+    failed, passed = size_anomaly(tmp_path, "failure"), size_anomaly(tmp_path, "success")
+    assert worsened_status("success", [failed]) == "failure"
+    assert worsened_status("success", [passed]) == "success"
+    warning = dataclasses.replace(
+        failed, entry=dataclasses.replace(failed.entry, level=Level.WARNING)
+    )
+    assert worsened_status("success", [warning]) == "warning"
+    assert worsened_status("failure", [warning]) == "failure"
+    clean = WindowVerdict("success", StreamCounts(3, 3, 0), {}, ())
+    assert LastBatch(0, 1.0, clean, (failed,)).failed()
+    assert not LastBatch(0, 1.0, clean, (passed, warning)).failed()
+    assert not LastBatch(0, 1.0, clean).failed()
+
+
+def test_report_html_renders_from_the_typed_report_with_the_batches_and_anomalies(
+    tmp_path: Path,
+) -> None:
+    html = stream_report((size_anomaly(tmp_path, "failure"),)).html()
+    start = html.index('<table id="batches">')
+    rows = html[start : html.index("</table>", start)].split("<tr>")[2:]
+    assert len(rows) == 2
+    assert [c.split(">")[-1] for c in rows[1].split("</td>")[:5]] == ["1", "failure", "4", "3", "1"]
+    anomalies = html[html.index('<table id="anomalies">') :]
+    assert "Size = 30 is an anomaly" in anomalies and "RelativeRateOfChange" in anomalies
+    assert "parquet:/landing" in html and "3.8 s" in html  # the batches' time, summed
+    assert '<table id="anomalies">' not in stream_report().html()
+
+
+def test_stream_predict_report_json_and_html_from_the_typed_report() -> None:
+    record = BatchRecord(4, 10, 8, 2, 1.0, finished_at="2026-12-07T04:01:00+00:00",
+                         model_version="3")  # fmt: skip
+    counts = PredictCounts.of({"rows_in": 20, "rows_scored": 17, "rows_gated": 3})
+    report = StreamPredictReport(
+        model_uri="models:/users@champion",
+        model_name="users",
+        model_version="3",
+        scoring_path="compiled",
+        source="parquet:/landing",
+        output="/out/predictions",
+        quarantine="/out/quarantine",
+        checkpoint="/ck",
+        query_id="q-2",
+        updated_at=record.finished_at,
+        counts=counts.plus(record),
+        batches=BatchesSeen(5, 4),
+        last_batch=record,
+        batch_history=(record,),
+    )
+    document = report.as_dict()
+    assert document == {
+        "title": "Stream predict",
+        "model_uri": "models:/users@champion",
+        "model_name": "users",
+        "model_version": "3",
+        "scoring_path": "compiled",
+        "source": "parquet:/landing",
+        "output": "/out/predictions",
+        "quarantine": "/out/quarantine",
+        "checkpoint": "/ck",
+        "query_id": "q-2",
+        "updated_at": "2026-12-07T04:01:00+00:00",
+        "status": "success",
+        "counts": {"rows_in": 30, "rows_scored": 25, "rows_gated": 5},
+        "batches": {"count": 5, "last_batch_id": 4},
+        "last_batch": record.as_dict(),
+        "batch_history": [record.as_dict()],
+    }
+    assert counts.plus(record).plus(record, -1) == counts  # a replayed batch is taken back
+    html = report.html()
+    assert "Stream predict" in html and "models:/users@champion" in html
+    counts_row = html[html.index('<td class="num">') :].split("</tr>")[0]
+    assert [c.split(">")[-1] for c in counts_row.split("</td>")[:3]] == ["30", "25", "5"]
+
+
+def test_an_earlier_reports_batch_history_is_read_back_as_records() -> None:
+    written = [r.as_dict() for r in RECORDS]
+    older = {"batch_id": 7, "rows_in": 1, "rows_valid": 1, "rows_quarantined": 0,
+             "duration_seconds": 0.5, "dropped_field": 1}  # fmt: skip
+    assert batch_records(written) == RECORDS
+    assert batch_records([*written, older, {"batch_id": 8}, "junk"]) == (
+        *RECORDS,
+        BatchRecord(7, 1, 1, 0, 0.5),
+    )
+    assert batch_records(None) == ()
