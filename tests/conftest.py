@@ -14,6 +14,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import bytecode_cache  # noqa: F401  (before pyspark and pandas: their compiled files are kept)
 import pytest
 import run_clock
 from pyspark import SparkContext

@@ -27,8 +27,12 @@ pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]
 REPO = Path(__file__).resolve().parents[1]
 
 
-def _environment(state: Path) -> dict[str, str]:
-    """This machine's environment without the test run's lakegate and venv settings."""
+def _environment(state: Path, base: Path) -> dict[str, str]:
+    """This machine's environment without the test run's lakegate and venv settings.
+
+    The installed venv's compiled Python goes under `base` (removed with the install), not
+    into the run's cache (tests/bytecode_cache.py): each run installs under a new path.
+    """
     env = {
         k: v
         for k, v in os.environ.items()
@@ -38,7 +42,7 @@ def _environment(state: Path) -> dict[str, str]:
     env["PATH"] = os.pathsep.join(
         p for p in env.get("PATH", "").split(os.pathsep) if not p.startswith(str(REPO))
     )
-    return env | {"LAKEGATE_STATE_DIR": str(state)}
+    return env | {"LAKEGATE_STATE_DIR": str(state), "PYTHONPYCACHEPREFIX": str(base / "pycache")}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +60,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Pa
     # uv from its cache only (warm after `make setup`, which installs every package of the
     # lineage extra): online, each revalidation of PyPI's pyspark page that comes back changed
     # makes uv build the 300 MB pyspark wheel from its sdist again (54 s against 1.4 s offline).
-    env = _environment(base / "state") | {"UV_OFFLINE": "1"}
+    env = _environment(base / "state", base) | {"UV_OFFLINE": "1"}
     started = time.monotonic()
     done = subprocess.run(command, cwd=base, env=env, capture_output=True, text=True)
     print(f"install.sh: {time.monotonic() - started:.0f} s\n{done.stdout}")
@@ -73,7 +77,7 @@ def test_install_script_builds_a_non_editable_venv_with_conf_jars_and_class_arch
     where = subprocess.run(
         [str(python), "-c", "import spark_jobs, openlineage.client; print(spark_jobs.__file__)"],
         cwd=base,
-        env=_environment(base / "state"),
+        env=_environment(base / "state", base),
         capture_output=True,
         text=True,
         check=True,
@@ -93,7 +97,7 @@ def test_image_entry_points_run_from_the_installed_venv(
 ) -> None:
     prefix = installed["prefix"]
     lakegate = str(prefix / "bin" / "lakegate")
-    env = _environment(tmp_path / "state")
+    env = _environment(tmp_path / "state", installed["base"])
 
     serve = subprocess.run(
         [lakegate, "serve", "--help"], cwd=tmp_path, env=env, capture_output=True, text=True
