@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import bytecode_cache  # noqa: F401  (before pyspark and pandas: their compiled files are kept)
+import jvm_flags
 import pytest
 import run_clock
 from pyspark import SparkContext
@@ -98,7 +99,8 @@ UNIT_MARKER = (
 
 
 def pytest_configure(config: pytest.Config) -> None:
-    """Declare the `unit` marker; under `-m unit`, any JVM a test starts fails at once.
+    """Declare the `unit` marker, start JVMs with `jvm_flags`; under `-m unit`, any JVM a test
+    starts fails at once.
 
     The unit tier runs with JAVA_HOME set to a folder whose `bin/java` refuses to start (so a
     test that starts Spark, in this process or in a subprocess, fails saying why), instead of
@@ -106,6 +108,7 @@ def pytest_configure(config: pytest.Config) -> None:
     """
     config.addinivalue_line("markers", UNIT_MARKER)
     run_clock.install(config)
+    jvm_flags.start_jvms_with_speed_flags()
     if config.getoption("markexpr", "") == UNIT:
         home = Path(tempfile.mkdtemp(prefix="lakegate-no-jvm-"))
         java = home / "bin" / "java"

@@ -26,6 +26,7 @@ from typing import Any
 import psutil
 import pytest
 import yaml
+from jvm_flags import JVM_SPEED_FLAGS
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
@@ -208,7 +209,12 @@ def _cluster_conf(folder: Path, events: Path) -> Path:
     local["scoring"] = {"compiled": False}
     events.mkdir()
     local["spark"]["conf"].update(
-        {"spark.eventLog.enabled": True, "spark.eventLog.dir": events.as_uri()}
+        {
+            "spark.eventLog.enabled": True,
+            "spark.eventLog.dir": events.as_uri(),
+            # The executors compile with C1 only, as the suite's other JVMs (tests/jvm_flags.py).
+            "spark.executor.extraJavaOptions": JVM_SPEED_FLAGS,
+        }
     )
     (conf / "local.yaml").write_text(yaml.safe_dump(local))
     return conf
