@@ -736,6 +736,7 @@ def evaluate_anomalies(
     now: int | None = None,
     tags: Mapping[str, str] | None = None,
     exclude_tags: Mapping[str, str] | None = None,
+    histories: Mapping[AnalyzerKey, Sequence[HistoryPoint]] | None = None,
 ) -> list[AnomalyResult]:
     """Judge each entry's current metric against the suite's history with Deequ's detector.
 
@@ -752,13 +753,19 @@ def evaluate_anomalies(
         tags: further tags the history's runs must carry (a stream: `window: batch`, its
             `query_id`).
         exclude_tags: a run carrying all of these is no history (a stream: this batch's id).
+        histories: the earlier points of each entry's metric (`AnomalyCheck.key`), when the
+            caller keeps them (a stream, batch after batch); else they are read from
+            `repository` (`load_metric_history`).
     """
     moment = now if now is not None else int(time.time() * 1000)
     results = []
     for entry in entries:
-        history = load_metric_history(
-            spark, repository, suite_name, entry, exclude_run_id=run_id, before=moment,
-            tags=tags, exclude_tags=exclude_tags,
-        )  # fmt: skip
+        if histories is not None:
+            history = [p for p in histories.get(entry.key, ()) if p.time < moment]
+        else:
+            history = load_metric_history(
+                spark, repository, suite_name, entry, exclude_run_id=run_id, before=moment,
+                tags=tags, exclude_tags=exclude_tags,
+            )  # fmt: skip
         results.append(_judge(spark, entry, history, current.get(entry.key), moment, suite_name))
     return results

@@ -10,6 +10,7 @@ batch; `--metrics-port` serves Prometheus metrics on 127.0.0.1 while the query r
 
 from __future__ import annotations
 
+import functools
 import operator
 import sys
 import time
@@ -55,12 +56,12 @@ from spark_jobs.services.stream_io import (
 )
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
 from spark_jobs.services.stream_report import (
+    BatchAnomalies,
     BatchesSeen,
     LastBatch,
     StreamCounts,
     StreamReport,
     WindowVerdict,
-    batch_anomalies,
     batch_records,
     worsened_status,
 )
@@ -172,6 +173,12 @@ class _BatchProcessor(GuardedBatches):
     def root(self) -> str:
         return f"{self.spec.checkpoint.rstrip('/')}/_lakegate"
 
+    @functools.cached_property
+    def anomaly_checks(self) -> BatchAnomalies:
+        """The suite's `anomalies:` judged per batch, the query's history read once."""
+        path = self.settings.metrics_repository_path
+        return BatchAnomalies(self.suite, path, keep=self.spec.keep_history)
+
     def _process(self, batch: DataFrame, batch_id: int) -> None:
         clock = time.monotonic()
         if self.app_id is None:
@@ -272,8 +279,7 @@ class _BatchProcessor(GuardedBatches):
             [k.latest for k in keysets.values()],
         )
         total = totals.commit(staged, summary)
-        repository = self.settings.metrics_repository_path
-        anomalies = batch_anomalies(self.spark, self.suite, gate, repository, self.app_id, batch_id)
+        anomalies = self.anomaly_checks.judge(self.spark, gate, self.app_id, batch_id)
         self._save_history(gate, total, batch_id, replay)
         self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock, anomalies)
 

@@ -2,8 +2,9 @@
 
 Two streams of the same suite over tiny parquet files (one file per batch), with the metrics
 history kept: one whose fourth batch has ten times the rows of the first three, run with
-`--on-failure stop` and a fifth file waiting; then a steady one. The history a batch is judged
-against is the suite's `window: batch` entries of its own query.
+`--on-failure stop` and a fifth file waiting; then a steady one, restarted before its fourth
+batch. The history a batch is judged against is the suite's `window: batch` entries of its own
+query, read from the repository at a run's first batch and extended in memory after that.
 """
 
 from __future__ import annotations
@@ -64,10 +65,12 @@ def run_stream(
     root: Path,
     batches: list[list[tuple[int | None, float | None]]],
     on_failure: str = "continue",
+    first: int = 0,
 ) -> tuple[StreamResult, Path, StreamValidateSpec]:
+    """The stream over `root/landing` once `batches` landed there (files numbered from `first`)."""
     suite, source = root / "suite.yaml", root / "landing"
     suite.write_text(SUITE)
-    for i, batch in enumerate(batches):
+    for i, batch in enumerate(batches, start=first):
         land(source, i, batch)
     output = root / "out"
     spec = StreamValidateSpec.model_validate(
@@ -91,7 +94,11 @@ def streams(
     jump, jump_out, spec = run_stream(
         spark, settings, tmp_path_factory.mktemp("jump"), JUMP, "stop"
     )
-    steady, steady_out, _ = run_stream(spark, settings, tmp_path_factory.mktemp("steady"), STEADY)
+    root = tmp_path_factory.mktemp("steady")
+    first, steady_out, _ = run_stream(spark, settings, root, STEADY[:3])
+    assert int(first.exit_code) == 0
+    # A restart: its first batch reads the query's history from the metrics repository.
+    steady, _, _ = run_stream(spark, settings, root, STEADY[3:], first=3)
     yield Streams(jump, jump_out, steady, steady_out, spec)
 
 
@@ -125,13 +132,14 @@ def test_a_batch_far_larger_than_the_earlier_ones_is_an_anomaly_that_fails_and_s
 def test_a_steady_stream_passes_every_anomaly_check_against_its_own_batches(
     streams: Streams,
 ) -> None:
-    assert int(streams.steady.exit_code) == 0
+    assert int(streams.steady.exit_code) == 0 and streams.steady.batches == 1
     final = report(streams.steady_output)
     assert final["batches"] == {"count": 4, "last_batch_id": 3}
     rate, normal = final["last_batch"]["anomalies"]
     assert (rate["status"], normal["status"]) == ("success", "success")
-    # Only this query's `window: batch` entries: the jump stream's sizes (3, 3, 3, 30, same
-    # suite) and the running totals (6, 9, 12) are not in it.
+    # Read back from the repository after the restart: only this query's `window: batch`
+    # entries; the jump stream's sizes (3, 3, 3, 30, same suite) and the running totals (6, 9)
+    # are not in it.
     assert [p["value"] for p in rate["history"]] == [3.0, 3.0, 3.0]
     assert [b["status"] for b in final["batch_history"]] == ["success"] * 4
 

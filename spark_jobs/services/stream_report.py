@@ -11,18 +11,26 @@ Optional sections are fields with an empty default that `as_dict` writes only wh
 something, so a report without them keeps today's keys: the last batch's `anomalies` is one;
 tumbling event-time windows (`windows`) take the same form.
 
-`batch_anomalies` judges a suite's `anomalies:` on one batch against the earlier batches of the
+`BatchAnomalies` judges a suite's `anomalies:` on each batch against the earlier batches of the
 same suite and query (`window: batch` in the metrics repository), with checks/anomalies.py.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from checks.anomalies import AnomalyResult, current_metrics, evaluate_anomalies
+from checks.anomalies import (
+    AnalyzerKey,
+    AnomalyResult,
+    HistoryPoint,
+    current_metrics,
+    evaluate_anomalies,
+    load_metric_history,
+)
 from checks.deequ_run import ConstraintResult
 from checks.suite import Level
 from spark_jobs.services.html_report import render_stream_report_html
@@ -267,33 +275,50 @@ def worsened_status(status: str, anomalies: Iterable[AnomalyResult]) -> str:
     return status
 
 
-def batch_anomalies(
-    spark: SparkSession,
-    suite: Suite,
-    gate: Gate,
-    repository: Path,
-    query_id: str,
-    batch_id: int,
-) -> tuple[AnomalyResult, ...]:
-    """The suite's anomaly checks on one batch, against the earlier batches of its query.
+@dataclass
+class BatchAnomalies:
+    """A suite's anomaly checks on each batch of one query, against the query's earlier batches.
 
-    The batch's metrics come from the gate (`apply_suite(..., extra_analyzers=
-    anomaly_analyzers(...))`, after `verdict`); the history is the repository's entries tagged
-    with the suite, `window: batch` and the query's id (a new checkpoint starts a new history;
-    the running total's `window: total` entries never count), without this batch's own (saved
-    already when the batch is a replay).
+    The history is read from the metrics repository once, at the query's first batch in this
+    run: the suite's entries tagged `window: batch` and the query's id (a new checkpoint starts
+    a new history; the running total's `window: total` entries never count), without that
+    batch's own (saved already when it is a replay). After that each judged batch's metrics are
+    added in memory when the batch saves them too (`keep`), so a batch reads no file.
     """
-    if not suite.anomalies:
-        return ()
-    current = current_metrics(spark, suite.anomalies, gate.analyzer_context)
-    return tuple(
-        evaluate_anomalies(
-            spark,
-            suite.anomalies,
-            current,
-            repository,
-            suite.name,
-            tags={"window": "batch", "query_id": query_id},
-            exclude_tags={"batch_id": str(batch_id)},
-        )
-    )
+
+    suite: Suite
+    repository: Path
+    keep: bool  # the batches' metrics are saved (`--no-history`: no batch adds to the history)
+    points: dict[AnalyzerKey, list[HistoryPoint]] | None = None
+
+    def judge(
+        self, spark: SparkSession, gate: Gate, query_id: str, batch_id: int
+    ) -> tuple[AnomalyResult, ...]:
+        """The batch's anomaly results (its metrics from the gate, after `verdict`).
+
+        The gate computed them in its pass: `apply_suite(..., extra_analyzers=
+        anomaly_analyzers(...))`.
+        """
+        entries = self.suite.anomalies
+        if not entries:
+            return ()
+        if self.points is None:
+            tags, own = {"window": "batch", "query_id": query_id}, {"batch_id": str(batch_id)}
+            self.points = {}
+            for entry in entries:
+                if entry.key not in self.points:
+                    self.points[entry.key] = load_metric_history(
+                        spark, self.repository, self.suite.name, entry, tags=tags,
+                        exclude_tags=own,
+                    )  # fmt: skip
+        current = current_metrics(spark, entries, gate.analyzer_context)
+        latest = max((p.time for points in self.points.values() for p in points), default=0)
+        now = max(int(time.time() * 1000), latest + 1)
+        results = evaluate_anomalies(
+            spark, entries, current, self.repository, self.suite.name, now=now,
+            histories=self.points,
+        )  # fmt: skip
+        if self.keep:
+            for key, value in current.items():
+                self.points.setdefault(key, []).append(HistoryPoint(now, value))
+        return tuple(results)
