@@ -528,11 +528,12 @@ def load_metric_history(
     """The suite's earlier values of the entry's metric in the repository, oldest first.
 
     Only runs carrying every one of `tags` besides the suite's (a stream's `window: batch`
-    and `query_id`) count; a run carrying all of `exclude_tags` is left out.
+    and `query_id`) count; a run carrying all of `exclude_tags` is left out. Without a
+    `window` among `tags`, a stream's entries are left out: a table's history is its runs.
     """
     from pydeequ.scala_utils import to_scala_map, to_scala_seq
 
-    from checks.deequ_run import history_files, history_repository
+    from checks.deequ_run import WINDOW_TAG, history_files, history_repository, is_stream_entry
 
     if not history_files(repository):
         return []
@@ -556,6 +557,7 @@ def load_metric_history(
         )
         if (
             excluded
+            or (WINDOW_TAG not in (tags or {}) and is_stream_entry(saved))
             or (exclude_run_id is not None and run_id == exclude_run_id)
             or (before is not None and moment >= before)
         ):

@@ -332,6 +332,16 @@ def runs_folder(repository: Path) -> Path:
     return Path(repository).parent / "runs"
 
 
+# The tag `stream validate` puts on its entries (`batch`, `total`, `event`): a table's runs are
+# no stream's history and a stream's batches no table's.
+WINDOW_TAG = "window"
+
+
+def is_stream_entry(tags: Mapping[str, Any]) -> bool:
+    """Whether a saved run's tags are a stream's (a window of a stream, not a table's run)."""
+    return tags.get(WINDOW_TAG) is not None
+
+
 def history_files(repository: Path) -> list[Path]:
     """The legacy single repository file (when present) and every run file, oldest first."""
     legacy = [Path(repository)] if Path(repository).is_file() else []

@@ -135,3 +135,19 @@ def test_lakegate_history_shows_the_runs_saved_in_run_files(
     assert main(["history", "--suite", "per_run"]) == 0
     printed = capsys.readouterr().out
     assert "cli" in printed and "8.0" in printed
+
+
+def test_a_streams_entries_are_not_a_batch_runs_history(
+    spark: SparkSession, suite: tuple[Suite, AnomalyCheck], tmp_path: Path
+) -> None:
+    repository = tmp_path / "metrics.json"
+    save(spark, suite[0], repository, 3, "r1")
+    for window, rows in (("batch", 50), ("total", 70)):  # what `stream validate` saves
+        tags = {"suite": "per_run", "window": window, "batch_id": "0", "query_id": "q"}
+        verify(spark, frame(spark, rows), suite[0], repository=repository, tags=tags)
+    save(spark, suite[0], repository, 4, "r2")
+    assert sizes(spark, repository, suite[1]) == {"r1": 3.0, "r2": 4.0}
+    batches = load_metric_history(
+        spark, repository, "per_run", suite[1], tags={"window": "batch", "query_id": "q"}
+    )
+    assert [p.value for p in batches] == [50.0]

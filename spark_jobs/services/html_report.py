@@ -46,15 +46,16 @@ def history_records(
     """The suite's rows of the Deequ metrics repository, oldest first, as plain dicts.
 
     Each row has `dataset_date` (ms), `entity`, `instance`, `name`, `value` and the run's tags
-    (`suite`, `run_id`). An absent repository is an empty history.
+    (`suite`, `run_id`); a stream's entries (tagged `window`) are left out. An absent repository
+    is an empty history.
     """
-    from checks.deequ_run import history_files, load_history
+    from checks.deequ_run import history_files, is_stream_entry, load_history
 
     if not history_files(Path(repository_path)):
         return []
     name = suite if isinstance(suite, str) else suite.name
-    rows = load_history(spark, Path(repository_path), name).collect()
-    return sorted((row.asDict() for row in rows), key=lambda r: r["dataset_date"])
+    rows = [row.asDict() for row in load_history(spark, Path(repository_path), name).collect()]
+    return sorted((r for r in rows if not is_stream_entry(r)), key=lambda r: r["dataset_date"])
 
 
 def _number(value: Any) -> float | None:
