@@ -421,6 +421,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--max-minutes", type=float, default=600, help="stop the query after this (between batches)"
     )
+    parser.add_argument(
+        "--conf", action="append", default=[], help="a Spark setting K=V over conf/local.yaml"
+    )
     parser.add_argument("--no-histo", action="store_true", help="skip the jmap histograms")
     parser.add_argument(
         "--tracemalloc", action="store_true", help="trace Python allocations (slower)"
@@ -482,6 +485,7 @@ def measure(args: argparse.Namespace, work: Path, partial: Path) -> dict[str, An
     rows = args.batches * args.rows_per_batch
     suite = load_suite(suite_file(args, work))
     settings = load_settings("local")
+    settings.spark.conf.update(dict(pair.split("=", 1) for pair in args.conf))
     spark = get_session(settings, "lakegate-bench-stream-memory")
     try:
         code = code_in_use(spark)
@@ -505,6 +509,7 @@ def measure(args: argparse.Namespace, work: Path, partial: Path) -> dict[str, An
         "when": datetime.now(UTC).isoformat(),
         "variant": args.variant,
         "ttl": args.ttl if args.variant == "ttl" else None,
+        "conf": args.conf,
         "rows": rows,
         "batches": args.batches,
         "rows_per_batch": args.rows_per_batch,
