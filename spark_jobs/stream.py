@@ -83,6 +83,7 @@ from spark_jobs.services.stream_state import (
     now_micros,
     saved_windows,
 )
+from spark_jobs.services.stream_windows import EventWindows, WindowOutcome, window_config
 from spark_jobs.services.table_io import MALFORMED_COLUMN, Storage
 from spark_jobs.stream_predict import command as predict_command
 from spark_jobs.validate import read_reference
@@ -153,6 +154,7 @@ class _BatchProcessor(GuardedBatches):
     schema: Any
     malformed: str | None
     expiry: KeyExpiry = field(default_factory=KeyExpiry)
+    windows: EventWindows | None = None  # the suite's tumbling event-time windows
     metrics: StreamMetrics = field(default_factory=lambda: StreamMetrics("lakegate_stream"))
     history: tuple[BatchRecord, ...] = ()  # report.json's batch_history
     app_id: str | None = None
@@ -241,24 +243,24 @@ class _BatchProcessor(GuardedBatches):
     def _write_and_judge(
         self, gate: Gate, keys: list[KeyRule], scan: DataFrame, current: _Batch
     ) -> None:
-        """Valid rows first (they compute the metrics), then three things side by side.
+        """The keys' append beside the valid rows', then the quarantine's beside the totals.
 
-        The quarantine's append and the keys' append run in threads while the totals merge:
-        each is idempotent per batch id and none reads what another writes (the keys of earlier
-        batches only), so a crash between them leaves a state a replay completes.
+        The valid rows' append computes the metrics the totals merge. Each append is idempotent
+        per batch id and none reads what another writes (the keys of earlier batches only), so
+        a crash between them leaves a state a replay completes; the totals move into place last.
         """
         assert self.app_id is not None
         batch_id, totals, keysets = current.batch_id, current.totals, current.keysets
         replay = self.processed == 0  # only a query's first batch can be a replay
-        valid_rows, repeated, outcome = self._write_valid(gate, keys, batch_id, replay)
-        key_counts = _key_counts(current.before, keysets)
-        counted = {
-            scope: (members, key_counts[scope.name], keysets[scope].fields)
-            for scope, members in counted_scopes(gate).items()
-        }
         with ThreadPoolExecutor(2, thread_name_prefix="lakegate-stream") as pool:
-            writing = pool.submit(self._write_quarantine, gate, keys, repeated, batch_id, replay)
             recording = pool.submit(_record_keys, keysets, self.app_id, replay)
+            valid_rows, repeated, outcome = self._write_valid(gate, keys, batch_id, replay)
+            writing = pool.submit(self._write_quarantine, gate, keys, repeated, batch_id, replay)
+            key_counts = _key_counts(current.before, keysets)
+            counted = {
+                scope: (members, key_counts[scope.name], keysets[scope].fields)
+                for scope, members in counted_scopes(gate).items()
+            }
             staged = totals.merge(gate, scan, batch_id, counted)
             quarantined, reasons = writing.result()
             recording.result()
@@ -279,9 +281,17 @@ class _BatchProcessor(GuardedBatches):
             [k.latest for k in keysets.values()],
         )
         total = totals.commit(staged, summary)
+        windowed = (
+            None
+            if self.windows is None
+            else self.windows.after_batch(
+                gate, scan, batch_id, replay, self._tags("event", batch_id)
+            )
+        )
         anomalies = self.anomaly_checks.judge(self.spark, gate, self.app_id, batch_id)
         self._save_history(gate, total, batch_id, replay)
-        self._report(batch_id, counts, outcome, total, time.monotonic() - current.clock, anomalies)
+        seconds = time.monotonic() - current.clock
+        self._report(batch_id, counts, outcome, total, seconds, anomalies, windowed)
 
     def _write_valid(
         self, gate: Gate, keys: list[KeyRule], batch_id: int, replay: bool
@@ -352,6 +362,7 @@ class _BatchProcessor(GuardedBatches):
         total: TotalWindow,
         seconds: float,
         anomalies: tuple[AnomalyResult, ...] = (),
+        windowed: WindowOutcome | None = None,
     ) -> None:
         """Rewrite OUT/report.json and .html, count the metrics, print the progress line.
 
@@ -371,6 +382,7 @@ class _BatchProcessor(GuardedBatches):
             anomalies,
         )
         failed = last.failed() or bool(total.outcome.failed(Level.ERROR))
+        failed = failed or (windowed is not None and windowed.failed)  # a window it closed
         self.failed_any = self.failed_any or failed
         key_sizes: dict[str, int] = total.summary["key_state"]
         record = BatchRecord(
@@ -384,7 +396,7 @@ class _BatchProcessor(GuardedBatches):
             state_rows=sum(key_sizes.values()) if key_sizes else None,
         )
         self.history = with_batch(self.history, record, HISTORY_LIMIT)
-        self.report = report = self._typed_report(total, last, record)
+        self.report = report = self._typed_report(total, last, record, windowed)
         storage, root = Storage(self.spark), self.spec.output.rstrip("/")
         storage.write_text(f"{root}/report.json", _json(report.as_dict()))
         storage.write_text(f"{root}/report.html", report.html())
@@ -404,7 +416,11 @@ class _BatchProcessor(GuardedBatches):
             self.stop_reason = f"an error-level check failed in batch {batch_id}"
 
     def _typed_report(
-        self, total: TotalWindow, last: LastBatch, record: BatchRecord
+        self,
+        total: TotalWindow,
+        last: LastBatch,
+        record: BatchRecord,
+        windowed: WindowOutcome | None = None,
     ) -> StreamReport:
         """The report after a batch: the total window's verdict and running counts, the batch."""
         summary = total.summary
@@ -426,6 +442,7 @@ class _BatchProcessor(GuardedBatches):
             key_state=dict(summary["key_state"]),
             last_batch=last,
             batch_history=self.history,
+            windows=None if windowed is None else windowed.summary,
         )
 
 
@@ -560,6 +577,9 @@ def run(
     check_sql_conditions(data, suite)
     expiry = key_expiry(suite.path)
     expiry.check(data.schema, str(suite.path))
+    window = window_config(suite.path)
+    if window is not None:
+        window.check(data.schema, suite)
     name = "lakegate_" + "".join(ch if ch.isalnum() else "_" for ch in suite.name)
     metrics = StreamMetrics(name)
     processor = _BatchProcessor(
@@ -567,6 +587,9 @@ def run(
         metrics=metrics,
         history=batch_records(previous_report(spark, spec.output).get("batch_history")),
     )  # fmt: skip
+    if window is not None:
+        repository = settings.metrics_repository_path if spec.keep_history else None
+        processor.windows = EventWindows(spark, window, processor.root, repository)
     if source.is_file_source:
         frame = with_file_names(frame)
     with metrics.running(spark, spec.metrics_port, quiet=spec.quiet) as port:
@@ -629,7 +652,7 @@ def validate_command(job: JobContext, spec: StreamValidateSpec) -> StreamResult:
     """Split every micro-batch of a stream by a suite; judge each batch and the running total."""
     suite = load_suite(spec.suite)  # a bad suite fails here, before Spark starts
     parse_source(spec.source), parse_trigger(spec.trigger)  # before Spark starts
-    key_expiry(suite.path)  # a bad `stream:` section too
+    key_expiry(suite.path), window_config(suite.path)  # a bad `stream:` section too
     return run(job.spark, job.settings, spec, suite=suite)
 
 

@@ -7,19 +7,23 @@ are compared with a plain `VerificationSuite` over exactly that window's rows.
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pandas as pd
 import pytest
-from pyspark.sql import DataFrame, SparkSession
+from pyspark.sql import DataFrame, Row, SparkSession
 from pyspark.sql import functions as F
 from pyspark.sql.types import LongType, StructField, StructType, TimestampType
 from pyspark.testing import assertDataFrameEqual
+from stream_helpers import delta, land_frame, report, stream
 
 from checks.deequ_run import load_history, verify
 from checks.gate import apply_suite
 from checks.suite import SuiteError
 from checks.suite_formats import load_suite
+from lakegate_config.settings import Settings
 from spark_jobs.services.stream_state import key_expiry
 from spark_jobs.services.stream_windows import EventWindows, WindowOutcome, window_config
 
@@ -40,6 +44,7 @@ checks:
       - hasMean: {column: amount, max: 100}
       - hasMax: {column: amount, max: 100}
       - hasApproxQuantile: {column: amount, quantile: 0.5, max: 100}
+      - hasKurtosis: {column: amount, max: 100}
 """
 SCHEMA = StructType(
     [
@@ -183,8 +188,87 @@ def test_a_window_is_judged_once_when_the_watermark_passes_its_end_on_all_its_ro
     plain_repository = tmp_path / "plain" / "metrics.json"
     plain = verify(spark, window_rows, load_suite(suite_file), repository=plain_repository)
     assert [(c.constraint, c.status, c.metric) for c in closed.outcome.results] == [
-        (c.constraint, c.status, c.metric) for c in plain.results
+        (c.constraint, c.status, pytest.approx(c.metric)) for c in plain.results
     ]
     assertDataFrameEqual(
         metrics(history), metrics(load_history(spark, plain_repository)), checkRowOrder=False
     )
+
+
+EVENT_SUITE = """\
+suite: windowed_events
+stream:
+  window: {column: event_time, size: 1 hour, watermark: 10 minutes}
+checks:
+  - name: rows
+    level: error
+    constraints:
+      - isComplete: id
+      - hasMean: {column: amount, max: 50}
+"""
+
+
+def land_events(folder: Path, index: int, rows: list[tuple[int, int, str]]) -> None:
+    """One parquet file of (id, amount, event_time) rows (UTC), ordered after the others."""
+    frame = pd.DataFrame(rows, columns=["id", "amount", "event_time"])
+    frame["event_time"] = pd.to_datetime(frame["event_time"], utc=True).astype(
+        "datetime64[us, UTC]"
+    )
+    land_frame(folder, index, frame)
+
+
+def test_a_window_failing_an_error_check_fails_the_stream_and_a_late_row_is_split_not_counted(
+    spark: SparkSession, tmp_path: Path, settings: Settings
+) -> None:
+    suite = tmp_path / "events.yaml"
+    suite.write_text(EVENT_SUITE)
+    source, output, checkpoint = tmp_path / "landing", tmp_path / "out", tmp_path / "checkpoint"
+    # Each batch's mean and the running mean stay <= 50; window 00:00-01:00's is 100. Batch 1's
+    # 01:12 moves the watermark to 01:02 and closes that window; batch 2's 00:30 row is late.
+    land_events(source, 0, [(1, 100, "2026-01-01 00:05"), (2, 0, "2026-01-01 01:05")])
+    land_events(source, 1, [(3, 0, "2026-01-01 01:12")])
+    land_events(source, 2, [(4, 10, "2026-01-01 00:30")])
+    started = time.time() * 1000
+    assert stream(suite, f"parquet:{source}", output, checkpoint, "--on-failure", "stop") == 1
+    first = report(output)
+    assert first["batches"]["last_batch_id"] == 1 and first["status"] == "success"
+    (closed,) = first["windows"]["closed"]
+    assert (closed["window_start"], closed["rows"], closed["status"]) == (
+        "2026-01-01T00:00:00+00:00", 1, "failure"
+    )  # fmt: skip
+    assert stream(suite, f"parquet:{source}", output, checkpoint) == 0  # the late batch passes
+    windows = report(output)["windows"]
+    assert (windows["late_rows"], windows["closed_count"]) == (1, 1)
+    assert [(w["window_start"][11:16], w["rows"]) for w in windows["open"]] == [("01:00", 2)]
+    valid = delta(spark, output / "valid").select("id")
+    assertDataFrameEqual(valid, [Row(id=1), Row(id=2), Row(id=3), Row(id=4)])
+    history = load_history(spark, settings.metrics_repository_path, "windowed_events")
+    judged = history.where((F.col("window") == "event") & (F.col("dataset_date") >= started))
+    assert [tuple(r) for r in judged.select("window_start", "batch_id").distinct().collect()] == [
+        ("2026-01-01T00:00:00+00:00", "1")
+    ]
+    assert judged.where(F.col("name") == "Mean").select("value").collect() == [Row(value=100.0)]
+
+
+def test_a_bad_window_section_stops_stream_validate_with_exit_2_naming_the_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "bad.yaml"
+    suite.write_text(EVENT_SUITE.replace("size: 1 hour", "size: 1 fortnight"))
+    capsys.readouterr()
+    code = stream(suite, f"parquet:{tmp_path / 'landing'}", tmp_path / "o", tmp_path / "c")
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "bad.yaml:3: stream.window.size" in err and "'1 fortnight' is no duration" in err
+
+
+def test_a_window_column_of_no_time_type_stops_stream_validate_with_exit_2(
+    spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    suite = tmp_path / "amount.yaml"
+    suite.write_text(EVENT_SUITE.replace("column: event_time", "column: amount"))
+    land_events(tmp_path / "landing", 0, [(1, 1, "2026-01-01 00:05")])
+    capsys.readouterr()
+    code = stream(suite, f"parquet:{tmp_path / 'landing'}", tmp_path / "o", tmp_path / "c")
+    assert code == 2
+    assert "amount.yaml:3: stream.window.column 'amount' is bigint" in capsys.readouterr().err
