@@ -368,3 +368,22 @@ def test_a_delta_source_whose_table_gains_a_column_mid_stream_stops_with_exit_2(
     assert "new column 'note'" in err
     assert [p.name for p in (checkpoint / "commits").iterdir() if p.name[0] != "."] == ["0"]
     assertDataFrameEqual(delta(spark, output / "valid").select("id"), [Row(id=1), Row(id=3)])
+
+
+def test_a_batch_after_an_empty_batch_merges_into_exact_running_metrics(
+    spark: SparkSession, tmp_path: Path, suite_file: Path
+) -> None:
+    """An empty batch saves no state for metrics that saw no value (its mean); the next merges."""
+    source, output = tmp_path / "landing", tmp_path / "out"
+    land(source, 0, [])
+    land(source, 1, [(1, 10.0), (2, -5.0), (1, 3.0)])
+    code = stream(suite_file, f"parquet:{source}", output, tmp_path / "checkpoint")
+    assert code == 1  # hasSize {min: 1} fails on the empty batch's window
+    found = report(output)
+    assert found["batches"] == {"count": 2, "last_batch_id": 1}
+    assert found["counts"] == {"rows_in": 3, "rows_valid": 0, "rows_quarantined": 3}
+    every = spark.read.parquet(str(source))
+    plain = verify(spark, every, load_suite(suite_file))
+    assert [(c["constraint"], c["status"], c["metric"]) for c in found["constraints"]] == [
+        (r.constraint, r.status, r.metric) for r in plain.results
+    ]

@@ -30,7 +30,7 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from py4j.protocol import Py4JError
+from py4j.protocol import Py4JError, Py4JJavaError
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
@@ -353,7 +353,7 @@ class RunningTotals:
         staged = f"{self.folder}/_staging-{batch_id}-{uuid.uuid4().hex[:8]}"
         by_counts = {id(a) for members, _, _ in counted.values() for a in members}
         merged = [a for a in gate.analyzers if id(a) not in by_counts]
-        loaders = [self._provider(f"{self.folder}/{before}")] if before is not None else []
+        loaders = [self._saved(f"{self.folder}/{before}", merged)] if before is not None else []
         loaders.append(_batch_provider(self.spark, merged, gate, batch))
         context = metrics_of_states(
             self.spark, gate.deequ_schema, merged, loaders, self._provider(staged)
@@ -386,6 +386,25 @@ class RunningTotals:
             ):
                 self.storage.delete(f"{self.folder}/{name}")
         return TotalWindow(staged.context, staged.outcome, summary)
+
+    def _saved(self, folder: str, analyzers: list[Any]) -> Any:
+        """The states of `analyzers` saved in `folder`, in memory.
+
+        An analyzer that had seen no value when they were saved (the mean of an empty batch)
+        has no state file there: it has no state, as Deequ's own merge expects.
+        """
+        saved = self._provider(folder)
+        provider = jvm_of(self.spark).com.amazon.deequ.analyzers.InMemoryStateProvider()
+        for analyzer in analyzers:
+            try:
+                state = saved.load(analyzer)
+            except Py4JJavaError as exc:
+                if exc.java_exception.getClass().getName() != "java.io.FileNotFoundException":
+                    raise
+                continue
+            if state.isDefined():
+                provider.persist(analyzer, state.get())
+        return provider
 
     def _provider(self, folder: str) -> Any:
         jvm = jvm_of(self.spark)
