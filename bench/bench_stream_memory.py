@@ -538,7 +538,8 @@ def main(argv: list[str] | None = None) -> int:
     path.parent.mkdir(parents=True, exist_ok=True)
     result = measure(args, work, path.with_suffix(".partial.json"))
     print_summary(result["summary"], args.warmup)
-    print(f"\n{result['batches']} batches in {result['seconds']:.0f}s, load {result['load_start']}"
+    done = len(result["samples"])
+    print(f"\n{done} batches in {result['seconds']:.0f}s, load {result['load_start']}"
           f" -> {result['load_end']}; outcome {result['outcome']}")  # fmt: skip
     for grown in result["heap_growth_classes"][:10]:
         print(f"  heap {grown['bytes'] / 1024:>9.1f} KB {grown['instances']:>8} {grown['class']}")
