@@ -158,18 +158,36 @@ class KeyExpiry:
         """
         if self.column is None:
             return
-        types = {f.name: f.dataType for f in schema.fields}
-        kind = types.get(self.column)
-        if kind is None:
-            raise SuiteError(
-                f"{where}: stream.key_state.watermark.column {self.column!r} is not a column of "
-                f"the stream (columns: {', '.join(types)})"
-            )
-        if not isinstance(kind, TimestampType | TimestampNTZType | DateType):
-            raise SuiteError(
-                f"{where}: stream.key_state.watermark.column {self.column!r} is "
-                f"{kind.simpleString()}; the watermark needs a timestamp or date column"
-            )
+        check_time_column(
+            schema,
+            self.column,
+            f"{where}: stream.key_state.watermark.column",
+            "the watermark needs",
+        )
+
+
+def check_time_column(schema: StructType, name: str, field: str, needs: str) -> None:
+    """Refuse an event-time column the stream does not have, or one of no time type.
+
+    Args:
+        schema: the stream's schema.
+        name: the column the suite names.
+        field: `file:line: section.field` of the suite, for the message.
+        needs: who needs it, e.g. "the watermark needs".
+
+    Raises:
+        SuiteError: naming the column and the fix.
+    """
+    types = {f.name: f.dataType for f in schema.fields}
+    kind = types.get(name)
+    if kind is None:
+        raise SuiteError(
+            f"{field} {name!r} is not a column of the stream (columns: {', '.join(types)})"
+        )
+    if not isinstance(kind, TimestampType | TimestampNTZType | DateType):
+        raise SuiteError(
+            f"{field} {name!r} is {kind.simpleString()}; {needs} a timestamp or date column"
+        )
 
 
 def key_expiry(path: Path | None) -> KeyExpiry:

@@ -29,7 +29,7 @@ from py4j.protocol import Py4JError
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator
 from pyspark.sql import Column, DataFrame, SparkSession
 from pyspark.sql import functions as F
-from pyspark.sql.types import DateType, StructType, TimestampNTZType, TimestampType
+from pyspark.sql.types import StructType
 
 from checks.deequ_run import (
     VerificationOutcome,
@@ -49,7 +49,7 @@ from lakegate_config.yaml_document import (
     load_yaml_document,
 )
 from spark_jobs.services.session import jvm_of
-from spark_jobs.services.stream_state import parse_duration
+from spark_jobs.services.stream_state import check_time_column, parse_duration
 from spark_jobs.services.table_io import Storage
 
 WINDOW_TAG = "event"  # the metrics repository's `window` tag of a closed window's metrics
@@ -113,18 +113,9 @@ class WindowConfig:
         Raises:
             SuiteError: naming the line of `stream.window` and the fix.
         """
-        types = {f.name: f.dataType for f in schema.fields}
-        kind = types.get(self.column)
-        if kind is None:
-            raise SuiteError(
-                f"{self.where}: stream.window.column {self.column!r} is not a column of the "
-                f"stream (columns: {', '.join(types)})"
-            )
-        if not isinstance(kind, TimestampType | TimestampNTZType | DateType):
-            raise SuiteError(
-                f"{self.where}: stream.window.column {self.column!r} is {kind.simpleString()}; "
-                "event-time windows need a timestamp or date column"
-            )
+        check_time_column(
+            schema, self.column, f"{self.where}: stream.window.column", "event-time windows need"
+        )
         joined = [c.id for c in suite.constraints if c.type.joins_reference]
         if joined:
             raise SuiteError(
