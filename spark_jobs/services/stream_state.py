@@ -24,6 +24,7 @@ import json
 import operator
 import re
 import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -491,17 +492,22 @@ def saved_windows(repository: Path, query_id: str, batch_id: int) -> set[str]:
     Read from every run file of the metrics history (a replayed batch's first run may have
     saved one window, both, or none before the crash).
     """
-    found: set[str] = set()
+    return {
+        str(tags.get("window"))
+        for tags in saved_tags(repository)
+        if tags.get("query_id") == query_id and tags.get("batch_id") == str(batch_id)
+    }
+
+
+def saved_tags(repository: Path) -> Iterator[dict[str, Any]]:
+    """The tags of every entry of the metrics history's run files, read as plain JSON."""
     for path in history_files(repository):
         try:
             entries = json.loads(path.read_text(encoding="utf-8") or "[]")
         except (OSError, ValueError):  # a file being written, or not a run file
             continue
         for entry in entries if isinstance(entries, list) else []:
-            tags = (entry.get("resultKey") or {}).get("tags") or {}
-            if tags.get("query_id") == query_id and tags.get("batch_id") == str(batch_id):
-                found.add(str(tags.get("window")))
-    return found
+            yield (entry.get("resultKey") or {}).get("tags") or {}
 
 
 def key_constraints(gate: Gate) -> list[Constraint]:

@@ -34,7 +34,6 @@ from pyspark.sql.types import StructType
 from checks.deequ_run import (
     VerificationOutcome,
     deequ_frame,
-    history_files,
     metrics_repository,
     read_results,
     result_key,
@@ -49,7 +48,7 @@ from lakegate_config.yaml_document import (
     load_yaml_document,
 )
 from spark_jobs.services.session import jvm_of
-from spark_jobs.services.stream_state import check_time_column, parse_duration
+from spark_jobs.services.stream_state import check_time_column, parse_duration, saved_tags
 from spark_jobs.services.table_io import Storage
 
 WINDOW_TAG = "event"  # the metrics repository's `window` tag of a closed window's metrics
@@ -532,14 +531,8 @@ def _persist_scanned(
 
 def saved_event_windows(repository: Path, query_id: str) -> set[str]:
     """The `window_start`s of the query's closed windows whose metrics the history holds."""
-    found: set[str] = set()
-    for path in history_files(repository):
-        try:
-            entries = json.loads(path.read_text(encoding="utf-8") or "[]")
-        except (OSError, ValueError):  # a file being written, or not a run file
-            continue
-        for entry in entries if isinstance(entries, list) else []:
-            tags = (entry.get("resultKey") or {}).get("tags") or {}
-            if tags.get("query_id") == query_id and tags.get("window") == WINDOW_TAG:
-                found.add(str(tags.get("window_start")))
-    return found
+    return {
+        str(tags.get("window_start"))
+        for tags in saved_tags(repository)
+        if tags.get("query_id") == query_id and tags.get("window") == WINDOW_TAG
+    }
