@@ -444,19 +444,29 @@ def _batch_provider(spark: SparkSession, analyzers: list[Any], gate: Gate, batch
     frequencies: dict[str, Any] = {}
     for analyzer in analyzers:
         try:
-            columns = analyzer.groupingColumns()
+            analyzer.groupingColumns()
         except Py4JError:  # not a grouping analyzer: it has no such method
             state = gate.batch_state(analyzer)
             if state.isDefined():
                 provider.persist(analyzer, state.get())
             continue
-        where = analyzer.filterCondition()
-        key = f"{columns.toString()}|{where.toString()}"
-        if key not in frequencies:
-            frequencies[key] = analyzer.computeStateFrom(batch._jdf, where)
-        if frequencies[key].isDefined():
-            provider.persist(analyzer, frequencies[key].get())
+        persist_frequencies(analyzer, batch, provider, frequencies)
     return provider
+
+
+def persist_frequencies(
+    analyzer: Any, rows: DataFrame, provider: Any, frequencies: dict[str, Any]
+) -> None:
+    """A grouping analyzer's whole (mergeable) frequency state over `rows` into `provider`.
+
+    Computed once per grouping columns and filter: `frequencies` holds those already computed.
+    """
+    where = analyzer.filterCondition()
+    key = f"{analyzer.groupingColumns().toString()}|{where.toString()}"
+    if key not in frequencies:
+        frequencies[key] = analyzer.computeStateFrom(rows._jdf, where)
+    if frequencies[key].isDefined():
+        provider.persist(analyzer, frequencies[key].get())
 
 
 def _counts_provider(

@@ -48,7 +48,12 @@ from lakegate_config.yaml_document import (
     load_yaml_document,
 )
 from spark_jobs.services.session import jvm_of
-from spark_jobs.services.stream_state import check_time_column, parse_duration, saved_tags
+from spark_jobs.services.stream_state import (
+    check_time_column,
+    parse_duration,
+    persist_frequencies,
+    saved_tags,
+)
 from spark_jobs.services.table_io import Storage
 
 WINDOW_TAG = "event"  # the metrics repository's `window` tag of a closed window's metrics
@@ -521,12 +526,7 @@ def _persist_scanned(
             view = deequ_frame(rows, suite.columns())
             analyzer.calculate(view._jdf, none, jvm.scala.Option.apply(provider), none)
             continue
-        where = analyzer.filterCondition()
-        key = f"{analyzer.groupingColumns().toString()}|{where.toString()}"
-        if key not in frequencies:
-            frequencies[key] = analyzer.computeStateFrom(rows._jdf, where)
-        if frequencies[key].isDefined():
-            provider.persist(analyzer, frequencies[key].get())
+        persist_frequencies(analyzer, rows, provider, frequencies)
 
 
 def saved_event_windows(repository: Path, query_id: str) -> set[str]:
