@@ -24,7 +24,7 @@ from __future__ import annotations
 import math
 import statistics
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
@@ -663,6 +663,25 @@ class AnomalyResult:
             "bounds": self.bounds.as_dict() if self.bounds else None,
             "message": self.message,
         }
+
+
+def worsened_status(status: str, anomalies: Iterable[AnomalyResult]) -> str:
+    """`status` after the anomaly checks.
+
+    A failed error-level check makes it `failure`; a failed warning-level one makes a `success`
+    a `warning`.
+    """
+    anomalies = tuple(anomalies)
+    if any_failed(anomalies, Level.ERROR):
+        return "failure"
+    if any_failed(anomalies, Level.WARNING) and status == "success":
+        return "warning"
+    return status
+
+
+def any_failed(anomalies: Iterable[AnomalyResult], level: Level) -> bool:
+    """Whether an anomaly check of `level` failed."""
+    return any(a.status == "failure" and a.entry.level is level for a in anomalies)
 
 
 def _detect(

@@ -26,7 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from pyspark.sql import Column, DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from checks.anomalies import AnomalyResult, anomaly_analyzers
+from checks.anomalies import AnomalyResult, anomaly_analyzers, worsened_status
 from checks.deequ_run import VerificationOutcome, metrics_repository, result_key
 from checks.gate import ERRORS_COLUMN, Gate, apply_suite, check_filters
 from checks.row_rules import FAILURE_TYPE, failure_struct
@@ -63,7 +63,6 @@ from spark_jobs.services.stream_report import (
     StreamReport,
     WindowVerdict,
     batch_records,
-    worsened_status,
 )
 from spark_jobs.services.stream_state import (
     FIRST_PREFIX,

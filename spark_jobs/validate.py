@@ -20,7 +20,14 @@ from pydantic import BaseModel, ConfigDict
 from pyspark.sql import DataFrame, Observation, SparkSession
 from pyspark.sql import functions as F
 
-from checks.anomalies import AnomalyResult, anomaly_analyzers, current_metrics, evaluate_anomalies
+from checks.anomalies import (
+    AnomalyResult,
+    anomaly_analyzers,
+    any_failed,
+    current_metrics,
+    evaluate_anomalies,
+    worsened_status,
+)
 from checks.deequ_run import ConstraintResult, VerificationOutcome
 from checks.gate import Gate, apply_suite
 from checks.gate import check_filters as check_filters  # moved; stream.py imports it here
@@ -307,13 +314,8 @@ def _stage_reports(
 
 def _verdict(outcome: VerificationOutcome, anomalies: list[AnomalyResult]) -> tuple[str, ExitCode]:
     """The run's status and exit code: Deequ's verdict, worsened by anomalies found."""
-    failed = {a.entry.level for a in anomalies if a.status == "failure"}
-    status = outcome.status
-    if Level.ERROR in failed:
-        status = "failure"
-    elif Level.WARNING in failed and status == "success":
-        status = "warning"
-    failing = outcome.failed(Level.ERROR) or Level.ERROR in failed
+    status = worsened_status(outcome.status, anomalies)
+    failing = outcome.failed(Level.ERROR) or any_failed(anomalies, Level.ERROR)
     return status, ExitCode.CHECKS_FAILED if failing else ExitCode.OK
 
 

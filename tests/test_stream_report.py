@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from checks.anomalies import AnomalyResult, Bounds, HistoryPoint
+from checks.anomalies import AnomalyResult, Bounds, HistoryPoint, worsened_status
 from checks.deequ_run import ConstraintResult
 from checks.suite import Level
 from checks.suite_formats import load_suite
@@ -26,7 +26,6 @@ from spark_jobs.services.stream_report import (
     StreamReport,
     WindowVerdict,
     batch_records,
-    worsened_status,
 )
 
 SUITE = """\

@@ -27,6 +27,7 @@ from checks.anomalies import (
     AnalyzerKey,
     AnomalyResult,
     HistoryPoint,
+    any_failed,
     current_metrics,
     evaluate_anomalies,
     load_metric_history,
@@ -105,7 +106,7 @@ class LastBatch:
         """An error-level constraint or anomaly check failed on the batch."""
         return any(
             c.status == "failure" and c.level is Level.ERROR for c in self.verdict.constraints
-        ) or any(a.status == "failure" and a.entry.level is Level.ERROR for a in self.anomalies)
+        ) or any_failed(self.anomalies, Level.ERROR)
 
     def as_dict(self) -> dict[str, Any]:
         """report.json's `last_batch` (`anomalies` only when the suite has anomaly checks)."""
@@ -259,20 +260,6 @@ def batch_records(entries: Iterable[Mapping[str, Any]] | None) -> tuple[BatchRec
     """An earlier report.json's `batch_history` as records (entries it cannot read are left)."""
     records = (BatchRecord.of(entry) for entry in entries or ())
     return tuple(r for r in records if r is not None)
-
-
-def worsened_status(status: str, anomalies: Iterable[AnomalyResult]) -> str:
-    """`status` after the anomaly checks.
-
-    A failed error-level check makes it `failure`; a failed warning-level one makes a `success`
-    a `warning`.
-    """
-    failed = {a.entry.level for a in anomalies if a.status == "failure"}
-    if Level.ERROR in failed:
-        return "failure"
-    if Level.WARNING in failed and status == "success":
-        return "warning"
-    return status
 
 
 @dataclass
