@@ -110,8 +110,10 @@ def start_broker(class_path: str, folder: Path) -> tuple[subprocess.Popen[bytes]
     properties = server_properties(folder, port, controller_port)
     command = [str(java), *JVM_OPTIONS, "-cp", class_path]
     cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+    # `--cluster-id=ID`: an ID starting with "-" (1 in 64) would be read as an option.
+    storage = ["kafka.tools.StorageTool", "format", f"--cluster-id={cluster_id}"]
     formatted = subprocess.run(
-        [*command, "kafka.tools.StorageTool", "format", "-t", cluster_id, "-c", str(properties)],
+        [*command, *storage, "-c", str(properties)],
         capture_output=True,
         text=True,
         timeout=START_TIMEOUT_SECONDS,

@@ -3,6 +3,8 @@
 `--durations` prints only when the run ends; a run stopped by CI's time limit printed nothing but
 dots. This plugin prints, while the run goes on, each test that took a minute or more (with the
 run's elapsed time), and every five minutes the tests that have been running for more than four.
+In a run of the fast tier (`-m "not slow"`, `make test-fast`) it ends by naming the tests whose
+own call took `FAST_TIER_CALL_SECONDS` or more: mark them slow, or make them faster.
 """
 
 from __future__ import annotations
@@ -15,6 +17,9 @@ import pytest
 LONG_TEST_SECONDS = 60.0
 STILL_RUNNING_SECONDS = 240.0
 REPORT_EVERY_SECONDS = 300.0
+# A fast-tier test's call (fixtures apart) above this is named at the end of a fast-tier run.
+FAST_TIER_CALL_SECONDS = 10.0
+FAST_TIER = "not slow"
 
 
 class RunClock:
@@ -26,6 +31,8 @@ class RunClock:
         self._running: dict[str, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._fast_tier = config.getoption("markexpr", "") == FAST_TIER
+        self._long_fast_calls: list[tuple[float, str]] = []
 
     def _say(self, text: str) -> None:
         reporter = self._config.pluginmanager.get_plugin("terminalreporter")
@@ -46,13 +53,30 @@ class RunClock:
 
     @pytest.hookimpl
     def pytest_runtest_logreport(self, report: pytest.TestReport) -> None:
-        """Say so when a test that took a minute or more ends."""
+        """Say so when a test that took a minute or more ends; note long calls in the fast tier."""
+        if report.when == "call" and self._fast_tier and report.duration >= FAST_TIER_CALL_SECONDS:
+            self._long_fast_calls.append((report.duration, report.nodeid))
         if report.when != "teardown":
             return
         with self._lock:
             started = self._running.pop(report.nodeid, None)
         if started is not None and time.monotonic() - started >= LONG_TEST_SECONDS:
             self._say(f"{time.monotonic() - started:4.0f} s {report.nodeid}")
+
+    @pytest.hookimpl
+    def pytest_terminal_summary(self, terminalreporter: pytest.TerminalReporter) -> None:
+        """In a fast-tier run, name the tests too slow for it."""
+        if not self._long_fast_calls:
+            return
+        terminalreporter.write_sep(
+            "-", f"fast-tier tests whose call took {FAST_TIER_CALL_SECONDS:.0f} s or more"
+        )
+        for seconds, nodeid in sorted(self._long_fast_calls, reverse=True):
+            terminalreporter.write_line(f"{seconds:5.1f} s {nodeid}")
+        terminalreporter.write_line(
+            "make test-fast is meant to stay under 5 minutes: mark these @pytest.mark.slow "
+            "(make test still runs them) or make them faster."
+        )
 
     @pytest.hookimpl
     def pytest_unconfigure(self) -> None:

@@ -71,6 +71,7 @@ def suite_data() -> dict[str, object]:
     return data
 
 
+@pytest.mark.slow
 def test_a_shrunken_table_is_an_anomaly_for_the_change_and_normal_strategies(
     spark: SparkSession, history: dict[str, object]
 ) -> None:
@@ -105,6 +106,7 @@ def test_a_shrunken_table_is_an_anomaly_for_the_change_and_normal_strategies(
     assert report["history"][0]["value"] == 10.0 and report["bounds"]["lower"] == pytest.approx(9.6)
 
 
+@pytest.mark.slow
 def test_a_usual_table_passes_and_python_bounds_agree_with_deequs_verdicts(
     spark: SparkSession, history: dict[str, object]
 ) -> None:
@@ -206,6 +208,7 @@ def _validate(spark: SparkSession, root: Path, suite: Path, rows: int, run: int)
                  "--quiet", "--no-html-report"])  # fmt: skip
 
 
+@pytest.mark.slow
 def test_validate_fails_a_run_whose_metric_is_an_anomaly_and_lists_it(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 
@@ -77,6 +78,7 @@ def test_truncated_parquet_is_a_clear_error(spark: SparkSession, tmp_path: Path,
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_empty_table_reports_zero_rows(spark: SparkSession, tmp_path: Path) -> None:
     source = write(spark, tmp_path / "empty.parquet", [], SCHEMA)
     code, output = run_validate(tmp_path, source, ROWS_SUITE + "      - hasSize: {min: 1}\n")
@@ -85,6 +87,7 @@ def test_empty_table_reports_zero_rows(spark: SparkSession, tmp_path: Path) -> N
     assert [c["status"] for c in report["constraints"]][-1] == "failure"
 
 
+@pytest.mark.slow
 def test_all_null_column_quarantines_every_row_with_a_reason(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -101,6 +104,7 @@ def test_all_null_column_quarantines_every_row_with_a_reason(
     assert mean["status"] == "failure" and mean["metric"] is None and mean["message"]
 
 
+@pytest.mark.slow
 def test_nan_infinities_and_extremes_are_judged_not_crashed_on(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -120,6 +124,7 @@ def test_nan_infinities_and_extremes_are_judged_not_crashed_on(
     assert report["quarantine_reasons"] == {"isNonNegative(amount)": 2}
 
 
+@pytest.mark.slow
 def test_long_and_non_ascii_strings_survive_the_split(spark: SparkSession, tmp_path: Path) -> None:
     rows = [(1, "n" + "é" * 100_000, 1.0), (2, "名前", 1.0), (3, "n🙂", 1.0)]
     source = write(spark, tmp_path / "strings.parquet", rows, SCHEMA)
@@ -137,6 +142,7 @@ def test_long_and_non_ascii_strings_survive_the_split(spark: SparkSession, tmp_p
     assert bad.name == "名前" and "does not contain pattern" in bad.m
 
 
+@pytest.mark.slow
 def test_extra_column_is_kept_in_the_valid_rows(spark: SparkSession, tmp_path: Path) -> None:
     source = write(
         spark, tmp_path / "extra.parquet", [(1, "n1", 1.0, "x")], SCHEMA + ", extra string"
@@ -189,6 +195,7 @@ def test_duplicate_column_names_in_csv_are_named(
     assert not output.exists()
 
 
+@pytest.mark.slow
 def test_deequ_jar_that_cannot_be_resolved_is_an_environment_error(tmp_path: Path) -> None:
     conf = tmp_path / "conf"
     conf.mkdir()
@@ -256,6 +263,7 @@ def test_credentials_in_an_input_uri_never_reach_the_error_message(capsys) -> No
     assert "alice:***@" in err
 
 
+@pytest.mark.slow
 def test_plain_spark_submit_without_the_deequ_jar_says_how_to_add_it(tmp_path: Path) -> None:
     from spark_jobs.submit import spark_submit_path
 
@@ -293,6 +301,7 @@ def conf_with_delta_properties(tmp_path: Path, properties: str, monkeypatch) -> 
     monkeypatch.setenv("LAKEGATE_CONF_DIR", str(conf))
 
 
+@pytest.mark.slow
 def test_delta_properties_from_conf_shape_both_outputs_of_validate(
     spark: SparkSession, tmp_path: Path, monkeypatch
 ) -> None:

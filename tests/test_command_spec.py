@@ -124,6 +124,7 @@ def test_submit_of_an_unknown_job_exits_2(capsys: pytest.CaptureFixture[str]) ->
     assert "unknown job 'nosuch'" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_features_cli_writes_the_table_and_prints_its_rows_and_columns(
     spark: SparkSession, settings: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

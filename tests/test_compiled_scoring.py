@@ -351,6 +351,7 @@ def _check_case(spark, settings, train, to_score, case: Case) -> None:
 
 
 @pytest.mark.parametrize("case", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.slow
 def test_compiled_function_equals_sklearn_on_nulls_unseen_categories_and_extremes(
     spark, settings, train, to_score, case
 ):
@@ -419,6 +420,7 @@ def logit_udf(spark, settings, logit) -> ModelFunction:
     )
 
 
+@pytest.mark.slow
 def test_compiled_false_keeps_the_udf_with_the_same_predictions(spark, logit, logit_udf):
     assert logit_udf.path == "udf" and logit_udf.fallback_reason is None
     # One task: one Python worker imports MLflow and loads the model (later udf queries of
@@ -432,6 +434,7 @@ def test_compiled_false_keeps_the_udf_with_the_same_predictions(spark, logit, lo
     assertDataFrameEqual(udf, compiled)
 
 
+@pytest.mark.slow
 def test_unsupported_model_falls_back_to_the_udf_with_the_reason(spark, settings, train, caplog):
     case: Case = ("knn", lambda: KNeighborsClassifier(3), "label", "predict", NUMERIC)
     with caplog.at_level("WARNING", logger="udfs.compiled"):

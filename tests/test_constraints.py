@@ -215,6 +215,7 @@ def dirty(spark: SparkSession) -> DataFrame:
     return spark.createDataFrame(DIRTY, SCHEMA).repartition(3)
 
 
+@pytest.mark.slow
 def test_every_constraint_passes_on_clean_data(
     spark: SparkSession, clean: DataFrame, tmp_path: Path
 ) -> None:
@@ -227,6 +228,7 @@ def test_every_constraint_passes_on_clean_data(
     assert outcome.status == "success"
 
 
+@pytest.mark.slow
 def test_every_aggregate_constraint_fails_on_dirty_data(
     spark: SparkSession, dirty: DataFrame, tmp_path: Path
 ) -> None:
@@ -240,6 +242,7 @@ def test_every_aggregate_constraint_fails_on_dirty_data(
     ]
 
 
+@pytest.mark.slow
 def test_row_level_constraints_blame_exactly_the_breaking_rows(
     spark: SparkSession, dirty: DataFrame, tmp_path: Path
 ) -> None:

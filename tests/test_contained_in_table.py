@@ -68,6 +68,7 @@ def orders(spark: SparkSession, tables: dict[str, Path]) -> DataFrame:
     return spark.read.parquet(str(tables["orders"]))
 
 
+@pytest.mark.slow
 def test_a_key_the_reference_lacks_is_quarantined_naming_the_table_and_null_keys_pass(
     spark: SparkSession, tables: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -163,6 +164,7 @@ def test_a_threshold_judges_the_share_found_and_quarantines_nothing(
     assert (filtered.status, filtered.metric) == ("success", 1.0)
 
 
+@pytest.mark.slow
 def test_validate_reports_the_share_found_and_saves_it_in_the_history(
     spark: SparkSession, settings: Settings, tables: dict[str, Path], tmp_path: Path
 ) -> None:
@@ -284,6 +286,7 @@ def test_a_contract_export_keeps_the_constraint_as_a_lakegate_rule_that_reads_ba
     assert (back.kind, back.args) == ("isContainedInTable", suite.constraints[0].args)
 
 
+@pytest.mark.slow
 def test_a_stream_quarantines_a_row_whose_key_the_reference_lacks(
     spark: SparkSession, tables: dict[str, Path], tmp_path: Path
 ) -> None:

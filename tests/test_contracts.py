@@ -433,6 +433,7 @@ def validate(contract: Path, table: Path, out: Path, *extra: str) -> tuple[int, 
     return code, json.loads((out / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_the_corpus_gives_the_oracles_status_for_every_rule(
     spark: SparkSession, orders: tuple[DataFrame, Path], tmp_path: Path
 ) -> None:
@@ -520,6 +521,7 @@ checks:
 """
 
 
+@pytest.mark.slow
 def test_export_then_validate_gives_the_suites_statuses_and_split(
     spark: SparkSession, orders: tuple[DataFrame, Path], tmp_path: Path
 ) -> None:

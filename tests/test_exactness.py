@@ -156,6 +156,7 @@ def test_contained_in_compares_values_typed_by_the_column(
     ]
 
 
+@pytest.mark.slow
 def test_a_back_quoted_name_works_in_key_and_metric_constraints(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -272,6 +273,7 @@ def _suite_entries(names: list[str], data: st.DataObject) -> list[str]:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(table=awkward_tables(), data=st.data())
+@pytest.mark.slow
 def test_the_gate_judges_awkward_tables_as_a_plain_verification_suite(
     spark: SparkSession,
     tmp_path_factory: pytest.TempPathFactory,
@@ -336,6 +338,7 @@ def _corpus_table(spark: SparkSession, empty: bool, extra: str | None) -> DataFr
         ("a reserved name in capitals", False, "_LAKEGATE_ERRORS", 2),
     ],
 )
+@pytest.mark.slow
 def test_validate_never_ends_in_an_internal_error_on_the_awkward_corpus(
     spark: SparkSession,
     tmp_path: Path,

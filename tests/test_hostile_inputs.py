@@ -20,6 +20,9 @@ from checks.gate import ERRORS_COLUMN
 from spark_jobs.cli import main
 from spark_jobs.services.table_io import MALFORMED_COLUMN, read_table
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 LONG = "x" * 3_000_000  # one field of three million characters on one line
 
 SUITE = (

@@ -68,6 +68,7 @@ def validated(
     return {"root": root, "report": report, "history": history}
 
 
+@pytest.mark.slow
 def test_history_records_are_the_suites_runs_oldest_first(validated: dict[str, Any]) -> None:
     history = validated["history"]
     assert {row["suite"] for row in history} == {SUITE_NAME}
@@ -77,6 +78,7 @@ def test_history_records_are_the_suites_runs_oldest_first(validated: dict[str, A
     assert [r["dataset_date"] for r in history] == sorted(r["dataset_date"] for r in history)
 
 
+@pytest.mark.slow
 def test_validate_writes_report_html_beside_report_json_with_the_anomaly_judged(
     validated: dict[str, Any],
 ) -> None:
@@ -90,6 +92,7 @@ def test_validate_writes_report_html_beside_report_json_with_the_anomaly_judged(
     assert [p["value"] for p in anomaly["history"]] == [5.0, 4.0]
 
 
+@pytest.mark.slow
 def test_report_renders_in_chromium_with_status_constraints_quarantine_and_charts(
     validated: dict[str, Any], chromium: Path
 ) -> None:
@@ -122,6 +125,7 @@ def test_report_renders_in_chromium_with_status_constraints_quarantine_and_chart
     shutil.copy(screenshot, Path("/tmp/lakegate_report.png"))  # for a person to look at
 
 
+@pytest.mark.slow
 def test_report_without_history_or_quarantine_says_so(validated: dict[str, Any]) -> None:
     report = dict(validated["report"], quarantine_reasons={}, anomalies=[])
     html = render_report_html(report, [], {})

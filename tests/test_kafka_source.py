@@ -56,6 +56,7 @@ def test_parse_values_keeps_every_record_and_the_raw_text_of_those_not_of_the_sc
 
 
 @pytest.mark.kafka  # no broker, but a JVM in a subprocess: not for the unit tier
+@pytest.mark.slow
 def test_without_the_connector_a_kafka_source_is_an_environment_problem_naming_the_setting(
     tmp_path: Path,
 ) -> None:

@@ -9,6 +9,9 @@ from kafka_broker import kafka_broker, produce
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 __all__ = ["kafka_broker"]  # the module-scoped fixture, imported for this module's tests
 
 

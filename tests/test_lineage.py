@@ -76,6 +76,7 @@ def items_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_validate_with_failing_checks_emits_start_and_fail_with_quality_facets(
     spark: SparkSession, items_csv: Path, tmp_path: Path, events_file: Path
 ) -> None:
@@ -122,6 +123,7 @@ def test_validate_with_failing_checks_emits_start_and_fail_with_quality_facets(
         assert schema_problems(event) == []
 
 
+@pytest.mark.slow
 def test_passing_validate_completes_with_column_statistics(
     spark: SparkSession, items_csv: Path, tmp_path: Path, events_file: Path
 ) -> None:

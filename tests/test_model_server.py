@@ -140,6 +140,7 @@ def _sample(samples: dict, name: str, **labels: str) -> float:
 @pytest.mark.parametrize(
     "payload_format", ["dataframe_split", "dataframe_records", "inputs_records", "inputs_columns"]
 )
+@pytest.mark.slow
 def test_predictions_equal_the_models_own_in_every_mlflow_payload_format(
     server, users, versions, own_model, payload_format
 ):
@@ -490,6 +491,7 @@ def token_server(settings, versions, tmp_path_factory) -> Iterator[Server]:
     _stop(started)
 
 
+@pytest.mark.slow
 def test_a_configured_token_is_required_as_a_bearer_header(token_server, users, versions):
     path = f"/{MODEL}/{versions['classifier']}/predict"
     body = {"inputs": users.iloc[0][FEATURES].to_dict()}

@@ -7,6 +7,9 @@ from pathlib import Path
 
 import pytest
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 NOTEBOOKS = sorted(Path("notebooks").glob("*.py"))
 
 

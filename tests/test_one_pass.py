@@ -64,6 +64,7 @@ def test_every_constraint_type_is_in_the_equivalence_suite(suite: Suite) -> None
 
 
 @pytest.mark.parametrize("data", ["clean", "dirty", "empty"])
+@pytest.mark.slow
 def test_one_pass_verdicts_equal_a_plain_verification_suite(
     spark: SparkSession, suite: Suite, data: str
 ) -> None:
@@ -78,6 +79,7 @@ def test_one_pass_verdicts_equal_a_plain_verification_suite(
         df.unpersist()
 
 
+@pytest.mark.slow
 def test_one_pass_quarantines_the_rows_row_rules_blame(spark: SparkSession, tmp_path: Path) -> None:
     suite = suite_of(tmp_path, "rows", list(ROW_LEVEL))
     dirty = spark.createDataFrame(DIRTY, SCHEMA).repartition(3)
@@ -176,6 +178,7 @@ COUNTS_ONLY_KEYS = [
     ],
     ids=["counts-only", "counts-only-no-duplicates", "with-entropy"],
 )
+@pytest.mark.slow
 def test_a_unique_key_grouping_caches_only_its_duplicated_keys_unless_entropy_needs_all(
     spark: SparkSession,
     tmp_path: Path,

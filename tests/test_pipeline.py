@@ -19,6 +19,9 @@ from spark_jobs.pipeline import StepFailed, load_pipeline, run_pipeline
 from spark_jobs.sample_data import synthetic_users, write_sample
 from spark_jobs.services.training import mlflow_stores
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 
 def pipeline_file(tmp_path: Path, model: str = "pipeline_users", **changes: object) -> Path:
     """The demo pipeline with its paths under `tmp_path` and its own model name."""

@@ -55,6 +55,7 @@ def _predict(input_path: Path, output: Path, *extra: str, model: str = MODEL) ->
     )
 
 
+@pytest.mark.slow
 def test_predict_writes_keys_predictions_model_version_and_one_scoring_time(
     spark, settings, model, users, input_path, tmp_path
 ):
@@ -81,6 +82,7 @@ def test_predict_writes_keys_predictions_model_version_and_one_scoring_time(
     )
 
 
+@pytest.mark.slow
 def test_predict_rerun_replaces_the_output_with_an_identical_one(
     spark, model, input_path, tmp_path
 ):

@@ -20,6 +20,7 @@ def test_no_preload_without_models_or_with_compiled_scoring_off(settings: Settin
     assert preload_for(udf_only, {"users": "models:/users@champion"}) is None
 
 
+@pytest.mark.slow
 def test_preload_imports_pyfunc_sklearn_and_skops_in_a_background_thread(tmp_path: Path) -> None:
     probe = (
         "import sys, threading\n"

@@ -155,6 +155,7 @@ def test_readme_suite_is_the_bundled_items_suite() -> None:
     assert yaml.safe_load(documented) == bundled
 
 
+@pytest.mark.slow
 def test_readme_validate_example_prints_the_documented_summary(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -206,6 +207,7 @@ def test_readme_train_sql_and_predict_examples_run_in_order(
     assert_lines_match(shown.splitlines(), summary.splitlines())
 
 
+@pytest.mark.slow
 def test_readme_contract_examples_run_as_written(
     spark: SparkSession, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -227,6 +229,7 @@ def test_readme_contract_examples_run_as_written(
     assert exported["kind"] == "DataContract" and exported["name"] == "items"
 
 
+@pytest.mark.slow
 def test_readme_stream_example_gates_the_landed_file_like_batch_mode(
     spark: SparkSession, tmp_path: Path
 ) -> None:

@@ -146,6 +146,7 @@ def _pyhive(server: Server, query: str) -> list[tuple]:
         connection.close()
 
 
+@pytest.mark.slow
 def test_beeline_predictions_equal_the_models_own(server, settings, users, versions):
     result = _beeline(server, PREDICT)
     assert result.returncode == 0, result.stderr[-2000:]
@@ -156,6 +157,7 @@ def test_beeline_predictions_equal_the_models_own(server, settings, users, versi
     assert [int(row["p"]) for row in rows] == _expected(settings, users, versions[0])
 
 
+@pytest.mark.slow
 def test_pyhive_positional_call_equals_the_models_own(server, settings, users, versions):
     query = (
         f"SELECT predict_{MODEL}(feature_1, feature_2, feature_3) FROM features ORDER BY user_id"
@@ -163,6 +165,7 @@ def test_pyhive_positional_call_equals_the_models_own(server, settings, users, v
     assert [row[0] for row in _pyhive(server, query)] == _expected(settings, users, versions[0])
 
 
+@pytest.mark.slow
 def test_four_clients_at_once_get_the_same_right_answers(server, settings, users, versions):
     expected = _expected(settings, users, versions[0])
     with ThreadPoolExecutor(max_workers=4) as pool:
@@ -171,12 +174,14 @@ def test_four_clients_at_once_get_the_same_right_answers(server, settings, users
         assert [row[1] for row in answer] == expected
 
 
+@pytest.mark.slow
 def test_views_and_functions_are_listed_to_clients(server):
     assert ("features",) in [(row[1],) for row in _pyhive(server, "SHOW TABLES")]
     functions = [row[0] for row in _pyhive(server, f"SHOW USER FUNCTIONS LIKE 'predict_{MODEL}'")]
     assert functions == [f"predict_{MODEL}"]
 
 
+@pytest.mark.slow
 def test_swapped_columns_fail_the_statement_with_a_clear_message(server):
     query = f"SELECT predict_{MODEL}(feature_2, feature_1, feature_3) FROM features"
     result = _beeline(server, query)
@@ -186,6 +191,7 @@ def test_swapped_columns_fail_the_statement_with_a_clear_message(server):
         _pyhive(server, f"SELECT predict_{MODEL}(struct(feature_1, feature_2)) FROM features")
 
 
+@pytest.mark.slow
 def test_a_string_argument_fails_the_statement_with_a_cast_hint(server):
     query = f"SELECT predict_{MODEL}(CAST(feature_1 AS STRING), feature_2, feature_3) FROM features"
     with pytest.raises(
@@ -194,6 +200,7 @@ def test_a_string_argument_fails_the_statement_with_a_cast_hint(server):
         _pyhive(server, query)
 
 
+@pytest.mark.slow
 def test_refresh_models_picks_up_a_moved_alias_while_the_server_runs(
     server, settings, users, versions
 ):
@@ -208,6 +215,7 @@ def test_refresh_models_picks_up_a_moved_alias_while_the_server_runs(
         _point_champion(settings, versions[0])
 
 
+@pytest.mark.slow
 def test_the_refresh_interval_moves_back_without_any_statement(server, settings, users, versions):
     expected = _expected(settings, users, versions[0])
     deadline = time.monotonic() + REFRESH_INTERVAL * 10 + 30
@@ -259,11 +267,13 @@ def test_a_bind_beyond_loopback_without_authentication_is_refused(capsys):
     assert "LDAP, KERBEROS or CUSTOM" in err
 
 
+@pytest.mark.slow
 def test_a_taken_port_is_refused_before_spark_starts(server, capsys):
     assert main(["serve-sql", "--port", str(server.port)]) == 3
     assert f"cannot listen on 127.0.0.1:{server.port}" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 def test_without_authentication_configured_any_user_and_password_get_in(server):
     """The control for the LDAP test below: the same client is let in when no mode is set."""
     connection = hive.connect(
@@ -277,6 +287,7 @@ def test_without_authentication_configured_any_user_and_password_get_in(server):
         connection.close()
 
 
+@pytest.mark.slow
 def test_sigterm_stops_the_server_its_jvm_and_closes_the_port(server):
     process = psutil.Process(server.process.pid)
     jvms = [child for child in process.children(recursive=True) if "java" in child.name()]

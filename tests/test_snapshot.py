@@ -7,12 +7,16 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 from pyspark.sql import DataFrame, SparkSession
 from pyspark.testing import assertDataFrameEqual
 
 from lakegate_config.settings import Settings
 from spark_jobs.services.table_io import delta_version, read_pinned
 from spark_jobs.validate import ValidateSpec, run
+
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
 
 ITEMS = "checks/examples/items.yaml"
 

@@ -29,6 +29,9 @@ from checks.suite_formats import load_suite
 from lakegate_config.settings import Settings
 from spark_jobs.cli import main
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 SUITE = (
     ORDERS_SUITE
     + """\

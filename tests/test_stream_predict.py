@@ -38,6 +38,9 @@ from spark_jobs.cli import main
 from spark_jobs.services.training import train_model
 from spark_jobs.stream_predict import StreamPredictSpec, run
 
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
+
 NAME = "stream_users"
 MODEL = f"models:/{NAME}@champion"
 QUERY = f"lakegate_predict_{NAME}"

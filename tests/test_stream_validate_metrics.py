@@ -99,6 +99,7 @@ def runs(spark: SparkSession, tmp_path_factory: pytest.TempPathFactory) -> Itera
     yield Runs(output, (first, second), first_report, scraped[0] if scraped else "", port)
 
 
+@pytest.mark.slow
 def test_metrics_endpoint_serves_each_batchs_counts_and_stops_with_the_query(runs: Runs) -> None:
     text = runs.scraped
     assert sample(text, "lakegate_stream_batches_total", QUERY) == 3.0
@@ -113,6 +114,7 @@ def test_metrics_endpoint_serves_each_batchs_counts_and_stops_with_the_query(run
         scrape(runs.port)
 
 
+@pytest.mark.slow
 def test_report_keeps_one_history_entry_per_batch(runs: Runs) -> None:
     history = runs.first_report["batch_history"]
     assert [
@@ -124,6 +126,7 @@ def test_report_keeps_one_history_entry_per_batch(runs: Runs) -> None:
     assert sum(runs.first_report["key_state"].values()) == 7
 
 
+@pytest.mark.slow
 def test_a_replayed_batch_replaces_its_history_entry(runs: Runs) -> None:
     assert runs.codes == (1, 1)  # error-level rules quarantined rows
     final = report(runs.output)
@@ -134,6 +137,7 @@ def test_a_replayed_batch_replaces_its_history_entry(runs: Runs) -> None:
     assert replayed["finished_at"] > first["finished_at"]  # the replay's entry, not the first's
 
 
+@pytest.mark.slow
 def test_report_html_lists_every_batch(runs: Runs) -> None:
     html = (runs.output / "report.html").read_text()
     table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]

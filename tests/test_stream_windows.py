@@ -143,6 +143,7 @@ def metrics(history: DataFrame) -> DataFrame:
     return history.select("entity", "instance", "name", "value")
 
 
+@pytest.mark.slow
 def test_a_window_is_judged_once_when_the_watermark_passes_its_end_on_all_its_rows(
     spark: SparkSession, suite_file: Path, tmp_path: Path
 ) -> None:

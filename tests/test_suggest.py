@@ -45,6 +45,7 @@ def test_suggestions_say_what_in_the_data_suggested_them(spark: SparkSession, or
     assert 0 < completeness.constraint["hasCompleteness"]["min"] < 0.75
 
 
+@pytest.mark.slow
 def test_suggestions_from_part_of_a_table_are_relaxed_until_the_table_passes(
     spark: SparkSession, orders: Path
 ) -> None:

@@ -35,6 +35,7 @@ def committed(spark: SparkSession, root: Path, run_id: str, start: int) -> None:
     outputs.commit()
 
 
+@pytest.mark.slow
 def test_a_rerun_overwrites_in_one_new_version_and_never_adds_a_second_copy(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -46,6 +47,7 @@ def test_a_rerun_overwrites_in_one_new_version_and_never_adds_a_second_copy(
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_failed_job_puts_every_delta_output_back_to_its_earlier_version(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -61,6 +63,7 @@ def test_a_failed_job_puts_every_delta_output_back_to_its_earlier_version(
     assert leftovers(tmp_path) == []
 
 
+@pytest.mark.slow
 def test_a_job_killed_between_its_tables_is_undone_by_the_next_job_writing_there(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -113,6 +116,7 @@ def test_a_job_writing_other_tables_in_the_same_folder_is_left_alone(
 
 
 @pytest.mark.parametrize("fmt", ["delta", "parquet"])
+@pytest.mark.slow
 def test_tables_of_one_job_written_from_two_threads_commit_and_abort_together(
     spark: SparkSession, tmp_path: Path, fmt: str
 ) -> None:
@@ -155,6 +159,7 @@ def test_a_parquet_output_replaced_by_delta_comes_back_if_the_job_fails(
     assertDataFrameEqual(spark.read.parquet(str(output)), frame(spark, 0))
 
 
+@pytest.mark.slow
 def test_a_changed_schema_replaces_the_delta_table_schema(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -203,6 +208,7 @@ def test_configured_delta_properties_reach_a_new_table_and_bound_its_statistics(
     assertDataFrameEqual(delta(spark, output), frame(spark, 0))
 
 
+@pytest.mark.slow
 def test_an_overwrite_sets_changed_delta_properties_and_a_failed_job_restores_the_old_ones(
     spark: SparkSession, tmp_path: Path
 ) -> None:
@@ -228,6 +234,7 @@ def test_an_overwrite_sets_changed_delta_properties_and_a_failed_job_restores_th
     assert delta_version(spark, str(output)) == (version or 0) + 3  # one property commit only
 
 
+@pytest.mark.slow
 def test_an_overwrite_that_needs_column_mapping_sets_it_and_the_properties_in_one_commit(
     spark: SparkSession, tmp_path: Path
 ) -> None:

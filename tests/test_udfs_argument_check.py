@@ -73,6 +73,7 @@ def test_a_refused_call_is_still_refused_before_any_task_by_the_driver_check(
         run_checked_sql(spark, query)
 
 
+@pytest.mark.slow
 def test_plain_spark_sql_with_a_right_call_equals_the_model(
     spark, settings, users, view, udf_function
 ):
@@ -94,6 +95,7 @@ def test_the_worker_refuses_string_arguments_before_scoring(spark, view, udf_fun
         df.select(call).collect()
 
 
+@pytest.mark.slow
 def test_the_worker_refuses_a_struct_field_of_the_wrong_type(spark, view, udf_function):
     df = spark.table(view)
     fields = F.struct(

@@ -73,6 +73,7 @@ def _expected(spark: SparkSession, frame: pd.DataFrame, ddl: str) -> DataFrame:
     return spark.createDataFrame(frame, ddl)
 
 
+@pytest.mark.slow
 def test_sql_classifier_predictions_equal_sklearn_predict_on_four_partitions(
     spark, settings, users, features_view, classifier
 ):
@@ -250,6 +251,7 @@ def test_all_null_batch_gives_null_predictions_for_a_classifier(spark, classifie
     assert [row["p"] for row in df.collect()] == [None, None, None]
 
 
+@pytest.mark.slow
 def test_onnx_model_is_served_as_pyfunc_with_the_same_predictions(
     spark, settings, users, features_view, state_dir
 ):

@@ -33,6 +33,7 @@ def read_report(output: Path) -> dict:
     return json.loads((output / "report.json").read_text())
 
 
+@pytest.mark.slow
 def test_items_example_quarantines_item_3_and_exits_1(
     spark: SparkSession, items_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -190,6 +191,7 @@ def _messy_table(spark: SparkSession, path: Path) -> DataFrame:
     return spark.read.parquet(str(path))
 
 
+@pytest.mark.slow
 def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
     spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
@@ -225,6 +227,7 @@ def test_no_row_is_lost_on_a_multi_partition_table_with_duplicates_and_nulls(
     assert result.quarantine_reasons["isUnique(id)"] == int(duplicated.sum())
 
 
+@pytest.mark.slow
 def test_rerun_replaces_the_outputs_instead_of_adding_rows(
     spark: SparkSession, items_csv: Path, tmp_path: Path
 ) -> None:
@@ -242,6 +245,7 @@ def test_rerun_replaces_the_outputs_instead_of_adding_rows(
     ]
 
 
+@pytest.mark.slow
 def test_job_script_runs_as_a_program_with_the_same_arguments(
     state_dir: Path, items_csv: Path, tmp_path: Path
 ) -> None:
@@ -321,6 +325,7 @@ def test_malformed_csv_lines_are_quarantined_with_the_raw_line(
     assertDataFrameEqual(valid.select("id"), spark.createDataFrame([(1,), (4,)], "id int"))
 
 
+@pytest.mark.slow
 def test_a_job_killed_while_writing_leaves_the_previous_output_and_a_rerun_completes(
     spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
@@ -438,6 +443,7 @@ def test_validating_a_quarantine_table_again_is_refused_with_the_fix(
     assert not (tmp_path / "twice").exists()
 
 
+@pytest.mark.slow
 def test_two_constraints_alike_in_two_checks_keep_their_own_reasons_and_results(
     spark: SparkSession, items_csv: Path, tmp_path: Path
 ) -> None:
@@ -534,6 +540,7 @@ def test_read_back_samples_come_from_the_first_rows_and_a_rare_reason_is_searche
     assert read_back_samples(quarantine, {}, rows=2) == {}
 
 
+@pytest.mark.slow
 def test_a_table_too_large_to_sample_in_the_quarantine_write_is_read_back_to_the_same_report(
     spark: SparkSession, items_csv: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -552,6 +559,7 @@ def test_a_table_too_large_to_sample_in_the_quarantine_write_is_read_back_to_the
     assert "<td>3</td><td>null</td><td>null</td><td>low</td>" in samples_table(read_back)
 
 
+@pytest.mark.slow
 def test_a_run_whose_quarantine_write_fails_restores_valid_and_saves_no_metrics(
     spark: SparkSession,
     settings: Settings,

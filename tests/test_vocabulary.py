@@ -87,6 +87,7 @@ def test_eq_is_exact_unless_the_suite_gives_a_tolerance(
     assert_same_verdicts(one_pass(spark, df, suite), plain)
 
 
+@pytest.mark.slow
 def test_validate_job_quarantines_duplicated_keys_that_hold_a_null(
     spark: SparkSession, settings: Settings, tmp_path: Path
 ) -> None:
@@ -158,6 +159,7 @@ ODD_ENTRIES = [
 ]
 
 
+@pytest.mark.slow
 def test_dotted_and_spaced_column_names_work_unquoted_in_every_constraint(
     spark: SparkSession, odd: DataFrame, tmp_path: Path
 ) -> None:
@@ -203,6 +205,7 @@ def test_dotted_and_spaced_column_names_work_unquoted_in_every_constraint(
     }
 
 
+@pytest.mark.slow
 def test_a_delta_output_keeps_column_names_with_spaces(
     spark: SparkSession, settings: Settings, odd: DataFrame, tmp_path: Path
 ) -> None:
