@@ -196,26 +196,24 @@ def _pipeline(folder: Path, users: Path, features: Path) -> Path:
     return folder / "pipeline.yaml"
 
 
-def _cluster_conf(folder: Path, events: Path) -> Path:
-    """conf/ with local.yaml scoring on the pandas UDF and keeping Spark's event log.
+def _cluster_conf(folder: Path, events: Path | None = None) -> Path:
+    """conf/ (in `folder`) with local.yaml giving the executors the suite's C1-only JIT flag.
 
-    The pandas UDF's Python workers die with their executor (a compiled model runs in the JVM
+    With `events`, scoring goes through the pandas UDF and Spark's event log is kept there:
+    the pandas UDF's Python workers die with their executor (a compiled model runs in the JVM
     only, and would leave no Python worker to find); the event log shows which tasks were lost
     and where they ran again.
     """
     conf = folder / "conf"
     shutil.copytree("conf", conf)
     local = yaml.safe_load((conf / "local.yaml").read_text())
-    local["scoring"] = {"compiled": False}
-    events.mkdir()
-    local["spark"]["conf"].update(
-        {
-            "spark.eventLog.enabled": True,
-            "spark.eventLog.dir": events.as_uri(),
-            # The executors compile with C1 only, as the suite's other JVMs (tests/jvm_flags.py).
-            "spark.executor.extraJavaOptions": JVM_SPEED_FLAGS,
-        }
-    )
+    # The executors compile with C1 only, as the suite's other JVMs (tests/jvm_flags.py).
+    spark_conf: dict[str, object] = {"spark.executor.extraJavaOptions": JVM_SPEED_FLAGS}
+    if events is not None:
+        local["scoring"] = {"compiled": False}
+        events.mkdir()
+        spark_conf |= {"spark.eventLog.enabled": True, "spark.eventLog.dir": events.as_uri()}
+    local["spark"]["conf"].update(spark_conf)
     (conf / "local.yaml").write_text(yaml.safe_dump(local))
     return conf
 
@@ -364,12 +362,13 @@ def test_sql_on_the_cluster_scores_like_the_local_pipeline(
 ) -> None:
     """`lakegate sql` with the cluster-trained model (compiled scoring, in the executors' JVM)."""
     output = runs.state.parent / "sql"
+    conf = _cluster_conf(runs.state.parent / "sql-conf")
     job = submit(
         cluster.url, "sql", "--model", f"users={MODEL}",
         "--table", f"features={runs.features}",
         "-e", "SELECT user_id, predict_users(struct(*)) AS prediction FROM features",
         "--output", str(output),
-        state=runs.state,
+        state=runs.state, conf_dir=conf,
     )  # fmt: skip
     stdout, stderr = job.communicate(timeout=600)
     assert job.returncode == 0, (stdout + stderr)[-4000:]
