@@ -15,6 +15,16 @@ seen once) move by what the batch adds. Deequ's Uniqueness, Distinctness, Unique
 CountDistinct read nothing else, so their running states are rebuilt from those three numbers
 instead of a merged frequency table. Other grouping analyzers (Entropy, histograms, ...) keep
 the merged frequency table in the Deequ states.
+
+An approx quantile's running state is Spark's `QuantileSummaries` (Greenwald-Khanna). Merged as
+Deequ merges it, each entry's rank uncertainty grows by the other side's whole error (2 x error
+x rows), so after a few batches no entry can be compressed any more and the state grows with
+every batch (159 entries, 3.8 KB, per 300-row batch, without end). The totals therefore take
+the batch's digest at a finer error (`QUANTILE_ERROR_SHARE` of the analyzer's) and read the
+saved total as a digest of the analyzer's own error: a merge adds little uncertainty to the
+total's entries, the merged digest is still within the analyzer's error by Spark's own merge
+bound (total + batch uncertainty <= 2 x error x all rows), and Spark's compression (at that
+error) has room to fold entries again: about 100 entries, flat (docs/streaming.md).
 """
 
 from __future__ import annotations
@@ -70,6 +80,10 @@ _DURATION = re.compile(
     r"(\d+(?:\.\d+)?)\s*(s|sec|secs|seconds?|m|min|mins|minutes?|h|hours?|d|days?)", re.IGNORECASE
 )
 _SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+# The running totals take a batch's approx-quantile digest at this share of the analyzer's
+# relative error (module docstring).
+QUANTILE_ERROR_SHARE = 0.25
+_QUANTILE = "ApproxQuantile"
 
 
 def parse_duration(text: str) -> timedelta:
@@ -422,7 +436,7 @@ class RunningTotals:
                     raise
                 continue
             if state.isDefined():
-                provider.persist(analyzer, state.get())
+                provider.persist(analyzer, _as_total(self.spark, analyzer, state.get()))
         return provider
 
     def _provider(self, folder: str) -> Any:
@@ -446,12 +460,58 @@ def _batch_provider(spark: SparkSession, analyzers: list[Any], gate: Gate, batch
         try:
             analyzer.groupingColumns()
         except Py4JError:  # not a grouping analyzer: it has no such method
-            state = gate.batch_state(analyzer)
+            state = (
+                _finer_quantile(spark, analyzer, batch)
+                if _is_quantile(analyzer)
+                else gate.batch_state(analyzer)
+            )
             if state.isDefined():
                 provider.persist(analyzer, state.get())
             continue
         persist_frequencies(analyzer, batch, provider, frequencies)
     return provider
+
+
+def _is_quantile(analyzer: Any) -> bool:
+    return bool(analyzer.getClass().getSimpleName() == _QUANTILE)
+
+
+def _finer_quantile(spark: SparkSession, analyzer: Any, batch: DataFrame) -> Any:
+    """The batch's digest of an approx quantile at `QUANTILE_ERROR_SHARE` of its error.
+
+    A scala Option of Deequ's `ApproxQuantileState` (empty: the batch had no value).
+    """
+    jvm = jvm_of(spark)
+    finer = jvm.com.amazon.deequ.analyzers.ApproxQuantile(
+        analyzer.column(),
+        analyzer.quantile(),
+        analyzer.relativeError() * QUANTILE_ERROR_SHARE,
+        analyzer.where(),
+    )
+    return finer.computeStateFrom(batch._jdf, jvm.scala.Option.empty())
+
+
+def _as_total(spark: SparkSession, analyzer: Any, state: Any) -> Any:
+    """A saved running state as the next merge takes it.
+
+    An approx quantile's digest is read as one of the analyzer's own relative error (the first
+    batch's was computed finer): the merge then compresses at that error, and adds to the
+    batch's entries the uncertainty the total really has. Any other state is returned as is.
+    """
+    if not _is_quantile(analyzer):
+        return state
+    jvm = jvm_of(spark)
+    summaries = state.percentileDigest().quantileSummaries()
+    relabelled = jvm.org.apache.spark.sql.catalyst.util.QuantileSummaries(
+        summaries.compressThreshold(),
+        analyzer.relativeError(),
+        summaries.sampled(),
+        summaries.count(),
+        True,
+    )
+    aggregate = jvm.org.apache.spark.sql.catalyst.expressions.aggregate
+    digest = getattr(aggregate, "ApproximatePercentile$PercentileDigest")(relabelled)
+    return jvm.com.amazon.deequ.analyzers.ApproxQuantileState(digest)
 
 
 def persist_frequencies(
