@@ -218,6 +218,7 @@ def land_events(folder: Path, index: int, rows: list[tuple[int, int, str]]) -> N
     land_frame(folder, index, frame)
 
 
+@pytest.mark.slow
 def test_a_window_failing_an_error_check_fails_the_stream_and_a_late_row_is_split_not_counted(
     spark: SparkSession, tmp_path: Path, settings: Settings
 ) -> None:
