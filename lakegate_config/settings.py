@@ -194,6 +194,32 @@ class ServingSettings(_Strict):
     feature_view: str = "features"
 
 
+# Spark's status store keeps this many SQL executions, jobs and stages for a stream's session
+# (Spark's default: 1,000 each, kept even with the UI off; a stream batch runs some 20 of each).
+STREAM_RETAINED = 100
+
+
+class StreamSettings(_Strict):
+    """`lakegate stream validate` and `stream predict`: their long-running session.
+
+    Attributes:
+        spark_conf: Spark settings a stream's session adds to `spark.conf` (static ones: set
+            before the session starts). By default Spark keeps the last 100 SQL executions,
+            jobs and stages, not 1,000: over a long stream their plans and task metrics held
+            about 40 MB of driver heap (docs/performance.md).
+    """
+
+    spark_conf: dict[str, str | int | float | bool] = Field(
+        default_factory=lambda: dict[str, str | int | float | bool](
+            {
+                "spark.sql.ui.retainedExecutions": STREAM_RETAINED,
+                "spark.ui.retainedJobs": STREAM_RETAINED,
+                "spark.ui.retainedStages": STREAM_RETAINED,
+            }
+        )
+    )
+
+
 class Settings(_Strict):
     """Everything a job needs to know about its environment."""
 
@@ -214,6 +240,7 @@ class Settings(_Strict):
     sql_server: SqlServerSettings = Field(default_factory=SqlServerSettings)
     online_store: OnlineStoreSettings = Field(default_factory=OnlineStoreSettings)
     serving: ServingSettings = Field(default_factory=ServingSettings)
+    stream: StreamSettings = Field(default_factory=StreamSettings)
 
     def resolve(self, path: Path | str) -> Path:
         """Resolve a configured path: `~` expanded, relative paths against the project root."""

@@ -52,6 +52,7 @@ from spark_jobs.services.stream_io import (
     read_stream,
     start_query,
     stream_schema,
+    stream_settings,
     with_file_names,
 )
 from spark_jobs.services.stream_metrics import BatchRecord, StreamMetrics, with_batch
@@ -652,6 +653,7 @@ def validate_command(job: JobContext, spec: StreamValidateSpec) -> StreamResult:
     suite = load_suite(spec.suite)  # a bad suite fails here, before Spark starts
     parse_source(spec.source), parse_trigger(spec.trigger)  # before Spark starts
     key_expiry(suite.path), window_config(suite.path)  # a bad `stream:` section too
+    job.settings = stream_settings(job.settings)  # the session is built from these
     return run(job.spark, job.settings, spec, suite=suite)
 
 

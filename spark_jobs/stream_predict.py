@@ -475,8 +475,9 @@ def render(result: StreamPredictResult, spec: StreamPredictSpec) -> int:
 @click.option("--quiet", is_flag=True, help="No progress lines.")
 def command(job: JobContext, spec: StreamPredictSpec) -> StreamPredictResult:
     """Score every micro-batch of a stream with a model; a moved alias scores the next batch."""
-    from spark_jobs.services.stream_io import parse_source, parse_trigger
+    from spark_jobs.services.stream_io import parse_source, parse_trigger, stream_settings
 
     parse_source(spec.source), parse_trigger(spec.trigger)  # before Spark starts
+    job.settings = stream_settings(job.settings)  # the session is built from these
     preload_for(job.settings, {"model": spec.model})
     return run(job.spark, job.settings, spec)

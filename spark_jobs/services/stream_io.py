@@ -25,6 +25,7 @@ from pyspark.sql.streaming.query import StreamingQuery
 from pyspark.sql.types import DataType, StringType, StructField, StructType
 
 from checks.suite import Suite
+from lakegate_config.settings import Settings
 from lakegate_errors import UserError
 from spark_jobs.services.session import jvm_of
 from spark_jobs.services.table_io import (
@@ -536,3 +537,15 @@ def _wait_for_commit(query: StreamingQuery, batch_id: int) -> None:
         if progress is not None and int(progress.get("batchId", -1)) >= batch_id:
             return
         time.sleep(0.1)
+
+
+def stream_settings(settings: Settings) -> Settings:
+    """`settings` with the stream's Spark settings (`stream.spark_conf`) over `spark.conf`.
+
+    Both stream commands build their session from these: a query runs for hours, and Spark's
+    status store would otherwise keep the plans and task metrics of 1,000 SQL executions, jobs
+    and stages.
+    """
+    conf = {**settings.spark.conf, **settings.stream.spark_conf}
+    spark = settings.spark.model_copy(update={"conf": conf})
+    return settings.model_copy(update={"spark": spark})
