@@ -405,10 +405,11 @@ class _BatchProcessor(GuardedBatches):
         self.last_batch_id = batch_id
         if not self.spec.quiet:
             keys = f"; {sum(key_sizes.values())} keys held" if key_sizes else ""
+            closed = "" if windowed is None else windowed.progress()
             print(
                 f"batch {batch_id}: {counts.rows_in} rows in, {counts.rows_valid} valid, "
                 f"{counts.rows_quarantined} quarantined; batch {last.status}, total "
-                f"{total.outcome.status}{keys}; {seconds:.1f}s",
+                f"{total.outcome.status}{keys}{closed}; {seconds:.1f}s",
                 file=sys.stderr,
                 flush=True,
             )

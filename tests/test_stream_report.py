@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from checks.anomalies import AnomalyResult, Bounds, HistoryPoint, worsened_status
-from checks.deequ_run import ConstraintResult
+from checks.deequ_run import ConstraintResult, VerificationOutcome
 from checks.suite import Level
 from checks.suite_formats import load_suite
 from spark_jobs.services.stream_metrics import BatchRecord
@@ -27,6 +29,7 @@ from spark_jobs.services.stream_report import (
     WindowVerdict,
     batch_records,
 )
+from spark_jobs.services.stream_windows import ClosedWindow, WindowOutcome
 
 SUITE = """\
 suite: orders
@@ -71,7 +74,9 @@ RECORDS = (
 )
 
 
-def stream_report(anomalies: tuple[AnomalyResult, ...] = ()) -> StreamReport:
+def stream_report(
+    anomalies: tuple[AnomalyResult, ...] = (), windows: dict[str, Any] | None = None
+) -> StreamReport:
     last = LastBatch(
         1,
         2.25,
@@ -95,6 +100,7 @@ def stream_report(anomalies: tuple[AnomalyResult, ...] = ()) -> StreamReport:
         key_state={"isUnique(id)": 6},
         last_batch=last,
         batch_history=RECORDS,
+        windows=windows,
     )
 
 
@@ -251,3 +257,75 @@ def test_an_earlier_reports_batch_history_is_read_back_as_records() -> None:
         BatchRecord(7, 1, 1, 0, 0.5),
     )
     assert batch_records(None) == ()
+
+
+HOUR = 3_600_000_000  # microseconds
+PASSED = dataclasses.replace(COMPLETE, status="success", metric=1.0, message=None)
+# Two windows closed (00:00 failed its error-level check, 01:00 passed), 02:00 still open.
+CLOSED = (
+    ClosedWindow(1_767_225_600_000_000, 1_767_225_600_000_000 + HOUR, 4, 2, 2,
+                 VerificationOutcome([COMPLETE])),
+    ClosedWindow(1_767_225_600_000_000 + HOUR, 1_767_225_600_000_000 + 2 * HOUR, 3, 1, 3,
+                 VerificationOutcome([PASSED])),
+)  # fmt: skip
+WINDOWS = {
+    "column": "event_time",
+    "size_seconds": 3600.0,
+    "watermark_delay_seconds": 600.0,
+    "watermark": "2026-01-01T02:00:00+00:00",
+    "latest_event": "2026-01-01T02:10:00+00:00",
+    "open": [
+        {"window_start": "2026-01-01T02:00:00+00:00", "window_end": "2026-01-01T03:00:00+00:00",
+         "rows": 5},
+    ],
+    "closed_count": 2,
+    "closed": [w.as_dict() for w in CLOSED],
+    "late_rows": 1,
+    "null_rows": 2,
+    "last_batch": {"late_rows": 0, "null_rows": 1},
+}  # fmt: skip
+
+
+def table_rows(html: str, table_id: str) -> list[list[str]]:
+    """The text of each body row's cells of the table `table_id` (tags stripped)."""
+    start = html.index(f'<table id="{table_id}">')
+    rows = html[start : html.index("</table>", start)].split("<tr>")[2:]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in row.split("</td>")[:-1]]
+            for row in rows]  # fmt: skip
+
+
+def test_report_html_shows_the_closed_windows_with_their_status_newest_first() -> None:
+    html = stream_report(windows=WINDOWS).html()
+    closed = table_rows(html, "closed-windows")
+    assert [row[:6] for row in closed] == [
+        ["2026-01-01T01:00:00+00:00", "2026-01-01T02:00:00+00:00", "SUCCESS", "3", "1", "3"],
+        ["2026-01-01T00:00:00+00:00", "2026-01-01T01:00:00+00:00", "FAILURE", "4", "2", "2"],
+    ]
+    assert closed[0][6] == "-"  # nothing failed in the 01:00 window
+    assert "isComplete(id)" in closed[1][6] and "does not meet" in closed[1][6]
+    assert table_rows(html, "open-windows") == [
+        ["2026-01-01T02:00:00+00:00", "2026-01-01T03:00:00+00:00", "5"]
+    ]
+    meta = html[html.index("<h2>Event-time windows</h2>") : html.index('<table id="closed')]
+    assert "windows of 1 h on <code>event_time</code>" in meta and "less 10 min" in meta
+    assert "2 closed in all" in meta and "1 late row(s)" in meta and "2 row(s) without" in meta
+    assert "Event-time windows" not in stream_report().html()  # a stream without windows
+
+
+def test_report_html_before_any_window_closed_says_so() -> None:
+    waiting = WINDOWS | {"closed": [], "closed_count": 0}
+    html = stream_report(windows=waiting).html()
+    assert "No window has closed yet." in html and '<table id="closed-windows">' not in html
+    assert table_rows(html, "open-windows")[0][2] == "5"
+
+
+def test_the_progress_line_names_the_windows_a_batch_closed() -> None:
+    assert WindowOutcome([], WINDOWS).progress() == ""
+    assert WindowOutcome(list(CLOSED[:1]), WINDOWS).progress() == (
+        "; window closed: 2026-01-01T00:00:00+00:00 failure"
+    )
+    many = WindowOutcome([*CLOSED, *CLOSED], WINDOWS).progress()
+    assert many == (
+        "; windows closed: 2026-01-01T00:00:00+00:00 failure, 2026-01-01T01:00:00+00:00 "
+        "success, 2026-01-01T00:00:00+00:00 failure, 1 more"
+    )

@@ -322,7 +322,8 @@ def render_stream_report_html(
     """A stream's report.json as report.html: the running total and its per-batch history.
 
     `report` is `stream validate`'s or `stream predict`'s report dict; its `batch_history`
-    (`stream_metrics.BatchRecord` dicts, oldest first) becomes the Batches table. Fields a
+    (`stream_metrics.BatchRecord` dicts, oldest first) becomes the Batches table, its `windows`
+    (event-time windows, `stream_windows`) the windows' tables (`stream_windows_view`). Fields a
     table's report has and a stream's lacks are filled from the stream's own (`source`,
     `query_id`, `updated_at`, the batches' durations).
     """
@@ -340,5 +341,33 @@ def render_stream_report_html(
         "quarantine_reasons": {},
         **report,
         "batch_history": batches,
+        "windows": stream_windows_view(report.get("windows")),
     }
     return render_report_html(view, history, samples or {})
+
+
+def stream_windows_view(windows: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """report.json's `windows` as report.html shows them: closed ones newest first, durations.
+
+    None (no section) when the stream has no event-time windows.
+    """
+    if not windows:
+        return None
+    return {
+        **windows,
+        "size": duration_text(windows.get("size_seconds")),
+        "delay": duration_text(windows.get("watermark_delay_seconds")),
+        "closed": list(reversed(windows.get("closed") or [])),
+        "open": list(windows.get("open") or []),
+    }
+
+
+def duration_text(seconds: Any) -> str:
+    """Seconds for people, in the largest unit that divides them: `1 h`, `10 min`, `1.5 s`."""
+    number = _number(seconds)
+    if number is None:
+        return "-"
+    for unit, size in (("d", 86400), ("h", 3600), ("min", 60)):
+        if number >= size and number % size == 0:
+            return f"{int(number // size)} {unit}"
+    return f"{number:g} s"

@@ -58,6 +58,7 @@ from spark_jobs.services.table_io import Storage
 
 WINDOW_TAG = "event"  # the metrics repository's `window` tag of a closed window's metrics
 CLOSED_KEPT = 50  # closed windows kept in windows.json for the report
+PROGRESS_SHOWN = 3  # closed windows a progress line names
 _INDEX_FILE = "windows.json"
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -200,6 +201,21 @@ class WindowOutcome:
     def failed(self) -> bool:
         """Whether an error-level check failed in a window this batch closed."""
         return any(w.outcome.failed(Level.ERROR) for w in self.closed)
+
+    def progress(self, shown: int = PROGRESS_SHOWN) -> str:
+        """The progress line's mention of the windows this batch closed ("" if none).
+
+        `; windows closed: 2026-01-01T00:00:00+00:00 failure, ...`: each window's start and
+        status, the first `shown` of them, then how many more.
+        """
+        if not self.closed:
+            return ""
+        named = [f"{iso(w.start)} {w.outcome.status}" for w in self.closed[:shown]]
+        more = len(self.closed) - shown
+        if more > 0:
+            named.append(f"{more} more")
+        noun = "window" if len(self.closed) == 1 else "windows"
+        return f"; {noun} closed: {', '.join(named)}"
 
 
 @dataclass(frozen=True)
