@@ -491,6 +491,55 @@ class GxTranslation:
     notes: dict[tuple[int, int], str]  # the same keys -> "expect_... (expectation N)"
 
 
+@dataclass(frozen=True)
+class _TranslatedEntry:
+    """One expectation translated: its constraints, or a column type for the schema."""
+
+    kind: str
+    line: int
+    level: str
+    constraints: list[Constraint]
+    column_type: tuple[str, str] | None = None
+
+
+def _translate_entry(
+    path: Path, source_lines: dict[Location, int], index: int, entry: object
+) -> _TranslatedEntry:
+    """Expectation `index` of the suite at `path` as lakegate constraints (or a column type)."""
+    line = _line(source_lines, "expectations", index)
+    where = f"{path}:{line}"
+    kind = (entry.get("expectation_type") or entry.get("type")) if isinstance(entry, dict) else None
+    if not isinstance(entry, dict) or not isinstance(kind, str) or not kind:
+        raise SuiteError(
+            f"{where}: expectation {index + 1}: no expectation_type (or type) naming it"
+        )
+    label = f"{where}: expectation {index + 1} ({kind})"
+    translate = TRANSLATIONS.get(kind)
+    if translate is None:
+        raise SuiteError(
+            f"{label}: not supported; lakegate translates {', '.join(SUPPORTED_EXPECTATIONS)}"
+            " (or write the check as a lakegate YAML constraint)"
+        )
+    kwargs = entry.get("kwargs") or {}
+    if not isinstance(kwargs, dict):
+        raise SuiteError(f"{label}: kwargs must be a JSON object of its arguments")
+    expectation = _Expectation(index, kind, kwargs)
+    level = _severity_level(entry)
+    try:
+        if kind == "expect_column_values_to_be_of_type":
+            column_type = (expectation.column, _spark_type(expectation))
+            return _TranslatedEntry(kind, line, level, [], column_type)
+        translated = []
+        for constraint in translate(expectation):
+            ((ctype, args),) = constraint.items()
+            where_filter = _combine_where(expectation, args.get("where"))
+            plain = {k: v for k, v in args.items() if k != "where"}
+            translated.append({ctype: _with_where(plain, where_filter)})
+    except _Unsupported as exc:
+        raise SuiteError(f"{label}: not supported: {exc}") from None
+    return _TranslatedEntry(kind, line, level, translated)
+
+
 def translate_gx_suite(path: str | Path) -> GxTranslation:
     """Translate a GX suite JSON; every constraint remembers its expectation.
 
@@ -507,46 +556,16 @@ def translate_gx_suite(path: str | Path) -> GxTranslation:
     schema: dict[str, str] = {}
     kinds: dict[int, str] = {}
     for index, entry in enumerate(expectations):
-        line = _line(source_lines, "expectations", index)
-        where = f"{path}:{line}"
-        kind = (
-            (entry.get("expectation_type") or entry.get("type"))
-            if isinstance(entry, dict)
-            else None
-        )
-        if not isinstance(entry, dict) or not isinstance(kind, str) or not kind:
-            raise SuiteError(
-                f"{where}: expectation {index + 1}: no expectation_type (or type) naming it"
-            )
-        label = f"{where}: expectation {index + 1} ({kind})"
-        translate = TRANSLATIONS.get(kind)
-        if translate is None:
-            raise SuiteError(
-                f"{label}: not supported; lakegate translates {', '.join(SUPPORTED_EXPECTATIONS)}"
-                " (or write the check as a lakegate YAML constraint)"
-            )
-        kwargs = entry.get("kwargs") or {}
-        if not isinstance(kwargs, dict):
-            raise SuiteError(f"{label}: kwargs must be a JSON object of its arguments")
-        expectation = _Expectation(index, kind, kwargs)
-        try:
-            if kind == "expect_column_values_to_be_of_type":
-                schema[expectation.column] = _spark_type(expectation)
-                continue
-            translated = []
-            for constraint in translate(expectation):
-                ((ctype, args),) = constraint.items()
-                where_filter = _combine_where(expectation, args.get("where"))
-                plain = {k: v for k, v in args.items() if k != "where"}
-                translated.append({ctype: _with_where(plain, where_filter)})
-        except _Unsupported as exc:
-            raise SuiteError(f"{label}: not supported: {exc}") from None
-        kinds[index] = kind
-        level = _severity_level(entry)
-        for constraint in translated:
-            checks[level].append(constraint)
-            origins[level].append(index)
-            origin_lines[level].append(line)
+        translated = _translate_entry(path, source_lines, index, entry)
+        if translated.column_type is not None:
+            column, spark_type = translated.column_type
+            schema[column] = spark_type
+            continue
+        kinds[index] = translated.kind
+        for constraint in translated.constraints:
+            checks[translated.level].append(constraint)
+            origins[translated.level].append(index)
+            origin_lines[translated.level].append(translated.line)
     document: dict[str, Any] = {
         "suite": str(name),
         "description": f"translated from the Great Expectations suite {path.name}",

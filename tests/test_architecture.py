@@ -872,6 +872,26 @@ def no_module_imports_a_private_name_of_another_room(project: Project) -> list[s
     return found
 
 
+MAX_FUNCTION_LINES = 80
+
+
+def functions_stay_short(project: Project) -> list[str]:
+    rule = f"no product function is longer than {MAX_FUNCTION_LINES} lines (its docstring apart)"
+    found = []
+    for source in project.sources.values():
+        for node in ast.walk(source.tree):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            body = node.body
+            if isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                body = body[1:] or body
+            lines = (body[-1].end_lineno or body[-1].lineno) - body[0].lineno + 1
+            if lines > MAX_FUNCTION_LINES:
+                detail = f"{node.name} has {lines} lines: split it into named steps"
+                found.append(violation(source, node.lineno, rule, detail))
+    return found
+
+
 # --------------------------------------------------------------------------------------------
 # The rules over this project
 
@@ -972,6 +992,10 @@ def test_commands_take_a_spec_and_return_a_frozen_result_but_those_pending(
 
 def test_no_module_imports_a_private_name_of_another_room(project: Project) -> None:
     fail_on(no_module_imports_a_private_name_of_another_room(project))
+
+
+def test_no_product_function_is_longer_than_80_lines(project: Project) -> None:
+    fail_on(functions_stay_short(project))
 
 
 # --------------------------------------------------------------------------------------------
@@ -1173,6 +1197,11 @@ BREACHES: dict[str, tuple[Callable[[Project], list[str]], dict[str, str], str]] 
             "checks/gate.py": "def _rounds():\n    pass\n",
         },
         "spark_jobs/services/stream_state.py:1:",
+    ),
+    "a function of 81 lines": (
+        functions_stay_short,
+        {"checks/gate.py": 'def f():\n    """Doc."""\n' + "    x = 1\n" * 81},
+        "checks/gate.py:1: [no product function is longer than 80 lines",
     ),
 }
 
