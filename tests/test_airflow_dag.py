@@ -26,6 +26,7 @@ from typing import Any
 
 import pytest
 import yaml
+from jvm_flags import JVM_SPEED_FLAGS
 
 from lakegate_config.settings import Settings, load_settings
 from spark_jobs.airflow_dag import render_dag
@@ -188,7 +189,6 @@ AIRFLOW_VENV_SCRIPT = ROOT / "scripts" / "airflow_venv.sh"
 CONNECTION = "lakegate_spark"
 MASTER = "local[2]"
 STEPS = ("validate", "features", "train", "predict")
-C1_ONLY = "-XX:TieredStopAtLevel=1"
 
 
 def airflow_tier(test: Any) -> Any:
@@ -263,10 +263,11 @@ class Airflow:
             ),
             "LAKEGATE_ENV": "test",
             "LAKEGATE_STATE_DIR": str(home / "lakegate-state"),
-            # Every JVM of a task (spark-submit's launcher, the driver) compiles with C1 only:
-            # for jobs of seconds, ~40% less CPU than with C2 as well (a 10-row Delta job:
-            # 23 s instead of 40 s), the same results; the DAG's commands are untouched.
-            "JDK_JAVA_OPTIONS": f"{env.get('JDK_JAVA_OPTIONS', '')} {C1_ONLY}".strip(),
+            # Every JVM of a task (spark-submit's launcher, the driver) gets the suite's flags
+            # (tests/jvm_flags.py), C1 only: for jobs of seconds, ~40% less CPU than with C2
+            # as well (a 10-row Delta job: 23 s instead of 40 s), the same results; the DAG's
+            # commands are untouched.
+            "JDK_JAVA_OPTIONS": f"{env.get('JDK_JAVA_OPTIONS', '')} {JVM_SPEED_FLAGS}".strip(),
         }
 
     def start(self, home: Path, *args: str) -> tuple[subprocess.Popen[bytes], Path]:
