@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict
 from lakegate_config.redaction import redact
 from lakegate_config.settings import PROJECT_ROOT, Settings, conf_dir
 from lakegate_errors import UserError
+from spark_jobs.services.class_archive import driver_archive_conf
 from spark_jobs.services.command import JobContext, lakegate_command
 from spark_jobs.services.session import delta_conf, jar_sources
 
@@ -92,6 +93,16 @@ class SparkSubmit:
         return [*command, self.application, *self.args]
 
 
+def _driver_runs_here(settings: Settings) -> bool:
+    """Whether spark-submit starts the driver JVM on this machine (client deploy mode).
+
+    `lakegate submit` passes no deploy mode, so spark-submit's default, client, holds for any
+    master unless conf/<env>.yaml asks for cluster mode (a driver elsewhere, where this
+    machine's class-data archive does not exist).
+    """
+    return str(settings.spark.conf.get("spark.submit.deployMode", "client")) == "client"
+
+
 def submit_parts(
     settings: Settings, master: str, job: str, args: list[str], code_zip: Path
 ) -> SparkSubmit:
@@ -115,6 +126,9 @@ def submit_parts(
         conf.setdefault(
             "spark.driver.extraJavaOptions", f"-Dlog4j2.configurationFile={log_config.as_uri()}"
         )
+    options = {k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()}
+    if not packages and _driver_runs_here(settings):  # the archive, when it exists
+        options.update(driver_archive_conf(settings, options, jars))
     return SparkSubmit(
         spark_submit=str(spark_submit_path()),
         master=master,
@@ -123,7 +137,7 @@ def submit_parts(
         packages=tuple(packages),
         exclude_packages=tuple(settings.jar_excludes) if packages else (),
         py_files=str(code_zip),
-        conf={k: str(v).lower() if isinstance(v, bool) else str(v) for k, v in conf.items()},
+        conf=options,
         application=str(PROJECT_ROOT / "spark_jobs" / JOBS[job]),
         args=tuple(args),
         # The job finds conf/ wherever spark-submit runs from (a scheduler's folder too).

@@ -19,6 +19,7 @@ from spark_jobs.services.class_archive import (
     planned_archive,
 )
 from spark_jobs.services.session import jar_sources, spark_conf
+from spark_jobs.submit import build_command
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -111,6 +112,57 @@ def test_a_dumping_session_writes_the_archive_at_exit_without_cds_warnings(
     assert not any("hadoop-client" in jar for jar in jars)
     assert any("scala-reflect-2.12.10" in jar for jar in jars)
     assert conf["spark.jars"].split(",") == jars
+
+
+def _submitted_conf(settings: Settings, tmp_path: Path) -> dict[str, str]:
+    """The `--conf` pairs of `lakegate submit --master local[2] validate ...`'s command."""
+    command = build_command(settings, "local[2]", "validate", ["s.yaml"], tmp_path / "code.zip")
+    pairs = [command[i + 1] for i, arg in enumerate(command) if arg == "--conf"]
+    return dict(pair.split("=", 1) for pair in pairs)
+
+
+def test_a_spark_submitted_driver_maps_an_existing_archive_keeping_the_users_options(
+    settings: Settings, tmp_path: Path
+) -> None:
+    configured = _with_archive_folder(
+        settings,
+        tmp_path / "jvm",
+        **{CLASS_PATH_KEY: "/opt/mine.jar", JAVA_OPTIONS_KEY: "-Dmine=1"},
+    )
+    jars, packages = jar_sources(configured)
+    assert jars and not packages  # `make setup` cached the jars
+    before = _submitted_conf(configured, tmp_path)
+    assert before[JAVA_OPTIONS_KEY] == "-Dmine=1"
+    assert before[CLASS_PATH_KEY] == "/opt/mine.jar"
+
+    archive = planned_archive(configured, jars)
+    assert archive is not None
+    archive.parent.mkdir()
+    archive.write_bytes(b"archive")
+    after = _submitted_conf(configured, tmp_path)
+
+    # The options a session of this process would start its own JVM with: the same archive.
+    assert after[JAVA_OPTIONS_KEY] == f"-Dmine=1 -XX:SharedArchiveFile={archive}"
+    assert after[CLASS_PATH_KEY] == archive_conf(configured, {}, jars)[CLASS_PATH_KEY]
+    assert after[CLASS_PATH_KEY].split(os.pathsep)[0] == "/opt/mine.jar"
+    assert {k: v for k, v in after.items() if k not in (CLASS_PATH_KEY, JAVA_OPTIONS_KEY)} == {
+        k: v for k, v in before.items() if k not in (CLASS_PATH_KEY, JAVA_OPTIONS_KEY)
+    }
+
+
+def test_a_driver_in_cluster_deploy_mode_is_submitted_without_this_machines_archive(
+    settings: Settings, tmp_path: Path
+) -> None:
+    configured = _with_archive_folder(
+        settings, tmp_path / "jvm", **{"spark.submit.deployMode": "cluster"}
+    )
+    archive = planned_archive(configured, jar_sources(configured)[0])
+    assert archive is not None
+    archive.parent.mkdir()
+    archive.write_bytes(b"archive")
+    conf = _submitted_conf(configured, tmp_path)
+    assert CLASS_PATH_KEY not in conf
+    assert "SharedArchiveFile" not in conf.get(JAVA_OPTIONS_KEY, "")
 
 
 @pytest.mark.slow

@@ -120,6 +120,18 @@ def archive_conf(
     """
     if "PYSPARK_GATEWAY_PORT" in os.environ:  # spark-submit started the JVM already
         return {}
+    return driver_archive_conf(settings, conf, jars, dump_to=dump_to)
+
+
+def driver_archive_conf(
+    settings: Settings, conf: dict[str, str], jars: list[str], *, dump_to: Path | None = None
+) -> dict[str, str]:
+    """`archive_conf` for a driver JVM not started yet, whoever starts it.
+
+    A spark-submit command in client deploy mode (`spark_jobs.submit`) starts its driver JVM
+    here with these settings, as a session's builder does: the same class path, so the same
+    archive.
+    """
     class_path = _driver_class_path(settings, jars)
     archive = archive_file(settings, class_path) if jars else None
     if archive is None or (dump_to is None and not archive.is_file()):
