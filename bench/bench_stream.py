@@ -76,7 +76,7 @@ def run_validate(spark: Any, settings: Any, suite: Any, source: str, out: Path) 
 
 
 def run_stream(spark: Any, settings: Any, suite: Any, source: str, out: Path) -> dict[str, Any]:
-    """(s) the stream over the same folder, one file per batch."""
+    """(s) the stream over the same folder, one file per batch (OUT/output, OUT/checkpoint)."""
     from spark_jobs.stream import StreamValidateSpec, run
 
     spec = StreamValidateSpec(
@@ -91,7 +91,11 @@ def run_stream(spark: Any, settings: Any, suite: Any, source: str, out: Path) ->
     result = run(spark, settings, spec, suite=suite)
     found: Any = result.report
     report = found.as_dict() if hasattr(found, "as_dict") else (found or {})
-    return {"counts": report.get("counts"), "batches": report.get("batches")}
+    return {
+        "counts": report.get("counts"),
+        "batches": report.get("batches"),
+        "stopped_by": result.stopped_by,
+    }
 
 
 # Where a batch's time goes (`--profile`): the stream's phases, each timed where it is called.

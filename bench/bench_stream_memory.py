@@ -55,7 +55,7 @@ if str(PROJECT_ROOT) not in sys.path:
     sys.path.insert(0, str(PROJECT_ROOT))
 
 from bench.bench_items import DEFAULT_SUITE  # noqa: E402
-from bench.bench_stream import write_batches  # noqa: E402
+from bench.bench_stream import run_stream, write_batches  # noqa: E402
 
 RESULTS_DIR = PROJECT_ROOT / "bench" / "results"
 MB = 1024 * 1024
@@ -422,7 +422,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--max-minutes", type=float, default=600, help="stop the query after this (between batches)"
     )
     parser.add_argument(
-        "--conf", action="append", default=[], help="a Spark setting K=V over conf/local.yaml"
+        "--conf",
+        action="append",
+        default=[],
+        help="a Spark setting K=V over conf/local.yaml's spark.conf and stream.spark_conf",
     )
     parser.add_argument("--no-histo", action="store_true", help="skip the jmap histograms")
     parser.add_argument(
@@ -453,38 +456,16 @@ def code_in_use(spark: Any) -> dict[str, str]:
     return {"driver": str(spark_jobs.__file__), "worker": str(worker)}
 
 
-def run_stream(spark: Any, settings: Any, suite: Any, source: str, work: Path) -> dict[str, Any]:
-    """The whole stream: one available-now query, one file per batch."""
-    from spark_jobs.stream import StreamValidateSpec, run
-
-    spec = StreamValidateSpec(
-        suite=str(suite.path),
-        source=f"parquet:{source}",
-        output=str(work / "output"),
-        checkpoint=str(work / "checkpoint"),
-        options={"maxFilesPerTrigger": "1"},
-        keep_history=False,
-        quiet=True,
-    )
-    result = run(spark, settings, spec, suite=suite)
-    report_path = work / "output" / "report.json"  # the file's format, not run()'s type
-    report = json.loads(report_path.read_text()) if report_path.exists() else {}
-    return {
-        "counts": report.get("counts"),
-        "batches": report.get("batches"),
-        "stopped_by": result.stopped_by,
-    }
-
-
 def measure(args: argparse.Namespace, work: Path, partial: Path) -> dict[str, Any]:
     """Generate the files, run the sampled stream, return the result document."""
     from checks.suite_formats import load_suite
     from lakegate_config.settings import load_settings
     from spark_jobs.services.session import get_session, stop_session
+    from spark_jobs.services.stream_io import stream_settings
 
     rows = args.batches * args.rows_per_batch
     suite = load_suite(suite_file(args, work))
-    settings = load_settings("local")
+    settings = stream_settings(load_settings("local"))  # as `stream validate` builds its session
     settings.spark.conf.update(dict(pair.split("=", 1) for pair in args.conf))
     spark = get_session(settings, "lakegate-bench-stream-memory")
     try:

@@ -1,13 +1,13 @@
-"""What the in-process stream tests share: landing files, running a stream, reading its outputs.
+"""What the stream tests share: suites, landing files, running a stream, reading its outputs.
 
-Used by tests/test_stream.py, tests/test_stream_validate_metrics.py and
-tests/test_stream_predict.py (imported as `stream_helpers`, like `model_fixtures`).
+Used by the tests/test_stream*.py modules (imported as `stream_helpers`, like `model_fixtures`).
 """
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import threading
 import time
@@ -105,3 +105,16 @@ def wait_for(
         if time.monotonic() > deadline or (ended is not None and ended.is_set()):
             raise AssertionError(f"timed out waiting for {what}")
         time.sleep(0.2)
+
+
+def html_table(html: str, table_id: str) -> str:
+    """The HTML of report.html's table `table_id`, up to its closing tag."""
+    start = html.index(f'<table id="{table_id}">')
+    return html[start : html.index("</table>", start)]
+
+
+def table_rows(html: str, table_id: str) -> list[list[str]]:
+    """The text of each body row's cells of report.html's table `table_id` (tags stripped)."""
+    rows = html_table(html, table_id).split("<tr>")[2:]
+    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in row.split("</td>")[:-1]]
+            for row in rows]  # fmt: skip

@@ -17,10 +17,13 @@ from pathlib import Path
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.testing import assertDataFrameEqual
-from stream_helpers import delta, land, report
+from stream_helpers import delta, html_table, land, report
 
 from lakegate_config.settings import Settings
 from spark_jobs.stream import StreamResult, StreamValidateSpec, render, run
+
+# Fast tier: every test here took 5 s or more, or shares a fixture that does (7 Dec 2026).
+pytestmark = pytest.mark.slow
 
 SUITE = """\
 suite: stream-anomalies
@@ -42,12 +45,6 @@ def rows(start: int, n: int) -> list[tuple[int | None, float | None]]:
 
 JUMP = [rows(0, 3), rows(3, 3), rows(6, 3), rows(9, 30), rows(39, 3)]
 STEADY = [rows(100, 3), rows(103, 3), rows(106, 3), rows(109, 3)]
-
-
-def section(html: str, start: str) -> str:
-    """The HTML table that begins with `start`."""
-    begin = html.index(start)
-    return html[begin : html.index("</table>", begin)]
 
 
 @dataclass
@@ -152,8 +149,8 @@ def test_report_json_and_the_summary_come_from_the_typed_report(
     written = report(streams.jump_output)
     assert json.loads(json.dumps(typed.as_dict(), default=str)) == written
     html, rendered = (streams.jump_output / "report.html").read_text(), typed.html()
-    for table in ('<table id="batches">', '<table id="anomalies">', '<table id="constraints">'):
-        assert section(html, table) == section(rendered, table)
+    for table in ("batches", "anomalies", "constraints"):
+        assert html_table(html, table) == html_table(rendered, table)
     spec = streams.jump_spec.model_copy(update={"quiet": False})
     assert render(streams.jump, spec) == 1
     printed = capsys.readouterr().out

@@ -18,11 +18,11 @@ import sys
 import time
 from pathlib import Path
 
-import pandas as pd
 import pytest
 from pyspark.sql import SparkSession
 from pyspark.sql import functions as F
 from pyspark.testing import assertDataFrameEqual
+from stream_helpers import ORDERS_SUITE, land
 
 from checks.deequ_run import verify
 from checks.suite_formats import load_suite
@@ -30,15 +30,9 @@ from spark_jobs.cli import main
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
-SUITE = """\
-suite: orders
-checks:
-  - name: rows
-    level: error
-    constraints:
-      - isComplete: id
-      - isUnique: id
-      - isNonNegative: amount
+SUITE = (
+    ORDERS_SUITE
+    + """\
   - name: table
     level: warning
     constraints:
@@ -47,6 +41,7 @@ checks:
       - hasUniqueness: {columns: [id], min: 0.5}
       - hasDistinctness: {columns: [id], min: 0.5}
 """
+)
 
 # Keys repeat within and across batches, around the batch that is killed (batch 1).
 FILES = [
@@ -55,15 +50,6 @@ FILES = [
     [(4, 8.0), (6, 4.0), (7, 3.0)],
     [(8, 1.0), (5, 9.0), (9, 2.0)],
 ]
-
-
-def land(folder: Path, index: int, rows: list[tuple[int | None, float]]) -> None:
-    """One parquet file, its mtime ordering it after the files before it."""
-    folder.mkdir(parents=True, exist_ok=True)
-    frame = pd.DataFrame(rows, columns=["id", "amount"]).astype({"id": "Int64"})
-    path = folder / f"part-{index:03d}.parquet"
-    frame.to_parquet(path, index=False)
-    os.utime(path, (1_700_000_000 + index * 10, 1_700_000_000 + index * 10))
 
 
 def committed_txn(log: Path, version: int) -> bool:

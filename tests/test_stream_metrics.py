@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import socket
 import urllib.error
-import urllib.request
 
 import pytest
+from stream_helpers import html_table, scrape, table_rows
 
 from lakegate_errors import EnvironmentProblem
 from spark_jobs.services.html_report import render_stream_report_html
@@ -45,11 +45,6 @@ DELTA_PROGRESS = {
     ],
     "stateOperators": [{"numRowsTotal": 7}, {"numRowsTotal": 5}],
 }
-
-
-def scrape(port: int) -> str:
-    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=10) as answer:
-        return str(answer.read().decode())
 
 
 def value(text: str, name: str) -> float | None:
@@ -141,16 +136,9 @@ def test_report_html_of_a_stream_lists_each_batch() -> None:
         "batch_history": batches,
     }
     html = render_stream_report_html(report)
-    start = html.index('<table id="batches">')
-    table = html[start : html.index("</table>", start)]
-    rows = table.split("<tr>")[2:]
+    rows = table_rows(html, "batches")
     assert len(rows) == 2
-    assert [c.split(">")[-1] for c in rows[0].split("</td>")[:5]] == [
-        "0",
-        "success",
-        "100",
-        "97",
-        "3",
-    ]
-    assert "Model version" not in table  # stream validate's batches name no version
+    assert rows[0][:5] == ["0", "success", "100", "97", "3"]
+    # stream validate's batches name no model version
+    assert "Model version" not in html_table(html, "batches")
     assert "parquet:/landing" in html and "4.0 s" in html  # the batches' time, summed

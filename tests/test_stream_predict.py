@@ -25,6 +25,7 @@ from stream_helpers import (
     WAIT_SECONDS,
     delta,
     free_port,
+    html_table,
     land_frame,
     report,
     sample,
@@ -187,7 +188,7 @@ def test_report_shows_running_totals_and_each_batch(runs: Runs) -> None:
     assert final["batches"] == {"count": 4, "last_batch_id": 3}
     assert final["model_version"] == "2"
     html = (runs.output / "report.html").read_text()
-    table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]
+    table = html_table(html, "batches")
     assert table.count("<tr>") == 5  # the header and four batches
     assert "<th>Model version</th>" in table
 

@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import re
 from pathlib import Path
 from typing import Any
 
 import pytest
+from stream_helpers import ORDERS_SUITE, html_table, table_rows
 
 from checks.anomalies import AnomalyResult, Bounds, HistoryPoint, worsened_status
 from checks.deequ_run import ConstraintResult, VerificationOutcome
@@ -31,16 +31,9 @@ from spark_jobs.services.stream_report import (
 )
 from spark_jobs.services.stream_windows import ClosedWindow, WindowOutcome
 
-SUITE = """\
-suite: orders
-checks:
-  - name: rows
-    level: error
-    constraints:
-      - isComplete: id
-anomalies:
-  - Size: {strategy: RelativeRateOfChange, maxRateIncrease: 2.0}
-"""
+SUITE = (
+    ORDERS_SUITE + "anomalies:\n  - Size: {strategy: RelativeRateOfChange, maxRateIncrease: 2.0}\n"
+)
 
 COMPLETE = ConstraintResult(
     check="rows",
@@ -191,11 +184,10 @@ def test_report_html_renders_from_the_typed_report_with_the_batches_and_anomalie
     tmp_path: Path,
 ) -> None:
     html = stream_report((size_anomaly(tmp_path, "failure"),)).html()
-    start = html.index('<table id="batches">')
-    rows = html[start : html.index("</table>", start)].split("<tr>")[2:]
+    rows = table_rows(html, "batches")
     assert len(rows) == 2
-    assert [c.split(">")[-1] for c in rows[1].split("</td>")[:5]] == ["1", "failure", "4", "3", "1"]
-    anomalies = html[html.index('<table id="anomalies">') :]
+    assert rows[1][:5] == ["1", "failure", "4", "3", "1"]
+    anomalies = html_table(html, "anomalies")
     assert "Size = 30 is an anomaly" in anomalies and "RelativeRateOfChange" in anomalies
     assert "parquet:/landing" in html and "3.8 s" in html  # the batches' time, summed
     assert '<table id="anomalies">' not in stream_report().html()
@@ -284,14 +276,6 @@ WINDOWS = {
     "null_rows": 2,
     "last_batch": {"late_rows": 0, "null_rows": 1},
 }  # fmt: skip
-
-
-def table_rows(html: str, table_id: str) -> list[list[str]]:
-    """The text of each body row's cells of the table `table_id` (tags stripped)."""
-    start = html.index(f'<table id="{table_id}">')
-    rows = html[start : html.index("</table>", start)].split("<tr>")[2:]
-    return [[re.sub(r"<[^>]+>", "", cell).strip() for cell in row.split("</td>")[:-1]]
-            for row in rows]  # fmt: skip
 
 
 def test_report_html_shows_the_closed_windows_with_their_status_newest_first() -> None:

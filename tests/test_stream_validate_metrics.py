@@ -24,6 +24,7 @@ from stream_helpers import (
     ORDERS_SUITE,
     WAIT_SECONDS,
     free_port,
+    html_table,
     land,
     report,
     sample,
@@ -140,7 +141,7 @@ def test_a_replayed_batch_replaces_its_history_entry(runs: Runs) -> None:
 @pytest.mark.slow
 def test_report_html_lists_every_batch(runs: Runs) -> None:
     html = (runs.output / "report.html").read_text()
-    table = html[html.index('<table id="batches">') : html.index("</table>", html.index("batches"))]
+    table = html_table(html, "batches")
     assert table.count("<tr>") == 4  # the header and three batches
 
 
