@@ -4,8 +4,10 @@ A local job spends seconds of its start loading and verifying Spark's, Deequ's a
 classes. Java's application class-data sharing (CDS) keeps them, parsed and verified, in an
 archive file that a later JVM maps at start. `python -m spark_jobs.jars` (run by `make setup`)
 dumps one after a representative job (`-XX:ArchiveClassesAtExit`); every later session on this
-machine starts with `-XX:SharedArchiveFile`. The Deequ and Delta jars go on the driver's class
-path too (they stay in `spark.jars` for executors), so their classes are archived as well.
+machine starts with `-XX:SharedArchiveFile`, and so does every driver spark-submit starts here
+(client deploy mode: `lakegate submit`, the Airflow DAG's tasks), whose command carries the same
+options (`driver_archive_conf`). The Deequ and Delta jars go on the driver's class path too (they
+stay in `spark.jars` for executors), so their classes are archived as well.
 
 The archive is named for everything it depends on (the Java binary, pyspark's jars, the extra
 class path), so a changed JVM or jar set simply finds no archive and starts as before; the JVM
