@@ -13,12 +13,16 @@ import math
 import random
 from pathlib import Path
 
+import pytest
 from pyspark.sql import SparkSession
 
 from checks.deequ_run import ConstraintResult, verify
 from checks.gate import apply_suite
 from checks.suite_formats import load_suite
 from spark_jobs.services.stream_state import RunningTotals
+
+# Sixteen batches through the gate: 47-90 s (load 5-10), not for the fast tier.
+pytestmark = pytest.mark.slow
 
 SUITE = """\
 suite: quantiles
