@@ -37,6 +37,7 @@ pytestmark = pytest.mark.slow
 SPARK_CLASS = spark_submit_path().parent / "spark-class"
 MODEL = "models:/cluster_users@champion"
 USERS = 6_000  # the suite wants at least 1000 rows
+PYTHON_WORKER = "pyspark.daemon"  # spark.python.daemon.module
 PREDICT_TASKS = 6  # files of the scored table: three tasks per executor, so a kill lands mid-job
 
 
@@ -246,7 +247,10 @@ def _run_killing_an_executor(cluster: Cluster, job: subprocess.Popen[str]) -> st
                 children = [" ".join(c.cmdline()) for c in executor.children(recursive=True)]
             except psutil.Error:  # a process that ended (or is a zombie) meanwhile
                 continue
-            if any("pyspark" in child for child in children):
+            # Python's workers only (`python -m pyspark.daemon` and its forks): a short-lived
+            # child of the executor JVM shows the JVM's own command line, whose class path
+            # names pyspark's jars, until it execs (a kill there hit no task: 7 Dec 2026).
+            if any(PYTHON_WORKER in child for child in children):
                 victims.append(executor)
                 return True
         return job.poll() is not None
